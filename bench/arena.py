@@ -1,0 +1,165 @@
+"""The memory under test: one mapping of a given size and backing, with a numpy view.
+
+Backings:
+  anon     private anonymous memory, 4 KiB pages forced with MADV_NOHUGEPAGE
+  shmem    a memfd (shmem) mapped shared, 4 KiB pages; ``fd`` is the file
+  thp      private anonymous, 2 MiB aligned, MADV_HUGEPAGE (needs THP not 'never')
+  hugetlb  hugetlbfs pages from the reserved pool (needs /proc/sys/vm/nr_hugepages)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+
+import numpy as np
+
+from bench.errors import HotbenchError
+from bench.kernel import _libc, procfs
+
+__all__ = ["Arena", "BACKINGS", "parse_size", "format_size", "backing_unavailable"]
+
+BACKINGS = ("anon", "shmem", "thp", "hugetlb")
+BASE_PAGE = os.sysconf("SC_PAGE_SIZE")
+HUGE_PAGE = 2 << 20
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str | int) -> int:
+    """'64M', '4G', '256MiB', '4096' -> bytes."""
+    if isinstance(text, int):
+        return text
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise HotbenchError(f"bad size {text!r}: use a number with an optional K/M/G suffix, e.g. 256M or 4G")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+def format_size(nbytes: int) -> str:
+    for unit in ("T", "G", "M", "K"):
+        if nbytes >= _UNITS[unit] and nbytes % _UNITS[unit] == 0:
+            return f"{nbytes // _UNITS[unit]}{unit}"
+    return str(nbytes)
+
+
+def backing_unavailable(backing: str, size: int = HUGE_PAGE) -> str | None:
+    """None when *backing* can be had here for *size* bytes, else the reason."""
+    if backing not in BACKINGS:
+        return f"unknown backing {backing!r}; choose from {', '.join(BACKINGS)}"
+    if backing == "thp":
+        mode = procfs.thp_mode()
+        if mode is None:
+            return "no /sys/kernel/mm/transparent_hugepage (CONFIG_TRANSPARENT_HUGEPAGE off)"
+        if mode == "never":
+            return "THP is 'never': echo madvise > /sys/kernel/mm/transparent_hugepage/enabled"
+    if backing == "hugetlb":
+        info = procfs.meminfo()
+        free = info.get("HugePages_Free", 0) - info.get("HugePages_Rsvd", 0)
+        need = -(-size // HUGE_PAGE)
+        if info.get("Hugepagesize") != HUGE_PAGE:
+            return "no 2 MiB hugetlbfs pages (CONFIG_HUGETLBFS off?)"
+        if free < need:
+            return (f"hugetlb needs {need} free 2 MiB pages, {max(free, 0)} reserved and free: "
+                    f"echo {need} > /proc/sys/vm/nr_hugepages")
+    return None
+
+
+class Arena:
+    """One mapping of *size* bytes; ``close()`` is idempotent.
+
+    ``page_size`` is the backing's page size (4 KiB, or 2 MiB for hugetlb); ground truth
+    is always kept per base page (``npages`` of ``BASE_PAGE``).
+    """
+
+    def __init__(self, size: int | str, backing: str = "anon", *, prefault: bool = True):
+        self.backing = backing
+        self.size = parse_size(size)
+        self.fd = -1
+        self.addr = 0
+        reason = backing_unavailable(backing, self.size)
+        if reason:
+            raise HotbenchError(reason)
+        align = HUGE_PAGE if backing in ("thp", "hugetlb") else BASE_PAGE
+        if self.size <= 0 or self.size % align:
+            raise HotbenchError(f"arena size {self.size} must be a positive multiple of {format_size(align)} for {backing}")
+        self._check_memory()
+        self.page_size = HUGE_PAGE if backing == "hugetlb" else BASE_PAGE
+        try:
+            self._map()
+            if prefault:
+                self.prefault()
+        except BaseException:
+            self.close()
+            raise
+        self.view = np.ctypeslib.as_array((ctypes.c_uint8 * self.size).from_address(self.addr))
+
+    @property
+    def npages(self) -> int:
+        return self.size // BASE_PAGE
+
+    @property
+    def end(self) -> int:
+        return self.addr + self.size
+
+    def _check_memory(self) -> None:
+        available = procfs.meminfo().get("MemAvailable", 0)
+        if self.backing != "hugetlb" and self.size > available * 0.9:
+            raise HotbenchError(f"arena of {format_size(self.size)} does not fit: only "
+                                f"{available >> 20} MiB available; choose a smaller --size")
+
+    def _map(self) -> None:
+        prot = _libc.PROT_READ | _libc.PROT_WRITE
+        if self.backing == "shmem":
+            self.fd = _libc.memfd_create("hotbench-arena", _libc.MFD_CLOEXEC)
+            os.ftruncate(self.fd, self.size)
+            self.addr = _libc.mmap(self.size, prot, _libc.MAP_SHARED, self.fd)
+        elif self.backing == "hugetlb":
+            self.addr = _libc.mmap(self.size, prot, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS | _libc.MAP_HUGETLB)
+        elif self.backing == "thp":
+            self.addr = self._map_aligned(prot)
+        else:
+            self.addr = _libc.mmap(self.size, prot, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
+        if self.backing in ("anon", "shmem"):
+            _libc.madvise(self.addr, self.size, _libc.MADV_NOHUGEPAGE)
+        elif self.backing == "thp":
+            _libc.madvise(self.addr, self.size, _libc.MADV_HUGEPAGE)
+
+    def _map_aligned(self, prot: int) -> int:
+        """A 2 MiB-aligned anonymous mapping (over-map, then trim both ends)."""
+        raw = _libc.mmap(self.size + HUGE_PAGE, prot, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
+        addr = (raw + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1)
+        if addr > raw:
+            _libc.munmap(raw, addr - raw)
+        tail = raw + self.size + HUGE_PAGE - (addr + self.size)
+        if tail:
+            _libc.munmap(addr + self.size, tail)
+        return addr
+
+    def prefault(self) -> None:
+        """Populate every page writable, so the first measured interval sees no first-touch faults."""
+        try:
+            _libc.madvise(self.addr, self.size, _libc.MADV_POPULATE_WRITE)
+        except OSError:  # before 5.14: touch one byte per page
+            view = np.ctypeslib.as_array((ctypes.c_uint8 * self.size).from_address(self.addr))
+            view[:: BASE_PAGE] = 0
+
+    def describe(self) -> dict:
+        return {"backing": self.backing, "size_bytes": self.size, "page_size": self.page_size,
+                "npages": self.npages}
+
+    def close(self) -> None:
+        if self.addr:
+            _libc.munmap(self.addr, self.size)
+            self.addr = 0
+            self.view = None
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self) -> Arena:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
