@@ -1,0 +1,78 @@
+"""``hotbench`` command line: one table of subcommands, each a module with
+``set_argparser(parser)`` and ``main(args) -> int`` (damo style).
+
+Heavy modules (numba, pandas, matplotlib) are imported inside each ``main`` so
+``--help`` and ``probe`` start fast. Expected failures raise ``HotbenchError``;
+they are caught here once and printed as a single ``error:`` line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from bench import __version__
+from bench.errors import HotbenchError
+
+# (name, module under bench.cli, one-line help), grouped by purpose.
+COMMANDS = [
+    # what this kernel can do
+    ("probe", "probe", "which hotness-tracking mechanisms this kernel has, and exactly why not otherwise"),
+    # measuring
+    ("run", "run", "run trackers against seeded workloads and score them against exact ground truth"),
+    ("harness", "harness", "benchmark the harness: workload loop vs bare loop, tracker collect vs raw primitive"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hotbench", description="Benchmark Linux page hotness-tracking mechanisms: accuracy and cost.")
+    parser.add_argument("--version", action="version", version=f"hotbench {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in COMMANDS:
+        mod = importlib.import_module(f"bench.cli.{module}")
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        mod.set_argparser(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def _numba_cache_dir() -> None:
+    """Give numba a writable cache when the checkout is not ours (a user running a root-owned install).
+
+    Without one, numba refuses to compile ``cache=True`` functions at import time.
+    """
+    if "NUMBA_CACHE_DIR" in os.environ or os.access(Path(__file__).resolve().parents[2] / "workloads", os.W_OK):
+        return
+    for base in (os.environ.get("XDG_CACHE_HOME"), Path.home() / ".cache", tempfile.gettempdir()):
+        if not base:
+            continue
+        target = Path(base) / f"hotbench-numba-{os.getuid()}"
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(target, os.W_OK):
+            os.environ["NUMBA_CACHE_DIR"] = str(target)
+            return
+
+
+def main(argv: list[str] | None = None) -> int:
+    _numba_cache_dir()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_module", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._module.main(args) or 0)
+    except HotbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return getattr(e, "exit_status", 1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,161 @@
+"""The knob door and Knobs, on harmless files in a tmp dir (the door works on any path)."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bench.kernel import sysfs
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def knob(tmp_path):
+    def make(name="knob", content="0x0000\n"):
+        path = tmp_path / name
+        path.write_text(content)
+        return str(path)
+    return make
+
+
+def test_read_strips_and_missing_is_none(knob, tmp_path):
+    assert sysfs.read(knob(content="  always [madvise] never\n")) == "always [madvise] never"
+    assert sysfs.read(tmp_path / "absent") is None
+
+
+def test_write_replaces_content(knob):
+    path = knob(content="something long\n")
+    sysfs.write(path, 7)
+    assert Path(path).read_text() == "7"
+    sysfs.write(path, b"y")
+    assert Path(path).read_text() == "y"
+
+
+def test_write_error_names_path_and_value_and_creates_nothing(tmp_path):
+    missing = tmp_path / "no_such_knob"
+    with pytest.raises(OSError) as info:
+        sysfs.write(missing, "y")
+    assert info.value.filename == str(missing)
+    assert "'y'" in str(info.value) and str(missing) in str(info.value)
+    assert not missing.exists()
+
+
+def test_log_env_echoes_every_write(knob, monkeypatch, capfd):
+    path = knob()
+    monkeypatch.setenv(sysfs.LOG_ENV, "1")
+    with sysfs.Knobs([path]) as k:
+        k.write(path, "y")
+    err = capfd.readouterr().err
+    assert f"{path} <- 'y'" in err and f"{path} <- '0x0000'" in err  # the write and the restore
+    monkeypatch.setenv(sysfs.LOG_ENV, "0")
+    sysfs.write(path, "n")
+    assert capfd.readouterr().err == ""
+
+
+def test_knobs_restore_on_exit_in_reverse_order(knob, monkeypatch):
+    a, b = knob("a", "0x0001\n"), knob("b", "100\n")
+    order = []
+    real_write = sysfs.write
+    monkeypatch.setattr(sysfs, "write", lambda p, v: (order.append((p, v)), real_write(p, v)))
+    with sysfs.Knobs([a, b]) as k:
+        k.write(a, "0x0007")
+        k.write(b, "5")
+        k.write(a, "n")  # second write: snapshot kept from the first
+        assert k.saved == {a: "0x0001", b: "100"}
+    assert Path(a).read_text() == "0x0001" and Path(b).read_text() == "100"
+    assert order[-2:] == [(b, "100"), (a, "0x0001")]
+
+
+def test_knobs_restore_on_exception(knob):
+    path = knob(content="always [madvise] never\n")
+    with pytest.raises(RuntimeError, match="boom"):
+        with sysfs.Knobs([path]) as k:
+            k.write(path, "never")
+            assert sysfs.read(path) == "never"
+            raise RuntimeError("boom")
+    assert sysfs.read(path) == "madvise"  # enum knobs come back by their bracketed choice
+
+
+def test_restore_twice_is_safe_and_second_is_a_no_op(knob, monkeypatch):
+    path = knob(content="1\n")
+    k = sysfs.Knobs([path])
+    k.write(path, "0")
+    k.restore()
+    assert sysfs.read(path) == "1"
+    Path(path).write_text("changed by someone else")
+    writes = []
+    monkeypatch.setattr(sysfs, "write", lambda p, v: writes.append((p, v)))
+    k.restore()
+    k.restore()
+    assert writes == [] and sysfs.read(path) == "changed by someone else"
+
+
+def test_unchanged_knob_is_not_rewritten(knob, monkeypatch):
+    path = knob(content="on\n")
+    with sysfs.Knobs([path]) as k:
+        k.write(path, "on")
+        writes = []
+        monkeypatch.setattr(sysfs, "write", lambda p, v: writes.append((p, v)))
+    assert writes == []
+
+
+def test_undeclared_and_unreadable_knobs_are_refused_before_any_write(knob, tmp_path):
+    declared, other, absent = knob("declared"), knob("other", "keep\n"), str(tmp_path / "absent")
+    with sysfs.Knobs([declared, absent]) as k:
+        with pytest.raises(ValueError, match="not one of the knobs declared"):
+            k.write(other, "x")
+        with pytest.raises(OSError, match="cannot read the knob to snapshot it"):
+            k.write(absent, "x")
+        assert k.saved == {}
+    assert sysfs.read(other) == "keep" and not os.path.exists(absent)
+
+
+def test_restore_tries_every_knob_then_raises(knob):
+    a, b = knob("a", "A\n"), knob("b", "B\n")
+    k = sysfs.Knobs([a, b])
+    k.write(a, "a2")
+    k.write(b, "b2")
+    os.unlink(b)  # b cannot be restored (the door never creates files) ...
+    with pytest.raises(OSError, match="restoring knob failed") as info:
+        k.restore()
+    assert info.value.filename == b
+    assert sysfs.read(a) == "A"  # ... a still was
+    k.restore()  # and the failed attempt consumed the snapshots: nothing left to do
+
+
+def test_restore_failure_does_not_mask_the_original_exception(knob):
+    path = knob(content="A\n")
+    with pytest.raises(KeyError) as info:
+        with sysfs.Knobs([path]) as k:
+            k.write(path, "B")
+            os.unlink(path)
+            raise KeyError("original")
+    assert any("restoring knob failed" in note for note in getattr(info.value, "__notes__", []))
+
+
+def test_knobs_restore_on_sigterm(knob):
+    path = knob(content="0x0001\n")
+    script = textwrap.dedent(f"""
+        import os, signal, time
+        from bench.kernel.sysfs import Knobs
+        with Knobs([{path!r}]) as k:
+            k.write({path!r}, "0x0007")
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert sysfs.read(path) == "0x0001"
+
+
+def test_knobs_leave_signal_handlers_as_found(knob):
+    path = knob()
+    before = signal.getsignal(signal.SIGTERM)
+    with sysfs.Knobs([path]) as k:
+        k.write(path, "1")
+    assert signal.getsignal(signal.SIGTERM) is before
