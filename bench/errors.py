@@ -6,3 +6,9 @@ class HotbenchError(Exception):
 
     The message is one line that says what is wrong and what to do about it.
     """
+
+
+class Interrupted(HotbenchError):
+    """Ctrl-C or SIGTERM ended the command after cleaning up; exit status 130."""
+
+    exit_status = 130

@@ -120,12 +120,9 @@ class Scanner:
 
 def regions_to_bitmap(regions: np.ndarray, base: int, npages: int, page_size: int = PAGE_SIZE) -> np.ndarray:
     """bool[npages]: True for pages of ``[base, base + npages*page_size)`` covered by *regions*."""
-    first = ((regions["start"] - base) // page_size).astype(np.int64)
-    last = ((regions["end"] - base + page_size - 1) // page_size).astype(np.int64)
-    np.clip(first, 0, npages, out=first)
-    np.clip(last, 0, npages, out=last)
-    depth = np.cumsum(np.bincount(first, minlength=npages + 1) - np.bincount(last, minlength=npages + 1))
-    return depth[:npages] > 0
+    from bench.kernel._ranges import fill_ranges
+
+    return fill_ranges(regions["start"], regions["end"], base, page_size.bit_length() - 1, npages)
 
 
 def read_entries(start: int, npages: int, pid: int | str = "self", fd: int | None = None) -> np.ndarray:

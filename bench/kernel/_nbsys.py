@@ -1,0 +1,29 @@
+"""libc entry points callable from numba ``nogil`` code (fault handlers, signal handlers).
+
+Bound by symbol name (``types.ExternalFunction``) rather than by ctypes pointer, so the
+compiled functions that use them can be cached on disk.
+"""
+
+from __future__ import annotations
+
+import ctypes.util
+
+import llvmlite.binding as llvm
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic
+
+llvm.load_library_permanently(ctypes.util.find_library("c") or "libc.so.6")
+
+read = types.ExternalFunction("read", types.intp(types.int32, types.voidptr, types.uintp))
+poll = types.ExternalFunction("poll", types.int32(types.voidptr, types.uint64, types.int32))
+ioctl = types.ExternalFunction("ioctl", types.int32(types.int32, types.uint64, types.voidptr))
+mprotect = types.ExternalFunction("mprotect", types.int32(types.voidptr, types.uintp, types.int32))
+
+
+@intrinsic
+def voidptr(typingctx, address):
+    """An integer address (``arr.ctypes.data``) as ``void *`` for the externals above."""
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+    return types.voidptr(types.uintp), codegen

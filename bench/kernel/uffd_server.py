@@ -1,0 +1,97 @@
+"""A compiled userfaultfd fault server: resolves synchronous MINOR faults with ``UFFDIO_CONTINUE``.
+
+Synchronous userfaultfd faults block the faulting thread until someone resolves them.
+A Python handler thread needs the GIL, and a faulting thread that holds the GIL can
+never be resolved — so the server loop is numba ``nogil`` code and the memory is
+touched only by nogil code too. Every resolved page is recorded, so the server's
+record *is* the exact set of pages faulted (what ``uffd-minor`` reports).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+from numba import njit
+
+from bench.kernel import _nbsys
+from bench.kernel.uffd import (UFFD_EVENT_PAGEFAULT, UFFDIO_CONTINUE, UFFDIO_WAKE, Userfaultfd,
+                               uffd_msg_dtype)
+
+POLLIN = 0x1
+_MSGS_PER_READ = 64
+
+
+@njit(nogil=True, cache=True)
+def _serve(uffd: int, stop_fd: int, base: int, page_size: int, seen: np.ndarray, counters: np.ndarray) -> None:
+    """Loop until *stop_fd* is readable: read fault messages, CONTINUE each page, mark it in *seen*.
+
+    counters: [0] faults resolved, [1] CONTINUE failures (followed by WAKE so the thread retries).
+    """
+    pfd = np.zeros(4, np.int32)  # two struct pollfd {int fd; short events; short revents;}
+    msgs = np.zeros(_MSGS_PER_READ * 4, np.uint64)  # struct uffd_msg is 4 x u64
+    arg = np.zeros(4, np.int64)  # struct uffdio_continue {range.start, range.len, mode, mapped}
+    rng = np.zeros(2, np.int64)  # struct uffdio_range
+    npages = seen.size
+    while True:
+        pfd[0] = uffd
+        pfd[1] = POLLIN
+        pfd[2] = stop_fd
+        pfd[3] = POLLIN
+        _nbsys.poll(_nbsys.voidptr(pfd.ctypes.data), 2, -1)
+        if (pfd[3] >> 16) & POLLIN:
+            return
+        n = _nbsys.read(uffd, _nbsys.voidptr(msgs.ctypes.data), msgs.size * 8)
+        for i in range(max(n, 0) // 32):
+            if msgs[4 * i] & 0xFF != UFFD_EVENT_PAGEFAULT:
+                continue
+            addr = msgs[4 * i + 2] & ~np.uint64(page_size - 1)
+            page = (np.int64(addr) - base) // 4096
+            for p in range(page, min(page + page_size // 4096, npages)):
+                seen[p] = 1
+            arg[0] = np.int64(addr)
+            arg[1] = page_size
+            arg[2] = 0
+            arg[3] = 0
+            if _nbsys.ioctl(uffd, UFFDIO_CONTINUE, _nbsys.voidptr(arg.ctypes.data)) != 0:
+                counters[1] += 1  # EEXIST (raced) or worse: wake so the faulting thread retries
+                rng[0] = np.int64(addr)
+                rng[1] = page_size
+                _nbsys.ioctl(uffd, UFFDIO_WAKE, _nbsys.voidptr(rng.ctypes.data))
+            counters[0] += 1
+
+
+class MinorFaultServer:
+    """A thread serving MINOR faults on ``[base, base + npages*4096)`` for one ``Userfaultfd``."""
+
+    def __init__(self, uffd: Userfaultfd, base: int, npages: int, page_size: int):
+        self.seen = np.zeros(npages, np.uint8)
+        self.counters = np.zeros(2, np.int64)
+        self._uffd, self._base, self._page_size = uffd, base, page_size
+        self._stop_fd = os.eventfd(0, os.EFD_CLOEXEC)
+        self._thread = threading.Thread(target=self._run, name="hotbench-uffd-minor", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        _serve(self._uffd.fd, self._stop_fd, self._base, self._page_size, self.seen, self.counters)
+
+    def stop(self) -> None:
+        """Stop the loop (idempotent); unregister or close the uffd first so no fault waits forever."""
+        if self._stop_fd >= 0:
+            os.eventfd_write(self._stop_fd, 1)
+            self._thread.join()
+            os.close(self._stop_fd)
+            self._stop_fd = -1
+
+
+def warmup() -> None:
+    """Compile (or load) the server loop outside any measured region."""
+    stop = os.eventfd(1, os.EFD_CLOEXEC)
+    try:
+        _serve(-1, stop, 0, 4096, np.zeros(1, np.uint8), np.zeros(2, np.int64))
+    finally:
+        os.close(stop)
+
+
+assert uffd_msg_dtype.itemsize == 32
