@@ -1,0 +1,1 @@
+"""Turning observations and ground truth into numbers, tables and figures (pandas, matplotlib)."""

@@ -1,0 +1,45 @@
+"""What a result depends on besides the code: kernel, CPU, memory, and the knobs that change MM behaviour."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+from bench import __version__
+from bench.kernel import procfs
+
+
+def _cpu_model() -> str | None:
+    for line in (procfs.read_text("/proc/cpuinfo") or "").splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or None
+
+
+def _governor() -> str | None:
+    return procfs.read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+
+
+def describe() -> dict:
+    """The manifest's ``environment`` block."""
+    from bench.kernel import probe
+
+    info = procfs.meminfo()
+    return {
+        "hotbench_version": __version__,
+        "kernel_release": os.uname().release,
+        "kernel_version": os.uname().version,
+        "machine": os.uname().machine,
+        "hostname": os.uname().nodename,
+        "cpu_model": _cpu_model(),
+        "cpus": os.cpu_count(),
+        "mem_total_bytes": info.get("MemTotal"),
+        "thp_enabled": procfs.thp_mode(),
+        "thp_defrag": procfs.bracketed_choice(procfs.read_text("/sys/kernel/mm/transparent_hugepage/defrag")),
+        "numa_balancing": procfs.read_text("/proc/sys/kernel/numa_balancing"),
+        "cpufreq_governor": _governor(),
+        # Set by 'hotbench vm' inside its guest: timings under emulation (tcg) are not comparable.
+        "accel": os.environ.get("HOTBENCH_ACCEL", "native"),
+        "python": platform.python_version(),
+        "kernel_facts": probe.raw_facts(),
+    }

@@ -1,0 +1,225 @@
+"""Lockstep runs: per cell, the workload and the tracker alternate interval by interval.
+
+A cell is one (tracker, workload, backing, size, repeat). For each interval i:
+``arm`` -> the workload touches the arena (its own nogil threads) -> ``collect``; then,
+outside every timed region, the workload replays interval i's ground truth and the
+observation is scored. The runner times the tracker (wall and thread CPU) — trackers
+never time themselves. ``stop`` always runs: on success, on a tracker error, on
+Ctrl-C and on SIGTERM; an interval in flight is finished first, because unmapping
+memory under running workload threads would crash them.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+from analysis.metrics import score
+from bench import arena as arena_mod
+from bench import results, trackers
+from bench._progress import Progress
+from bench.errors import HotbenchError
+from bench.kernel import procfs
+
+DEFAULT_WORKLOADS = ("uniform", "zipf", "hotcold", "phase")
+
+
+@dataclass(frozen=True)
+class Cell:
+    tracker: str
+    workload: str  # a workload spec, e.g. "zipf:s=1.2"
+    backing: str
+    size_bytes: int
+    intervals: int
+    repeat: int
+    seed: int
+    accesses: int | None = None
+    threads: int | None = None
+    write_ratio: float | None = None
+
+
+@dataclass
+class Plan:
+    cells: list[Cell]
+    skipped: dict[str, str]  # "tracker" or "tracker@backing" -> reason
+
+
+def _choose_backing(cls: type[trackers.Tracker], requested: str) -> tuple[str | None, str | None]:
+    """(backing, None) or (None, reason). 'auto' takes anon when the tracker works there."""
+    if requested == "auto":
+        return ("anon" if "anon" in cls.backings else cls.backings[0]), None
+    if requested not in cls.backings:
+        return None, f"needs {' or '.join(cls.backings)} memory, not {requested}"
+    return requested, None
+
+
+def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backing: str, sizes: list[int],
+              intervals: int, repeats: int, seed: int, **workload_overrides) -> Plan:
+    import workloads
+
+    for spec in workload_specs:
+        try:
+            workloads.parse_spec(spec)
+        except workloads.WorkloadError as e:
+            raise HotbenchError(str(e)) from None
+    if backing != "auto" and backing not in arena_mod.BACKINGS:
+        raise HotbenchError(f"unknown backing {backing!r}; choose from auto, {', '.join(arena_mod.BACKINGS)}")
+    if intervals < 1 or repeats < 1:
+        raise HotbenchError("--intervals and --repeats must be at least 1")
+    registry = trackers.registry()
+    names = tracker_names or list(registry)
+    classes = [trackers.get(n) for n in names]
+    skipped = {f"{name}": f"module failed to load: {why}" for name, why in trackers.broken().items()}
+    cells = []
+    for cls in classes:
+        chosen, why = _choose_backing(cls, backing)
+        reason = why or cls.unavailable(chosen) or arena_mod.backing_unavailable(chosen, max(sizes))
+        if reason:
+            skipped[cls.name] = reason
+            continue
+        for size in sizes:
+            for spec in workload_specs:
+                for repeat in range(repeats):
+                    cells.append(Cell(cls.name, spec, chosen, size, intervals, repeat, seed + repeat,
+                                      **workload_overrides))
+    return Plan(cells, skipped)
+
+
+def check_sizes(sizes: list[int]) -> None:
+    available = procfs.meminfo().get("MemAvailable", 0)
+    for size in sizes:
+        if size <= 0:
+            raise HotbenchError(f"--size must be positive, got {size}")
+        if size > available * 0.9:
+            raise HotbenchError(f"--size {arena_mod.format_size(size)} is more than this machine can give "
+                                f"({available >> 20} MiB available); choose a smaller --size")
+
+
+class DeferredInterrupts:
+    """While active, SIGINT and SIGTERM are recorded instead of raised; ``check()`` raises them.
+
+    Python runs signal handlers between any two bytecodes of the main thread, so a plain
+    KeyboardInterrupt could land inside ``tracker.stop()`` (leaving kernel state behind) or
+    while workload threads still touch an arena about to be unmapped (crashing them). The
+    runner checks at interval boundaries instead, where stopping is safe.
+    """
+
+    def __init__(self):
+        self.pending: list[int] = []
+        self._previous: dict = {}
+
+    def _record(self, signum, frame) -> None:
+        if not self.pending:
+            print("\ninterrupt: finishing the current interval, then cleaning up", file=sys.stderr)
+        self.pending.append(signum)
+
+    def __enter__(self) -> DeferredInterrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._record) for sig in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def check(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt()
+
+
+_NO_INTERRUPTS = DeferredInterrupts()  # never entered: check() is a no-op
+
+
+def _timed(fn: Callable[[], object]):
+    wall0, cpu0 = time.perf_counter_ns(), time.thread_time_ns()
+    value = fn()
+    return value, time.perf_counter_ns() - wall0, time.thread_time_ns() - cpu0
+
+
+def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None,
+             interrupts: DeferredInterrupts = _NO_INTERRUPTS) -> list[dict]:
+    """One cell in lockstep; returns its rows (a tracker's OSError becomes an ``error:`` row)."""
+    import workloads
+
+    cls = trackers.get(cell.tracker)
+    progress = progress or Progress(1)
+    rows = []
+    with arena_mod.Arena(cell.size_bytes, cell.backing) as arena:
+        workload = workloads.create(cell.workload, npages=arena.npages, page_size=arena_mod.BASE_PAGE,
+                                    seed=cell.seed, accesses=cell.accesses, threads=cell.threads,
+                                    write_ratio=cell.write_ratio)
+        workload.warmup()
+        tracker = cls()
+        base = {"run_id": run_id, "tracker": cls.name, "mechanism": cls.mechanism, "granularity": cls.granularity,
+                "sees": cls.sees, "workload": workload.name, "workload_spec": cell.workload,
+                "workload_params": json.dumps(workload.params(), sort_keys=True), "workload_version": workload.version,
+                "backing": cell.backing, "size_bytes": arena.size, "page_size": arena.page_size,
+                "npages": arena.npages, "repeat": cell.repeat, "seed": cell.seed, "intervals": cell.intervals}
+        try:
+            tracker.start(arena)
+            for i in range(cell.intervals):
+                interrupts.check()
+                progress.update(f"{cls.name} x {cell.workload} ({cell.backing})", f"interval {i + 1}/{cell.intervals}")
+                rows.append({**base, "interval": i, **_interval(tracker, workload, arena, i)})
+        except OSError as e:
+            rows.append({**base, "interval": len(rows), "status": f"error: {e}"})
+        finally:
+            tracker.stop()
+    return rows
+
+
+def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: int) -> dict:
+    """arm -> workload interval i -> collect, timed; then (untimed) the truth replay and the score."""
+    _, arm_ns, arm_cpu_ns = _timed(tracker.arm)
+    faults0, wall0 = procfs.minor_faults(), time.perf_counter_ns()
+    workload.run_interval(arena.view, i)
+    workload_ns, faults = time.perf_counter_ns() - wall0, procfs.minor_faults() - faults0
+    observation, collect_ns, collect_cpu_ns = _timed(tracker.collect)
+    return {**score(observation, workload.truth(i), tracker.sees, arena.npages),
+            "arm_ns": arm_ns, "arm_cpu_ns": arm_cpu_ns, "collect_ns": collect_ns, "collect_cpu_ns": collect_cpu_ns,
+            "workload_ns": workload_ns, "minor_faults": faults, "status": observation.status,
+            "extra": json.dumps(observation.extra, sort_keys=True)}
+
+
+def run_plan(plan: Plan, run_dir: Path, manifest: dict, on_cell: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Run every cell, writing samples and manifest atomically after each one.
+
+    Ctrl-C or SIGTERM: the interval in flight finishes, the tracker stops, the results so
+    far are written, then KeyboardInterrupt propagates.
+    """
+    rows: list[dict] = []
+    progress = Progress(len(plan.cells))
+    manifest["status"] = "running"
+    results.write_manifest(run_dir, manifest)
+    with DeferredInterrupts() as interrupts:
+        try:
+            for cell in plan.cells:
+                interrupts.check()
+                cell_rows = run_cell(cell, manifest["run_id"], progress, interrupts)
+                rows.extend(cell_rows)
+                results.write_samples(run_dir, rows)
+                progress.advance()
+                if on_cell:
+                    on_cell(cell_rows)
+            manifest["status"] = "complete"
+        except KeyboardInterrupt:
+            manifest["status"] = f"interrupted after {progress.done} of {len(plan.cells)} cells"
+            if rows:
+                results.write_samples(run_dir, rows)
+            raise
+        finally:
+            progress.close()
+            manifest["cells_done"] = progress.done
+            results.write_manifest(run_dir, manifest)
+    return rows
+
+
+def plan_manifest(plan: Plan) -> dict:
+    return {"cells": [asdict(c) for c in plan.cells], "skipped": plan.skipped}

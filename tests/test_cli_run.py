@@ -1,0 +1,104 @@
+"""``hotbench run`` through the CLI, in subprocesses: results written, bad input in one line, Ctrl-C safe."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def hotbench(*args, timeout=300, **kw):
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout, **kw)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--trackers", "nosuch"], "unknown tracker 'nosuch'"),
+    (["--workloads", "zipff"], "unknown workload 'zipff'"),
+    (["--size", "64Q"], "bad size '64Q'"),
+    (["--size", "100T"], "is more than this machine can give"),
+    (["--backing", "floppy"], "unknown backing 'floppy'"),
+    (["--intervals", "0"], "--intervals and --repeats must be at least 1"),
+])
+def test_bad_input_is_one_line(tmp_path, args, message):
+    out = hotbench("run", "--out", str(tmp_path), *args)
+    assert out.returncode == 1
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: ") and message in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr
+    assert not any(tmp_path.iterdir()), "no results directory for a run that never started"
+
+
+DROP_PRIVILEGES = """
+import os, sys
+import bench.cli
+bench.cli._numba_cache_dir()  # what main() does first; here before the imports that compile
+import bench.cli.run, bench.cli.run, bench.runner, bench.environment, bench.results, bench.trackers, workloads
+bench.trackers.registry(); workloads.names()  # import every plug-in module while /root is still readable
+import pandas, pyarrow, bench.kernel.probe, analysis.tables
+os.setgroups([]); os.setgid(65534); os.setuid(65534)
+sys.exit(bench.cli.main(sys.argv[1:]))
+"""
+
+
+def test_unprivileged_run_says_root(tmp_path):
+    """A real unprivileged user asking for a tracker that needs root gets one line saying so."""
+    if os.geteuid() != 0:
+        out = hotbench("run", "--out", str(tmp_path), "--trackers", "uffd-wp", "--intervals", "1")
+    else:  # become nobody after the imports (the interpreter lives under /root)
+        tmp_path.chmod(0o777)
+        out = subprocess.run([sys.executable, "-c", DROP_PRIVILEGES, "run", "--out", str(tmp_path), "--trackers",
+                              "uffd-wp", "--intervals", "1"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1, out.stderr
+    last = out.stderr.splitlines()[-1]
+    assert last.startswith("error: nothing to run") and "root" in last and "Traceback" not in out.stderr, out.stderr
+    assert "skip uffd-wp: " in out.stderr
+
+
+@pytest.mark.root
+def test_run_writes_manifest_and_samples(tmp_path):
+    out = hotbench("run", "--out", str(tmp_path), "--trackers", "uffd-wp,shmem-zap", "--workloads",
+                   "uniform,hotcold", "--size", "16M", "--intervals", "2", "--accesses", "5000")
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = tmp_path.iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["format_version"] == 1
+    assert manifest["environment"]["kernel_release"] == os.uname().release
+    assert set(manifest["environment"]["kernel_facts"]) and manifest["command"][1:3] == ["run", "--out"]
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    required = ["run_id", "tracker", "workload", "backing", "size_bytes", "page_size", "interval", "truth_any",
+                "truth_read", "truth_written", "reported", "tp", "fp", "fn", "tn", "wss_true", "wss_est", "arm_ns",
+                "collect_ns", "workload_ns", "minor_faults", "status"]
+    assert not set(required) - set(samples.columns)
+    assert len(samples) == 2 * 2 * 2 and set(samples["tracker"]) == {"uffd-wp", "shmem-zap"}
+    assert "precision" in out.stdout and str(run_dir) in out.stdout
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_leaves_valid_partial_results(tmp_path, signum):
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--out", str(tmp_path), "--trackers", "uffd-wp",
+                             "--workloads", "uniform,zipf,hotcold,phase,scan", "--size", "64M", "--intervals", "40",
+                             "--accesses", "200000"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # wait until at least one cell's samples are on disk
+        dirs = list(tmp_path.iterdir())
+        if dirs and (dirs[0] / "samples.parquet").exists():
+            break
+        time.sleep(0.1)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "partial results" in err
+    (run_dir,) = tmp_path.iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"].startswith("interrupted")
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    assert len(samples) >= 40 and (samples["status"] == "ok").all()
