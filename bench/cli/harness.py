@@ -1,0 +1,39 @@
+"""``hotbench harness``: benchmarks of the harness itself — workload loop vs a bare touch loop,
+and each tracker's collect vs the raw kernel primitive it uses. Prints numbers; judges nothing."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def set_argparser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--size", default="256M", help="arena size for the loop benchmark (default 256M)")
+    parser.add_argument("--collect-size", default="1G", help="arena size for the collect benchmark (default 1G)")
+    parser.add_argument("--accesses", type=int, default=4_000_000, help="accesses per timed loop (default 4M)")
+    parser.add_argument("--fraction", type=float, default=0.01, help="fraction of pages written per interval "
+                        "in the collect benchmark (default 0.01)")
+    parser.add_argument("--repeats", type=int, default=7, help="A/B pairs per measurement (default 7)")
+    parser.add_argument("--patterns", default="uniform,hotcold,zipf,scan", help="workloads to time")
+
+
+def _print(rows: list[dict]) -> None:
+    from analysis.tables import format_table
+
+    headers = list(rows[0])
+    cells = [[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values()] for r in rows]
+    print(format_table(headers, cells))
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench import harness
+    from bench.arena import parse_size
+
+    print("workload loop vs bare numba touch loop (ratio = workload speed / bare speed; goal >= 0.9)")
+    _print(harness.loop_speed(parse_size(args.size), args.patterns.split(","), args.accesses, args.repeats))
+    print(f"\ntracker collect vs raw primitive, {args.fraction:.0%} of pages written (ratio goal <= 1.3)")
+    rows, skipped = harness.collect_cost(parse_size(args.collect_size), args.fraction, args.repeats)
+    if rows:
+        _print(rows)
+    for name, reason in skipped.items():
+        print(f"skip {name}: {reason}")
+    return 0
