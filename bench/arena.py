@@ -145,6 +145,19 @@ class Arena:
             view = np.ctypeslib.as_array((ctypes.c_uint8 * self.size).from_address(self.addr))
             view[:: BASE_PAGE] = 0
 
+    def repopulate(self) -> None:
+        """Free every page and fault it in again (content becomes zero).
+
+        For trackers that must own the memory's charge: a memcg is charged when a page is
+        allocated and (cgroup v2) the charge never moves, so after moving the process into a
+        new memcg the arena has to be allocated anew there.
+        """
+        if self.fd >= 0:
+            _libc.fallocate(self.fd, _libc.FALLOC_FL_PUNCH_HOLE | _libc.FALLOC_FL_KEEP_SIZE, 0, self.size)
+        else:
+            _libc.madvise(self.addr, self.size, _libc.MADV_DONTNEED)
+        self.prefault()
+
     def describe(self) -> dict:
         return {"backing": self.backing, "size_bytes": self.size, "page_size": self.page_size,
                 "npages": self.npages}

@@ -64,3 +64,15 @@ def test_close_is_idempotent():
     a.close()
     a.close()
     assert a.addr == 0 and a.fd == -1
+
+
+@pytest.mark.parametrize("backing", ["anon", "shmem"])
+def test_repopulate_frees_and_refaults(backing):
+    with arena.Arena("4M", backing) as a:
+        a.view[:] = 7
+        a.repopulate()
+        assert int(a.view.sum()) == 0
+        with pagemap.Scanner() as scanner:
+            regions = scanner.scan(a.addr, a.end, category_mask=pagemap.PAGE_IS_PRESENT,
+                                   return_mask=pagemap.PAGE_IS_PRESENT)
+        assert pagemap.regions_to_bitmap(regions, a.addr, a.npages).all()
