@@ -102,3 +102,27 @@ def test_interrupt_leaves_valid_partial_results(tmp_path, signum):
     assert manifest["status"].startswith("interrupted")
     samples = pd.read_parquet(run_dir / "samples.parquet")
     assert len(samples) >= 40 and (samples["status"] == "ok").all()
+
+
+@pytest.mark.root
+def test_settings_are_applied_recorded_and_restored(tmp_path):
+    thp = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not thp.exists():
+        pytest.skip("no THP on this kernel")
+    before = thp.read_text()
+    choice = "never" if "[never]" not in before else "madvise"
+    out = hotbench("run", "--out", str(tmp_path), "--thp", choice, "--trackers", "uffd-wp", "--workloads", "uniform",
+                   "--size", "8M", "--intervals", "1", "--accesses", "1000")
+    assert out.returncode == 0, out.stderr
+    assert thp.read_text() == before, "THP mode not restored"
+    (run_dir,) = tmp_path.iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["settings"]["thp"]["set"] == choice
+    assert manifest["environment"]["thp_enabled"] == choice, "the environment must describe the regime measured"
+
+
+def test_setting_absent_knob_is_one_line(tmp_path):
+    if Path("/sys/kernel/mm/lru_gen/enabled").exists():
+        pytest.skip("this kernel has MGLRU; the error path needs one without")
+    out = hotbench("run", "--out", str(tmp_path), "--mglru", "on")
+    assert out.returncode == 1 and out.stderr.count("\n") == 1 and "lru_gen/enabled does not exist" in out.stderr

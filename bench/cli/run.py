@@ -35,6 +35,9 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accesses", type=int, help="accesses per interval (default: the workload's)")
     parser.add_argument("--threads", type=int, help="workload threads (default: the workload's)")
     parser.add_argument("--write-ratio", type=float, help="fraction of accesses that write (default: the workload's)")
+    parser.add_argument("--mglru", choices=("on", "off"), help="set MGLRU (lru_gen/enabled) for the run, then restore")
+    parser.add_argument("--numa-balancing", choices=("on", "off"), help="set kernel.numa_balancing for the run, then restore")
+    parser.add_argument("--thp", choices=("always", "madvise", "never"), help="set the THP mode for the run, then restore")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results directory (default ./results)")
     parser.add_argument("--list", action="store_true", help="list trackers and workloads, then exit")
 
@@ -50,13 +53,9 @@ def _list() -> int:
     return 0
 
 
-def main(args: argparse.Namespace) -> int:
-    if args.list:
-        return _list()
-    from bench import arena, environment, results, runner
+def _run(args: argparse.Namespace, sizes: list[int], applied: dict) -> tuple[list[dict], Path]:
+    from bench import environment, results, runner
 
-    sizes = [arena.parse_size(s) for s in args.size]
-    runner.check_sizes(sizes)
     overrides = {"accesses": args.accesses, "threads": args.threads, "write_ratio": args.write_ratio}
     plan = runner.make_plan(args.trackers, args.workloads or list(runner.DEFAULT_WORKLOADS), args.backing, sizes,
                             args.intervals, args.repeats, args.seed, **overrides)
@@ -68,11 +67,26 @@ def main(args: argparse.Namespace) -> int:
     run_id = results.new_run_id()
     run_dir = results.create_run_dir(args.out, run_id)
     manifest = {"run_id": run_id, "command": results.command_line(), "git_commit": results.git_commit(),
-                "mode": "lockstep", "environment": environment.describe(), **runner.plan_manifest(plan)}
+                "mode": "lockstep", "settings": applied, "environment": environment.describe(),
+                **runner.plan_manifest(plan)}
     try:
-        rows = runner.run_plan(plan, run_dir, manifest)
+        return runner.run_plan(plan, run_dir, manifest), run_dir
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; the tracker was stopped and partial results kept in {run_dir}") from None
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.list:
+        return _list()
+    from bench import arena, runner, settings
+
+    sizes = [arena.parse_size(s) for s in args.size]
+    runner.check_sizes(sizes)
+    requested = {name: getattr(args, name.replace("-", "_")) for name in settings.SETTINGS}
+    requested = {name: choice for name, choice in requested.items() if choice}
+    settings.validate(requested)
+    with settings.applied(requested) as applied:  # before planning: THP mode decides whether 'thp' is possible
+        rows, run_dir = _run(args, sizes, applied)
     import pandas as pd
 
     from analysis.tables import summary_text
