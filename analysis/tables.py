@@ -67,3 +67,34 @@ def summary_text(samples) -> str:
     if table["degraded"].any():
         text += "\n* some intervals degraded (see the status column in samples.parquet)"
     return text
+
+
+OVERHEAD_COLUMNS = {  # column -> (header, format), medians over A/B pairs
+    "slowdown": ("slowdown", "{:+.1%}"),
+    "lat_p50_ns": ("p50 us", "{:.0f}"),
+    "lat_p99_ns": ("p99 us", "{:.0f}"),
+    "base_lat_p99_ns": ("base p99 us", "{:.0f}"),
+    "lat_p999_ns": ("p99.9 us", "{:.0f}"),
+    "lat_max_ns": ("max us", "{:.0f}"),
+    "tracker_cpu_ns_per_cycle_per_gib": ("CPU ms/cycle/GiB", "{:.2f}"),
+    "collect_ns": ("collect ms", "{:.2f}"),
+}
+_SCALE = {"lat_p50_ns": 1e-3, "lat_p99_ns": 1e-3, "base_lat_p99_ns": 1e-3, "lat_p999_ns": 1e-3,
+          "lat_max_ns": 1e-3, "tracker_cpu_ns_per_cycle_per_gib": 1e-6, "collect_ns": 1e-6}
+
+
+def overhead_text(samples) -> str:
+    """Concurrent-mode rows: slowdown against the interleaved baseline, batch-latency tails, tracker CPU."""
+    if samples.empty:
+        return "(no completed cells)"
+    keys = ["tracker", "workload", "backing", "size_bytes", "threads", "cycle_ms"]
+    table = samples.groupby(keys, sort=True)[list(OVERHEAD_COLUMNS)].median().reset_index()
+    headers = ["tracker", "workload", "backing", "size", "threads", "cycle ms"] + [h for h, _ in OVERHEAD_COLUMNS.values()]
+    rows = []
+    for rec in table.to_dict("records"):
+        cells = [rec["tracker"], rec["workload"], rec["backing"], f"{rec['size_bytes'] >> 20}M", str(rec["threads"]),
+                 f"{rec['cycle_ms']:.0f}"]
+        cells += [_cell(None if rec[c] is None else rec[c] * _SCALE.get(c, 1), fmt)
+                  for c, (_, fmt) in OVERHEAD_COLUMNS.items()]
+        rows.append(cells)
+    return format_table(headers, rows)

@@ -25,6 +25,7 @@ FORMAT_VERSION = 1
 ACCEPTED = (1,)
 MANIFEST = "manifest.json"
 SAMPLES = "samples.parquet"
+LATENCY = "latency.parquet"  # concurrent mode: every batch's duration, per cell, pair and variant
 
 
 def new_run_id() -> str:
@@ -51,14 +52,22 @@ def write_manifest(run_dir: Path, manifest: dict) -> None:
     atomic_write_bytes(run_dir / MANIFEST, (json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n").encode())
 
 
-def write_samples(run_dir: Path, rows: list[dict]) -> None:
+def _write_parquet(path: Path, rows: list[dict]) -> None:
     import io
 
     import pandas as pd
 
     buf = io.BytesIO()
     pd.DataFrame(rows).to_parquet(buf, index=False)
-    atomic_write_bytes(run_dir / SAMPLES, buf.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def write_samples(run_dir: Path, rows: list[dict]) -> None:
+    _write_parquet(run_dir / SAMPLES, rows)
+
+
+def write_latencies(run_dir: Path, rows: list[dict]) -> None:
+    _write_parquet(run_dir / LATENCY, rows)
 
 
 def create_run_dir(out: Path, run_id: str) -> Path:

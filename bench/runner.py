@@ -11,6 +11,7 @@ memory under running workload threads would crash them.
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import sys
@@ -42,6 +43,7 @@ class Cell:
     accesses: int | None = None
     threads: int | None = None
     write_ratio: float | None = None
+    cycle: float | None = None  # concurrent mode: seconds between arm and collect
 
 
 @dataclass
@@ -59,8 +61,11 @@ def _choose_backing(cls: type[trackers.Tracker], requested: str) -> tuple[str | 
     return requested, None
 
 
-def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backing: str, sizes: list[int],
-              intervals: int, repeats: int, seed: int, **workload_overrides) -> Plan:
+def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backings: list[str], sizes: list[int],
+              intervals: int, repeats: int, seed: int, *, threads: list[int | None] = (None,),
+              accesses: list[int | None] = (None,), cycles: list[float | None] = (None,),
+              write_ratio: float | None = None) -> Plan:
+    """The cells of a run (a sweep is just longer lists), and the trackers skipped with their reasons."""
     import workloads
 
     for spec in workload_specs:
@@ -68,27 +73,43 @@ def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backin
             workloads.parse_spec(spec)
         except workloads.WorkloadError as e:
             raise HotbenchError(str(e)) from None
-    if backing != "auto" and backing not in arena_mod.BACKINGS:
-        raise HotbenchError(f"unknown backing {backing!r}; choose from auto, {', '.join(arena_mod.BACKINGS)}")
+    for backing in backings:
+        if backing != "auto" and backing not in arena_mod.BACKINGS:
+            raise HotbenchError(f"unknown backing {backing!r}; choose from auto, {', '.join(arena_mod.BACKINGS)}")
     if intervals < 1 or repeats < 1:
         raise HotbenchError("--intervals and --repeats must be at least 1")
-    registry = trackers.registry()
-    names = tracker_names or list(registry)
+    if any(t is not None and t < 1 for t in threads) or any(a is not None and a < 1 for a in accesses):
+        raise HotbenchError("--threads and --accesses must be at least 1")
+    names = tracker_names or list(trackers.registry())
     classes = [trackers.get(n) for n in names]
-    skipped = {f"{name}": f"module failed to load: {why}" for name, why in trackers.broken().items()}
+    skipped = {name: f"module failed to load: {why}" for name, why in trackers.broken().items()}
     cells = []
     for cls in classes:
-        chosen, why = _choose_backing(cls, backing)
-        reason = why or cls.unavailable(chosen) or arena_mod.backing_unavailable(chosen, max(sizes))
-        if reason:
-            skipped[cls.name] = reason
-            continue
-        for size in sizes:
-            for spec in workload_specs:
+        for backing in backings:
+            chosen, why = _choose_backing(cls, backing)
+            reason = why or cls.unavailable(chosen) or arena_mod.backing_unavailable(chosen, max(sizes))
+            if reason:
+                skipped[cls.name if len(backings) == 1 else f"{cls.name}@{backing}"] = reason
+                continue
+            for size, spec, n_threads, n_accesses, cycle in itertools.product(sizes, workload_specs, threads,
+                                                                              accesses, cycles):
                 for repeat in range(repeats):
                     cells.append(Cell(cls.name, spec, chosen, size, intervals, repeat, seed + repeat,
-                                      **workload_overrides))
+                                      n_accesses, n_threads, write_ratio, cycle))
     return Plan(cells, skipped)
+
+
+def estimate_seconds(plan: Plan, overhead=None) -> float:
+    """A rough duration, to announce long sweeps before they start (prefault ~0.5 s/GiB on this
+    class of machine, ~20 M accesses/s per thread, a truth replay as long as the interval)."""
+    total = 0.0
+    for cell in plan.cells:
+        total += 0.5 * cell.size_bytes / (1 << 30) + 1.0
+        if overhead is None:
+            total += cell.intervals * (2 * (cell.accesses or 100_000) / 20e6 + 0.02 * cell.size_bytes / (1 << 30))
+        else:
+            total += overhead.pairs * 2 * overhead.duration
+    return total
 
 
 def check_sizes(sizes: list[int]) -> None:
@@ -188,13 +209,16 @@ def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: in
             "extra": json.dumps(observation.extra, sort_keys=True)}
 
 
-def run_plan(plan: Plan, run_dir: Path, manifest: dict, on_cell: Callable[[list[dict]], None] | None = None) -> list[dict]:
-    """Run every cell, writing samples and manifest atomically after each one.
+def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None) -> list[dict]:
+    """Run every cell, writing samples (and, in concurrent mode, batch latencies) and the
+    manifest atomically after each one. *overhead* (a ``concurrent.Overhead``) selects
+    concurrent mode; None is lockstep.
 
-    Ctrl-C or SIGTERM: the interval in flight finishes, the tracker stops, the results so
-    far are written, then KeyboardInterrupt propagates.
+    Ctrl-C or SIGTERM: the interval (or A/B run) in flight finishes, the tracker stops, the
+    results so far are written, then KeyboardInterrupt propagates.
     """
     rows: list[dict] = []
+    latencies: list[dict] = []
     progress = Progress(len(plan.cells))
     manifest["status"] = "running"
     results.write_manifest(run_dir, manifest)
@@ -202,17 +226,21 @@ def run_plan(plan: Plan, run_dir: Path, manifest: dict, on_cell: Callable[[list[
         try:
             for cell in plan.cells:
                 interrupts.check()
-                cell_rows = run_cell(cell, manifest["run_id"], progress, interrupts)
-                rows.extend(cell_rows)
+                if overhead is None:
+                    rows.extend(run_cell(cell, manifest["run_id"], progress, interrupts))
+                else:
+                    from bench.concurrent import run_concurrent_cell
+
+                    progress.update(f"{cell.tracker} x {cell.workload} ({cell.backing})", "A/B runs")
+                    cell_rows, cell_latencies = run_concurrent_cell(cell, overhead, manifest["run_id"], interrupts)
+                    rows.extend(cell_rows)
+                    latencies.extend(cell_latencies)
+                    results.write_latencies(run_dir, latencies)
                 results.write_samples(run_dir, rows)
                 progress.advance()
-                if on_cell:
-                    on_cell(cell_rows)
             manifest["status"] = "complete"
         except KeyboardInterrupt:
             manifest["status"] = f"interrupted after {progress.done} of {len(plan.cells)} cells"
-            if rows:
-                results.write_samples(run_dir, rows)
             raise
         finally:
             progress.close()

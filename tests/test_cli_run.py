@@ -126,3 +126,33 @@ def test_setting_absent_knob_is_one_line(tmp_path):
         pytest.skip("this kernel has MGLRU; the error path needs one without")
     out = hotbench("run", "--out", str(tmp_path), "--mglru", "on")
     assert out.returncode == 1 and out.stderr.count("\n") == 1 and "lru_gen/enabled does not exist" in out.stderr
+
+
+@pytest.mark.root
+def test_concurrent_mode_reports_slowdown_and_stalls(tmp_path):
+    out = hotbench("run", "--mode", "concurrent", "--out", str(tmp_path), "--trackers", "uffd-wp", "--size", "16M",
+                   "--duration", "0.6", "--pairs", "2", "--cycle", "50ms", "--threads", "2")
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = tmp_path.iterdir()
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    assert len(samples) == 2 and (samples["mode"] == "concurrent").all() and (samples["status"] == "ok").all()
+    for column in ("baseline_aps", "throughput_aps", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
+                   "tracker_cpu_ns_per_cycle", "arm_ns", "collect_ns"):
+        assert (samples[column] > 0).all(), column
+    assert (samples["cycles"] >= 5).all() and (samples["threads"] == 2).all() and (samples["cycle_ms"] == 50).all()
+    latency = pd.read_parquet(run_dir / "latency.parquet")
+    assert set(latency["tracker"]) == {"baseline", "uffd-wp"} and all(len(v) > 0 for v in latency["batch_ns"])
+    assert json.loads((run_dir / "manifest.json").read_text())["overhead"]["pairs"] == 2
+    assert "slowdown" in out.stdout
+
+
+@pytest.mark.root
+def test_sweep_is_one_results_directory(tmp_path):
+    out = hotbench("run", "--out", str(tmp_path), "--trackers", "uffd-wp", "--workloads", "uniform", "--size",
+                   "8M,16M", "--threads", "1,2", "--intervals", "1", "--accesses", "2000")
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = tmp_path.iterdir()
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    params = samples["workload_params"].map(json.loads)
+    assert sorted(zip(samples["size_bytes"], params.map(lambda p: p["threads"]))) == \
+        [(8 << 20, 1), (8 << 20, 2), (16 << 20, 1), (16 << 20, 2)]

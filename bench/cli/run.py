@@ -21,20 +21,51 @@ def _csv(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in _csv(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _seconds(text: str) -> list[float]:
+    """'100ms,1s,2' -> seconds."""
+    out = []
+    for item in _csv(text):
+        scale = 1e-3 if item.endswith("ms") else 1.0
+        try:
+            out.append(float(item.removesuffix("ms").removesuffix("s")) * scale)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected durations like 100ms or 2s, got {item!r}") from None
+    return out
+
+
 def set_argparser(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = ("Options taking lists (--size, --backing, --threads, --accesses, --cycle) sweep: every "
+                     "combination becomes a cell, all in one results directory.")
     parser.add_argument("--trackers", type=_csv, help="comma-separated trackers (default: every one available here)")
     parser.add_argument("--workloads", type=_csv, help="comma-separated workload specs, e.g. uniform,zipf:s=1.2 "
-                        "(default: uniform,zipf,hotcold,phase)")
-    parser.add_argument("--backing", default="auto", help="anon|shmem|thp|hugetlb, or auto: anon where the "
-                        "tracker supports it, else its own (default auto)")
-    parser.add_argument("--size", type=_csv, default=[DEFAULT_SIZE], help=f"arena size(s), e.g. 256M or 64M,1G "
+                        "(default: uniform,zipf,hotcold,phase; concurrent mode: hotcold)")
+    parser.add_argument("--backing", type=_csv, default=["auto"], help="anon|shmem|thp|hugetlb, or auto: anon "
+                        "where the tracker supports it, else its own (default auto)")
+    parser.add_argument("--size", type=_csv, default=[DEFAULT_SIZE], help=f"arena size(s), e.g. 256M or 256M,1G,4G "
                         f"(default {DEFAULT_SIZE})")
-    parser.add_argument("--intervals", type=int, default=DEFAULT_INTERVALS, help=f"intervals per cell (default {DEFAULT_INTERVALS})")
+    parser.add_argument("--intervals", type=int, default=DEFAULT_INTERVALS, help=f"lockstep intervals per cell "
+                        f"(default {DEFAULT_INTERVALS})")
     parser.add_argument("--repeats", type=int, default=1, help="repeats per cell, each with seed+repeat (default 1)")
     parser.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
-    parser.add_argument("--accesses", type=int, help="accesses per interval (default: the workload's)")
-    parser.add_argument("--threads", type=int, help="workload threads (default: the workload's)")
+    parser.add_argument("--accesses", type=_ints, default=[None], help="accesses per lockstep interval, the "
+                        "interval's length (default: the workload's)")
+    parser.add_argument("--threads", type=_ints, default=[None], help="workload threads (default: the workload's)")
     parser.add_argument("--write-ratio", type=float, help="fraction of accesses that write (default: the workload's)")
+    parser.add_argument("--mode", choices=("lockstep", "concurrent"), default="lockstep",
+                        help="lockstep: accuracy, tracker and workload alternate per interval; concurrent: overhead, "
+                        "a tracker thread cycles while workload threads run, A/B against a no-tracker baseline")
+    parser.add_argument("--duration", type=float, default=5.0, help="concurrent: seconds per A or B run (default 5)")
+    parser.add_argument("--cycle", type=_seconds, default=[None], help="concurrent: time between arm and collect, "
+                        "e.g. 100ms (default 100ms)")
+    parser.add_argument("--batch", type=int, default=10_000, help="concurrent: accesses per timed batch (default 10000)")
+    parser.add_argument("--pairs", type=int, default=2, help="concurrent: A/B pairs per cell (default 2)")
     parser.add_argument("--mglru", choices=("on", "off"), help="set MGLRU (lru_gen/enabled) for the run, then restore")
     parser.add_argument("--numa-balancing", choices=("on", "off"), help="set kernel.numa_balancing for the run, then restore")
     parser.add_argument("--thp", choices=("always", "madvise", "never"), help="set the THP mode for the run, then restore")
@@ -53,24 +84,39 @@ def _list() -> int:
     return 0
 
 
+def _overhead(args: argparse.Namespace):
+    if args.mode != "concurrent":
+        return None
+    from bench.concurrent import Overhead
+
+    if args.duration <= 0 or args.batch < 1 or args.pairs < 1:
+        raise HotbenchError("--duration must be positive, --batch and --pairs at least 1")
+    return Overhead(duration=args.duration, batch=args.batch, pairs=args.pairs)
+
+
 def _run(args: argparse.Namespace, sizes: list[int], applied: dict) -> tuple[list[dict], Path]:
     from bench import environment, results, runner
 
-    overrides = {"accesses": args.accesses, "threads": args.threads, "write_ratio": args.write_ratio}
-    plan = runner.make_plan(args.trackers, args.workloads or list(runner.DEFAULT_WORKLOADS), args.backing, sizes,
-                            args.intervals, args.repeats, args.seed, **overrides)
+    overhead = _overhead(args)
+    default_workloads = ["hotcold"] if overhead else list(runner.DEFAULT_WORKLOADS)
+    plan = runner.make_plan(args.trackers, args.workloads or default_workloads, args.backing, sizes,
+                            args.intervals, args.repeats, args.seed, threads=args.threads, accesses=args.accesses,
+                            cycles=args.cycle, write_ratio=args.write_ratio)
     for name, reason in plan.skipped.items():
         print(f"skip {name}: {reason}", file=sys.stderr)
     if not plan.cells:
         hint = " (most mechanisms need root: run as root)" if os.geteuid() != 0 else ""
         raise HotbenchError(f"nothing to run: no requested tracker is available here{hint}; see 'hotbench probe'")
+    estimate = runner.estimate_seconds(plan, overhead)
+    if estimate > 60:
+        print(f"{len(plan.cells)} cells, estimated {estimate / 60:.0f} min", file=sys.stderr)
     run_id = results.new_run_id()
     run_dir = results.create_run_dir(args.out, run_id)
     manifest = {"run_id": run_id, "command": results.command_line(), "git_commit": results.git_commit(),
-                "mode": "lockstep", "settings": applied, "environment": environment.describe(),
-                **runner.plan_manifest(plan)}
+                "mode": args.mode, "overhead": vars(overhead) if overhead else None, "settings": applied,
+                "environment": environment.describe(), **runner.plan_manifest(plan)}
     try:
-        return runner.run_plan(plan, run_dir, manifest), run_dir
+        return runner.run_plan(plan, run_dir, manifest, overhead), run_dir
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; the tracker was stopped and partial results kept in {run_dir}") from None
 
@@ -89,9 +135,10 @@ def main(args: argparse.Namespace) -> int:
         rows, run_dir = _run(args, sizes, applied)
     import pandas as pd
 
-    from analysis.tables import summary_text
+    from analysis.tables import overhead_text, summary_text
 
-    print(summary_text(pd.DataFrame(rows)))
+    frame = pd.DataFrame(rows)
+    print(overhead_text(frame) if args.mode == "concurrent" else summary_text(frame))
     errors = [r for r in rows if str(r.get("status", "")).startswith("error")]
     for r in errors:
         print(f"{r['tracker']} x {r['workload_spec']}: {r['status']}", file=sys.stderr)
