@@ -1,0 +1,84 @@
+"""hotbench workloads: seeded access patterns over an arena, with exact ground truth.
+
+    import workloads
+    w = workloads.create("zipf:s=1.2,scatter=1", npages=n, page_size=4096, seed=1)
+    w.warmup()                          # compile before anything is measured
+    checksum = w.run_interval(arena, i) # the measured part: nogil numba threads
+    t = w.truth(i)                      # which pages interval i read / wrote
+
+A spec is ``name[:key=value[,key=value...]]``. Patterns are found by scanning this package
+(modules without a leading underscore, each naming its classes in ``__all__``), asv style:
+a new pattern is a new file. Importing this package is cheap; numba loads on first lookup.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import pkgutil
+from typing import Any
+
+from workloads._base import COMMON_DEFAULTS, Truth, Workload, WorkloadError
+
+__all__ = ["WorkloadError", "Truth", "Workload", "names", "get", "parse_spec", "create",
+           "COMMON_DEFAULTS"]
+
+
+@functools.cache
+def _registry() -> dict[str, type[Workload]]:
+    found: dict[str, type[Workload]] = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for attr in getattr(module, "__all__", ()):
+            cls = getattr(module, attr)
+            if isinstance(cls, type) and issubclass(cls, Workload) and cls.name:
+                if cls.name in found:
+                    raise RuntimeError(f"workload name {cls.name!r} defined twice "
+                                       f"({found[cls.name].__module__}, {cls.__module__})")
+                found[cls.name] = cls
+    return found
+
+
+def names() -> list[str]:
+    """Registered pattern names, sorted."""
+    return sorted(_registry())
+
+
+def get(name: str) -> type[Workload]:
+    """The class registered as *name* (its ``defaults`` and docstring describe it)."""
+    registry = _registry()
+    if name not in registry:
+        raise WorkloadError(f"unknown workload {name!r}; choose from: {', '.join(names())}")
+    return registry[name]
+
+
+def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """'zipf:s=1.2,scatter=1' -> ('zipf', {'s': '1.2', 'scatter': '1'}); checks the name
+    and the parameter names, not yet the values (create() converts and checks those)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise WorkloadError(f"empty workload spec {spec!r}; give a name such as 'uniform' "
+                            "or 'zipf:s=1.2'")
+    name, _, rest = spec.strip().partition(":")
+    cls = get(name.strip())
+    params: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in rest.split(","))):
+        key, eq, value = (s.strip() for s in item.partition("="))
+        if not eq or not key or not value:
+            raise WorkloadError(f"{cls.name}: bad parameter {item!r} in spec {spec!r}; "
+                                "write key=value, separated by commas")
+        if key in params:
+            raise WorkloadError(f"{cls.name}: parameter {key!r} given twice in spec {spec!r}")
+        params[key] = value
+    cls.check_keys(params)
+    return cls.name, params
+
+
+def create(spec: str, *, npages: int, page_size: int, seed: int, accesses: int | None = None,
+           threads: int | None = None, write_ratio: float | None = None) -> Workload:
+    """Build the workload *spec* names; explicit arguments override spec parameters."""
+    name, params = parse_spec(spec)
+    explicit = {"accesses": accesses, "threads": threads, "write_ratio": write_ratio}
+    merged: dict[str, Any] = {**params, **{k: v for k, v in explicit.items() if v is not None}}
+    return get(name)(npages=npages, page_size=page_size, seed=seed, **merged)

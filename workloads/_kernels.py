@@ -1,0 +1,335 @@
+"""Shared numba code: the access-stream generators, the touch loops and their truth replays.
+
+Every access of interval *i*, thread *t* comes from an xorshift64 stream whose start state
+is ``stream_state(seed, i, t)`` (splitmix64 hashing, in Python, once per thread and interval).
+A *touch* kernel walks that stream and loads or stores one byte per access; the matching
+*record* kernel walks the very same stream (the per-access step is one ``inline='always'``
+helper that both call) and only counts, per page, the reads and the writes. So ground truth
+costs nothing in the measured loop and can never diverge from it.
+
+Three generator kinds cover every pattern:
+
+  segments    a table of segments (start page, pages, cumulative weight, write threshold);
+              an access picks a segment by weight, then a page uniformly inside it
+              (a one-segment table takes a leaner loop, touch_span)
+  cdf         a per-page cumulative distribution (float64), searched by bisection from a
+              guide table of the same length
+  sequential  a cursor walking start, start+stride, ... < start+span, wrapping; the cursor
+              position of any access is arithmetic, so truth replays exactly
+
+Every access also picks a 64-byte line inside its page, and read versus write (with 22-bit
+resolution: ``write_threshold``). Segment weights have 32-bit resolution.
+Reads add the byte to a checksum the kernel returns, so the compiler cannot drop the loads;
+writes store a never-zero byte, so a test can see which pages were written.
+
+The touch kernels are ``nogil``: a tracker may make the first touch of a page take a
+synchronous fault that another Python thread resolves, and a toucher holding the GIL would
+deadlock it. Nothing in the loop allocates, calls Python or checks bounds (callers validate
+every table against the arena once, before the loop).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+__all__ = [
+    "LINE", "MAX_PAGE_SIZE", "SEG_START", "SEG_PAGES", "SEG_CUM", "SEG_WTHR", "SEG_COLUMNS",
+    "ONE32", "ONE22", "MASK64",
+    "touch_segments", "touch_span", "record_segments", "touch_cdf", "record_cdf",
+    "touch_sequential", "record_sequential", "bare_touch",
+    "mix64", "stream_key", "stream_state", "hash_array", "write_threshold",
+    "DOMAIN_STREAM", "DOMAIN_ZIPF_PERMUTATION", "DOMAIN_PHASE_SLOT",
+]
+
+LINE = 64                          # bytes per cache line; one access touches one line
+MAX_PAGE_SIZE = 1 << 16            # line index uses random bits 0..9 (see _place)
+ONE32 = 1 << 32                    # segment choice is 32-bit fixed point
+ONE22 = 1 << 22                    # write probabilities are 22-bit fixed point
+MASK64 = (1 << 64) - 1
+
+# Columns of a segment table (uint64[k, 4]): first page, pages, cumulative weight (32-bit
+# fixed point, the last row's exactly 2**32), write threshold.
+SEG_START, SEG_PAGES, SEG_CUM, SEG_WTHR = 0, 1, 2, 3
+SEG_COLUMNS = 4
+
+# Every constant is a uint64 so numba never mixes signed and unsigned (it would go float64).
+_SCRAMBLE = np.uint64(0x2545F4914F6CDD1D)   # odd: spreads a small seed over 64 bits
+_WEYL = np.uint64(0x9E3779B97F4A7C15)        # odd, 2**64 / golden ratio
+_S7, _S10, _S11 = np.uint64(7), np.uint64(10), np.uint64(11)
+_S13, _S17, _S32 = np.uint64(13), np.uint64(17), np.uint64(32)
+_LOW22 = np.uint64(ONE22 - 1)
+_LOW32 = np.uint64(ONE32 - 1)
+_ZERO = np.uint64(0)
+_ONE = np.uint64(1)
+_LINE = np.uint64(LINE)
+_INV53 = 2.0 ** -53
+_COUNT = np.uint32(1)
+
+
+# ---- the stream ------------------------------------------------------------------------
+
+@njit(inline="always")
+def _next(state):
+    # Marsaglia's xorshift64 (13, 7, 17), the bare loop's generator. A random-access loop is
+    # memory bound and every extra instruction per access leaves fewer cache misses in
+    # flight: xorshift64* (one multiply more) measured 5-10% slower than the bare loop.
+    # Its weaker low bits only pick the line and the read/write coin.
+    state ^= state << _S13
+    state ^= state >> _S7
+    state ^= state << _S17
+    return state, state
+
+
+@njit(inline="always")
+def _below(r32, n):
+    # Lemire's multiply-shift: a 32-bit random value scaled to [0, n) without a division.
+    return (r32 * n) >> _S32
+
+
+@njit(inline="always")
+def _place(r, start, pages, wthr, line_mask):
+    # One random word -> (page, line, write): page from the high 32 bits, line from the low
+    # bits, write from bits 10..31 against a 22-bit threshold.
+    page = start + _below(r >> _S32, pages)
+    return page, r & line_mask, ((r >> _S10) & _LOW22) < wthr
+
+
+@njit(inline="always")
+def _second(r):
+    # A second random word for one multiply, where a second xorshift step would cost six
+    # instructions (see _next). r ranges over runs of consecutive values for any event of
+    # probability >= 2**-32, and r * odd is a Weyl sequence over such a run: its high half
+    # stays uniform and its low half runs through a bijection of r's low half.
+    return r * _WEYL
+
+
+@njit(inline="always")
+def _segment_step(state, table, line_mask):
+    # The high 32 bits pick the segment by cumulative weight; _second(r) places the access.
+    # An early-exit search, not a branch-free one: the predicted branch lets the CPU start
+    # the access before the comparison resolves (branch-free and alias-method variants
+    # measured 10-25% slower in hotcold and masim).
+    state, r = _next(state)
+    u = r >> _S32
+    k = 0
+    while u >= table[k, SEG_CUM]:    # last row's cumulative weight is 2**32 > u
+        k += 1
+    page, line, write = _place(_second(r), table[k, SEG_START], table[k, SEG_PAGES],
+                               table[k, SEG_WTHR], line_mask)
+    return state, page, line, write
+
+
+@njit(inline="always")
+def _cdf_step(state, cdf, guide, wthr, line_mask):
+    # Bisection for the first page whose cdf exceeds u, started from a guide table
+    # (guide[b] = first page with cdf > b/m): a plain bisection over millions of pages is a
+    # chain of ~20 dependent loads; the guide leaves one or two.
+    state, r = _next(state)
+    u = np.float64(r >> _S11) * _INV53            # uniform in [0, 1)
+    m = guide.size - 1
+    b = min(np.int64(u * m), m - 1)               # rounding can reach m
+    lo = guide[b]
+    hi = guide[b + 1]
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if cdf[mid] > u:
+            hi = mid
+        else:
+            lo = mid + 1
+    _, line, write = _place(_second(r), _ZERO, _ZERO, wthr, line_mask)
+    return state, np.uint64(lo), line, write
+
+
+@njit(inline="always")
+def _sequential_step(state, pos, start, stride, span, wthr, line_mask):
+    state, r = _next(state)
+    page = start + pos * stride
+    pos += _ONE
+    if pos == span:
+        pos = _ZERO
+    _, line, write = _place(r, _ZERO, _ZERO, wthr, line_mask)
+    return state, pos, page, line, write
+
+
+@njit(inline="always")
+def _line_mask(page_size):
+    return np.uint64(page_size // LINE - 1)
+
+
+@njit(inline="always")
+def _stamp(j):
+    # The byte a write stores: low bits of the access counter, odd so never zero.
+    return np.uint8((j & 0xFF) | 1)
+
+
+# ---- touch kernels (the measured loop) and their replays --------------------------------
+# Arguments: arena uint8[C] (touch) or reads/writes uint32[npages] (record), page_size, n
+# accesses, the stream's start state, then the generator's table or scalars. The Python
+# side passes every scalar as the numpy type annotated, so each kernel compiles once.
+# Offsets are uint64 so numba emits no negative-index wraparound check per access.
+
+@njit(inline="always")
+def _access(arena, at, write, j, checksum):
+    if write:
+        arena[at] = _stamp(j)
+    else:
+        checksum += arena[at]
+    return checksum
+
+
+@njit(inline="always")
+def _count(reads, writes, page, write):
+    if write:
+        writes[page] += _COUNT
+    else:
+        reads[page] += _COUNT
+
+
+@njit(nogil=True, cache=True)
+def touch_segments(arena: np.ndarray, page_size: int, n: int, key: np.uint64,
+                   table: np.ndarray) -> int:
+    """Segment tables of two or more rows; one row goes to touch_span."""
+    line_mask, psize = _line_mask(page_size), np.uint64(page_size)
+    state, checksum = key, _ZERO
+    for j in range(n):
+        state, page, line, write = _segment_step(state, table, line_mask)
+        checksum = _access(arena, page * psize + line * _LINE, write, j, checksum)
+    return checksum
+
+
+@njit(nogil=True, cache=True)
+def touch_span(arena: np.ndarray, page_size: int, n: int, key: np.uint64, start: np.uint64,
+               pages: np.uint64, wthr: np.uint64) -> int:
+    """A one-row segment table (uniform): one draw per access. A kernel of its own because
+    inside touch_segments (one more branch) LLVM spilled the arena pointer to the stack,
+    which cost ~5% against bare_touch."""
+    line_mask, psize = _line_mask(page_size), np.uint64(page_size)
+    state, checksum = key, _ZERO
+    for j in range(n):
+        state, r = _next(state)
+        page, line, write = _place(r, start, pages, wthr, line_mask)
+        checksum = _access(arena, page * psize + line * _LINE, write, j, checksum)
+    return checksum
+
+
+@njit(nogil=True, cache=True)
+def record_segments(reads: np.ndarray, writes: np.ndarray, page_size: int, n: int,
+                    key: np.uint64, table: np.ndarray) -> None:
+    line_mask, state = _line_mask(page_size), key
+    if table.shape[0] == 1:       # replays touch_span, which one-row tables go to
+        start, pages, wthr = table[0, SEG_START], table[0, SEG_PAGES], table[0, SEG_WTHR]
+        for _ in range(n):
+            state, r = _next(state)
+            page, _line, write = _place(r, start, pages, wthr, line_mask)
+            _count(reads, writes, page, write)
+    else:
+        for _ in range(n):
+            state, page, _line, write = _segment_step(state, table, line_mask)
+            _count(reads, writes, page, write)
+
+
+@njit(nogil=True, cache=True)
+def touch_cdf(arena: np.ndarray, page_size: int, n: int, key: np.uint64, cdf: np.ndarray,
+              guide: np.ndarray, wthr: np.uint64) -> int:
+    line_mask, psize = _line_mask(page_size), np.uint64(page_size)
+    state, checksum = key, _ZERO
+    for j in range(n):
+        state, page, line, write = _cdf_step(state, cdf, guide, wthr, line_mask)
+        checksum = _access(arena, page * psize + line * _LINE, write, j, checksum)
+    return checksum
+
+
+@njit(nogil=True, cache=True)
+def record_cdf(reads: np.ndarray, writes: np.ndarray, page_size: int, n: int, key: np.uint64,
+               cdf: np.ndarray, guide: np.ndarray, wthr: np.uint64) -> None:
+    line_mask, state = _line_mask(page_size), key
+    for _ in range(n):
+        state, page, _line, write = _cdf_step(state, cdf, guide, wthr, line_mask)
+        _count(reads, writes, page, write)
+
+
+@njit(nogil=True, cache=True)
+def touch_sequential(arena: np.ndarray, page_size: int, n: int, key: np.uint64,
+                     start: np.uint64, stride: np.uint64, span: np.uint64, pos: np.uint64,
+                     wthr: np.uint64) -> int:
+    line_mask, psize = _line_mask(page_size), np.uint64(page_size)
+    state, checksum = key, _ZERO
+    for j in range(n):
+        state, pos, page, line, write = _sequential_step(state, pos, start, stride, span, wthr,
+                                                         line_mask)
+        checksum = _access(arena, page * psize + line * _LINE, write, j, checksum)
+    return checksum
+
+
+@njit(nogil=True, cache=True)
+def record_sequential(reads: np.ndarray, writes: np.ndarray, page_size: int, n: int,
+                      key: np.uint64, start: np.uint64, stride: np.uint64, span: np.uint64,
+                      pos: np.uint64, wthr: np.uint64) -> None:
+    line_mask, state = _line_mask(page_size), key
+    for _ in range(n):
+        state, pos, page, _line, write = _sequential_step(state, pos, start, stride, span, wthr,
+                                                          line_mask)
+        _count(reads, writes, page, write)
+
+
+@njit(nogil=True, cache=True)
+def bare_touch(arena: np.ndarray, page_size: int, npages: int, n: int, seed: int,
+               write_ratio: float = 0.3) -> int:
+    """The cheapest loop doing the same per-access work: one plain xorshift64 draw gives a
+    uniform page, a line and read/write (write with *write_ratio*), laid out as in the
+    workloads; returns the read checksum. The yardstick for the workloads' accesses/s."""
+    line_mask, psize = _line_mask(page_size), np.uint64(page_size)
+    pages = np.uint64(npages)
+    wthr = np.uint64(write_ratio * ONE22)
+    x = np.uint64(seed) * _SCRAMBLE | _ONE           # xorshift state must be non-zero
+    checksum = _ZERO
+    for j in range(n):
+        x ^= x << _S13                            # written out: the simplest generator
+        x ^= x >> _S7
+        x ^= x << _S17
+        page, line, write = _place(x, _ZERO, pages, wthr, line_mask)
+        checksum = _access(arena, page * psize + line * _LINE, write, j, checksum)
+    return checksum
+
+
+# ---- keys, in plain Python (computed once per thread and interval, outside the loop) ----
+
+def mix64(x: int) -> int:
+    """splitmix64's finaliser on a Python int: a bijection of 64-bit values."""
+    x &= MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & MASK64
+    return x ^ (x >> 31)
+
+
+def stream_key(seed: int, *path: int) -> int:
+    """A 64-bit key for the stream named by *seed* and *path* (e.g. interval, thread).
+    Chained bijections with distinct offsets per level, so nearby paths share nothing."""
+    key = mix64(seed + 0x9E3779B97F4A7C15)
+    for level, item in enumerate(path, start=1):
+        key = mix64(key ^ ((item + level * 0xD1B54A32D192ED03) & MASK64))
+    return key
+
+
+def hash_array(values: np.ndarray, key: int) -> np.ndarray:
+    """mix64 of (values ^ key), elementwise; numpy uint64 arithmetic wraps like the C code."""
+    x = values.astype(np.uint64) ^ np.uint64(key)
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+# First path element of every key, so the streams and the patterns' own seeded choices
+# (zipf's permutation, phase's slots) never share a key.
+DOMAIN_STREAM, DOMAIN_ZIPF_PERMUTATION, DOMAIN_PHASE_SLOT = 1, 2, 3
+
+
+def stream_state(seed: int, interval: int, thread: int) -> np.uint64:
+    """The generator's start state for (seed, interval, thread); never 0 (xorshift's fixpoint)."""
+    return np.uint64(stream_key(seed, DOMAIN_STREAM, interval, thread) or 1)
+
+
+def write_threshold(p: float) -> np.uint64:
+    """Write probability *p* as the 22-bit threshold the kernels compare random bits against."""
+    return np.uint64(min(ONE22, max(0, round(p * ONE22))))
