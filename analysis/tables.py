@@ -37,9 +37,10 @@ def _cell(value, fmt: str) -> str:
         return "-"
 
 
-def format_table(headers: list[str], rows: list[list[str]]) -> str:
+def format_table(headers: list[str], rows: list[list[str]], right: list[bool] | None = None) -> str:
+    """Aligned columns, two spaces apart; numeric columns (or those *right* marks) right-aligned."""
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    numeric = [all(_looks_numeric(r[i]) for r in rows) for i in range(len(headers))]
+    numeric = right or [all(_looks_numeric(r[i]) for r in rows) for i in range(len(headers))]
 
     def line(cells):
         return "  ".join(c.rjust(w) if num else c.ljust(w) for c, w, num in zip(cells, widths, numeric)).rstrip()

@@ -1,0 +1,213 @@
+"""Loading one or more results directories into one set of frames, labelled by kernel.
+
+Runs merge by concatenation. Each run gets a *label* — its kernel release, plus the accel
+when not native and the host when two hosts ran the same kernel — and every row carries it;
+labels keep the order in which their runs were named (the first is the reference when
+runs are compared). Nothing here reads anything but the results directories, so a copied
+directory gives the same frames on any machine.
+
+Optional files beside ``samples.parquet`` (written by other parts of hotbench, or not yet):
+``latency.parquet`` (batch latencies of concurrent runs), ``micro*.json`` (pyperf),
+``eviction.parquet`` (eviction timeline) and ``pages.parquet`` (per-page bitmaps).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import results
+from bench.errors import HotbenchError
+
+LATENCY = "latency.parquet"
+EVICTION = "eviction.parquet"
+PAGES = "pages.parquet"
+MICRO_GLOB = "micro*.json"
+CONCURRENT = "concurrent"
+LOCKSTEP = "lockstep"
+# workload parameters that identify a replicate, not a different experiment
+_REPLICATE_PARAMS = {"seed", "npages", "page_size"}
+
+
+@dataclass
+class RunInfo:
+    run_id: str
+    label: str
+    manifest: dict
+
+    @property
+    def env(self) -> dict:
+        return self.manifest.get("environment") or {}
+
+
+@dataclass
+class Data:
+    runs: list[RunInfo]
+    labels: list[str]
+    samples: object  # lockstep rows, with rate columns (pandas.DataFrame)
+    concurrent: object  # concurrent rows (pandas.DataFrame, maybe empty)
+    latency: object = None
+    micro: object = None  # label, run_id, benchmark, unit, value
+    eviction: object = None
+    pages: object = None
+    errors: object = None  # rows whose status is an error (dropped from the statistics)
+    notes: list[str] = field(default_factory=list)
+
+    def label_index(self, label: str) -> int:
+        return self.labels.index(label)
+
+
+def find_run_dirs(paths: list[Path]) -> list[Path]:
+    """Each path is a run directory, or a directory whose immediate subdirectories are runs."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if (path / results.MANIFEST).is_file():
+            found.append(path)
+            continue
+        subs = sorted(p for p in path.iterdir() if (p / results.MANIFEST).is_file()) if path.is_dir() else []
+        if not subs:
+            raise HotbenchError(f"{path} is not a hotbench results directory (no {results.MANIFEST}, "
+                                f"here or in its subdirectories)")
+        found.extend(subs)
+    return found
+
+
+def _labels(manifests: list[dict]) -> list[str]:
+    def base(m):
+        env = m.get("environment") or {}
+        label = str(env.get("kernel_release") or "unknown-kernel")
+        accel = env.get("accel") or "native"
+        return label if accel == "native" else f"{label} ({accel})"
+
+    hosts: dict[str, set] = {}
+    for m in manifests:
+        hosts.setdefault(base(m), set()).add((m.get("environment") or {}).get("hostname"))
+    return [base(m) + (f"@{(m.get('environment') or {}).get('hostname')}" if len(hosts[base(m)]) > 1 else "")
+            for m in manifests]
+
+
+def _workload_labels(df):
+    """``workload_label``: the spec plus any parameter that varies between runs of that spec
+    (seed and size excepted), so rows with different settings are never pooled."""
+    import pandas as pd
+
+    params = df["workload_params"].map(lambda s: {k: v for k, v in json.loads(s).items()
+                                                  if k not in _REPLICATE_PARAMS} if isinstance(s, str) else {})
+    labels = df["workload_spec"].astype(str).copy()
+    for spec in sorted(df["workload_spec"].astype(str).unique()):
+        mask = df["workload_spec"].astype(str) == spec
+        keys = sorted({k for p in params[mask] for k in p})
+        varying = [k for k in keys if len({json.dumps(p.get(k)) for p in params[mask]}) > 1]
+        if varying:
+            labels[mask] = [spec + " " + " ".join(f"{k}={p.get(k)}" for k in varying) for p in params[mask]]
+    accesses = params.map(lambda p: p.get("accesses"))
+    return labels, pd.to_numeric(accesses, errors="coerce")
+
+
+def _read_parquet(path: Path):
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow raises many types for a torn or foreign file
+        why = (str(e).splitlines() or [type(e).__name__])[0]
+        raise HotbenchError(f"cannot read {path.name} in {path.parent.name}: {why}") from None
+
+
+def _micro(run_dir: Path, label: str, run_id: str):
+    import pandas as pd
+
+    files = sorted(run_dir.glob(MICRO_GLOB))
+    if not files:
+        return None
+    import pyperf
+
+    rows = []
+    for path in files:
+        try:
+            suite = pyperf.BenchmarkSuite.load(str(path))
+        except Exception as e:
+            why = (str(e).splitlines() or [type(e).__name__])[0]
+            raise HotbenchError(f"cannot read pyperf file {path.name} in {run_dir.name}: {why}") from None
+        for bench in suite.get_benchmarks():
+            unit = bench.get_unit()
+            rows += [{"label": label, "run_id": run_id, "file": path.name, "benchmark": bench.get_name(),
+                      "unit": unit, "value": float(v)} for v in bench.get_values()]
+    return pd.DataFrame(rows)
+
+
+def _concat(frames):
+    import pandas as pd
+
+    frames = [f for f in frames if f is not None and len(f)]
+    if not frames:
+        return None
+    columns = list(dict.fromkeys(c for f in frames for c in f.columns))
+    return pd.concat([f.reindex(columns=columns) for f in frames], ignore_index=True)
+
+
+def load(paths: list[Path]) -> Data:
+    """Read every run under *paths* (see ``find_run_dirs``) into one ``Data``."""
+    import pandas as pd
+
+    from analysis.metrics import add_report_rates
+
+    run_dirs = find_run_dirs(paths)
+    manifests = [results.load_manifest(d) for d in run_dirs]
+    labels = _labels(manifests)
+    runs, sample_frames, latency, micro, eviction, pages = [], [], [], [], [], []
+    seen: set[str] = set()
+    for run_dir, manifest, label in zip(run_dirs, manifests, labels):
+        run_id = str(manifest.get("run_id") or run_dir.name)
+        if run_id in seen:  # the same run named twice (a copy): count it once
+            continue
+        seen.add(run_id)
+        runs.append(RunInfo(run_id, label, manifest))
+        samples = _read_parquet(run_dir / results.SAMPLES) if (run_dir / results.SAMPLES).is_file() else None
+        if samples is not None and len(samples):
+            mode = samples["mode"] if "mode" in samples else pd.Series(manifest.get("mode") or LOCKSTEP,
+                                                                        index=samples.index)
+            sample_frames.append(samples.assign(label=label, mode=mode.fillna(manifest.get("mode") or LOCKSTEP)))
+        for name, bucket in ((LATENCY, latency), (EVICTION, eviction), (PAGES, pages)):
+            if (run_dir / name).exists():  # a file, or a directory of part files (one per cell)
+                frame = _read_parquet(run_dir / name)
+                bucket.append(frame.assign(label=label, run_id=frame["run_id"] if "run_id" in frame else run_id))
+        micro.append(_micro(run_dir, label, run_id))
+    order = list(dict.fromkeys(labels))
+    samples = _concat(sample_frames)
+    if samples is None:
+        samples = pd.DataFrame(columns=["label", "mode", "tracker", "status"])
+    samples = samples.assign(label_order=samples["label"].map(order.index))
+    sort = [c for c in ("label_order", "run_id", "tracker", "workload_spec", "backing", "size_bytes", "repeat",
+                        "interval") if c in samples]
+    samples = samples.sort_values(sort, kind="stable").reset_index(drop=True)
+    if "status" not in samples:
+        samples = samples.assign(status="ok")
+    failed = samples["status"].astype(str).str.startswith("error")
+    errors, samples = samples[failed].reset_index(drop=True), samples[~failed]
+    is_conc = samples["mode"].astype(str) == CONCURRENT
+    lock, conc = samples[~is_conc].reset_index(drop=True), samples[is_conc].reset_index(drop=True)
+    if len(lock):
+        lock = _with_workload_label(add_report_rates(lock))
+    if len(conc):
+        conc = _with_workload_label(add_report_rates(conc, accuracy=False))
+    return Data(runs=runs, labels=order, samples=lock, concurrent=conc, latency=_concat(latency),
+                micro=_concat(micro), eviction=_concat(eviction), pages=_concat(pages), errors=errors)
+
+
+def _with_workload_label(frame):
+    if "workload_params" in frame and "workload_spec" in frame:
+        wl, accesses = _workload_labels(frame)
+        return frame.assign(workload_label=wl, accesses=accesses)
+    name = frame["workload_spec"] if "workload_spec" in frame else frame.get("workload", "?")
+    return frame.assign(workload_label=name, accesses=float("nan"))
+
+
+def format_size(nbytes: float) -> str:
+    """256 MiB, 1 GiB, 512 KiB: binary units, no decimals when exact."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if nbytes >= 1 << shift:
+            value = nbytes / (1 << shift)
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{int(nbytes)} B"

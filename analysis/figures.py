@@ -1,0 +1,175 @@
+"""The figure registry: every figure hotbench can draw, what data it needs, and how it is saved.
+
+A figure is built only when the results hold what it needs; otherwise it is *skipped* with
+a one-line reason (``Skip``), which ``hotbench plot`` prints and the report lists. Builders
+return ``(file stem, Figure)`` pairs — most figures are one file, a few are one file per
+workload. Unless the arena size is the x-axis, a figure shows the largest size in the data
+(named in its caption), and every mark is the mean over repeats with a 95 % confidence
+interval where there are at least two repeats.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from analysis import catalog, style
+from analysis.data import Data, format_size
+
+
+class Skip(Exception):
+    """The results lack what this figure needs; the message says what."""
+
+
+def _builders() -> dict[str, Callable[[Data], list]]:
+    from analysis import _fig_accuracy as acc
+    from analysis import _fig_cost as cost
+    from analysis import _fig_dist as dist
+
+    return {
+        "accuracy-vs-interval": acc.accuracy_vs_interval,
+        "precision-recall": acc.precision_recall,
+        "wss-timeline": acc.wss_timeline,
+        "cost-vs-size": cost.cost_vs_size,
+        "pareto": cost.pareto_cpu,
+        "pareto-slowdown": cost.pareto_slowdown,
+        "heatmap": dist.heatmap,
+        "fault-cost-cdf": dist.fault_cost_cdf,
+        "stall-cdf": dist.stall_cdf,
+        "eviction-timeline": dist.eviction_timeline,
+    }
+
+
+def render(data: Data, out_dir: Path, names: list[str] | None = None, fmt: str = "png"):
+    """Build and save the figures *names* (default: all). Returns (paths written, {name: skip reason})."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    skipped: dict[str, str] = {}
+    builders = _builders()
+    for name in names or catalog.NAMES:
+        _remove_stale(out_dir, name, fmt)
+        try:
+            with style.context():
+                figures = builders[name](data)
+        except Skip as e:
+            skipped[name] = str(e)
+            continue
+        for stem, fig in figures:
+            written.append(style.save(fig, out_dir / stem, fmt))
+    return written, skipped
+
+
+def _remove_stale(out_dir: Path, name: str, fmt: str) -> None:
+    """Delete this figure's files from an earlier build (it may have had more parts, or none now)."""
+    import re
+
+    own = re.compile(rf"{re.escape(name)}(-.+)?" if name == "heatmap" else rf"{re.escape(name)}(-\d+)?")
+    for path in out_dir.glob(f"{name}*.{fmt}"):
+        if own.fullmatch(path.stem):
+            path.unlink()
+
+
+# ---- helpers shared by the builders ------------------------------------------------------------
+
+MAX_COLUMNS = 4
+
+
+def chunks(items: list, n: int = MAX_COLUMNS) -> list[list]:
+    return [items[i:i + n] for i in range(0, len(items), n)] or [[]]
+
+
+def stem(name: str, index: int) -> str:
+    return name if index == 0 else f"{name}-{index + 1}"
+
+
+def largest_size(df) -> int:
+    return int(df["size_bytes"].max())
+
+
+def env_caption(data: Data, labels: list[str] | None = None, note: str = "", timing: bool = False) -> str:
+    """'kernel 6.18.44 · accel native · host vm' per label, then what the marks mean."""
+    labels = labels or data.labels
+    parts = []
+    tcg = False
+    for label in labels:
+        run = next(r for r in data.runs if r.label == label)
+        env = run.env
+        accel = env.get("accel") or "native"
+        tcg |= accel != "native"
+        parts.append(f"kernel {env.get('kernel_release', '?')} · accel {accel} · host {env.get('hostname', '?')}")
+    text = "; ".join(parts)
+    if timing and tcg:
+        text += " — times under tcg emulation are not comparable to native"
+    return text + (f"\n{note}" if note else "")
+
+
+def tracker_handles(trackers: list[str], hollow: bool = False):
+    from matplotlib.lines import Line2D
+
+    return [Line2D([], [], linestyle="-", **style.marker_kw(t, hollow)) for t in trackers], list(trackers)
+
+
+def label_handles(data: Data, labels: list[str], numbered: bool = False):
+    """Legend entries telling kernels apart (line style; hollow markers after the first)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color="#333333", linestyle=style.label_linestyle(data.label_index(lb)),
+                      marker="o", markerfacecolor="#333333" if data.label_index(lb) == 0 else "none",
+                      markeredgecolor="#333333") for lb in labels]
+    names = [f"[{data.label_index(lb) + 1}] {lb}" if numbered else lb for lb in labels]
+    return handles, names
+
+
+def legend(fig, data: Data, trackers: list[str], labels: list[str], extra=None, numbered: bool = False) -> None:
+    handles, names = tracker_handles(trackers)
+    if len(labels) > 1:
+        h2, n2 = label_handles(data, labels, numbered)
+        handles, names = handles + h2, names + n2
+    if extra:
+        handles, names = handles + extra[0], names + extra[1]
+    style.legend_above(fig, handles, names, ncol=min(len(names), 6))
+
+
+def ordered_trackers(df) -> list[str]:
+    """Trackers in a fixed order: the style table's, then any others alphabetically."""
+    present = set(df["tracker"].astype(str))
+    known = [t for t in style.TRACKER_STYLE if t in present]
+    return known + sorted(present - set(known))
+
+
+def natural_key(text: str) -> tuple:
+    """Sort key with numbers compared as numbers: 'zipf accesses=3000' before 'zipf accesses=30000'."""
+    import re
+
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", str(text)))
+
+
+def ordered_workloads(df, column: str = "workload_label") -> list[str]:
+    return sorted(df[column].astype(str).unique(), key=natural_key)
+
+
+def size_note(size: int) -> str:
+    return f"arena {format_size(size)}"
+
+
+def value_ticks(ax, values) -> None:
+    """x ticks at the values that ran, as plain numbers (log axes otherwise crowd 2x10^1 labels)."""
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    values = sorted(float(v) for v in values)
+    ax.xaxis.set_major_locator(FixedLocator(values))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xticks(values, [f"{v:g}" for v in values])
+
+
+def nested_size(rank: int, start: float = 18.0) -> float:
+    """Marker size by tracker rank: earlier trackers larger, so marks at one point stay visible."""
+    return max(start - 2.5 * rank, 7.0)
+
+
+def plain_log_ticks(axis) -> None:
+    """Major ticks of a log axis as plain numbers (0.01, 1, 100), not 10^k."""
+    from matplotlib.ticker import FuncFormatter
+
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))

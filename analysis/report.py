@@ -1,0 +1,463 @@
+"""``report.md``, ``report.html`` and one CSV per table, from results directories alone.
+
+The Markdown report holds plain aligned text tables in fenced blocks: they paste into a
+mailing-list reply unchanged. The HTML report has the same content with every figure
+embedded (base64 PNG) and no external resource. Nothing in either depends on where the
+results live or when the report was made, so a copied results directory rebuilds a
+byte-identical report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis import catalog, stats
+from analysis.data import CONCURRENT, Data, format_size, load
+from analysis.tables import format_table
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+TABLES_DIR = "tables"
+FIGURES_DIR = "figures"
+KEYS = ["label", "tracker", "workload_label", "backing", "size_bytes"]
+
+
+def _fixed(digits: int):
+    return lambda v, like=None: f"{v:.{digits}f}"
+
+
+def _decimals(v: float) -> int:
+    """Decimals for three significant digits, none beyond the units for values of 100 and more."""
+    a = abs(v)
+    return 0 if a >= 100 or a == 0 else max(2 - math.floor(math.log10(a)), 0)
+
+
+def _num(v: float, like: float | None = None) -> str:
+    """Three significant digits, no exponent; a spread takes the decimals of its mean (*like*)."""
+    return f"{v:.{_decimals(v if like is None else like)}f}"
+
+
+def _pct(v: float, like=None) -> str:
+    return f"{v:.1%}"
+
+
+def _spct(v: float, like=None) -> str:
+    return f"{v:+.1%}"
+
+
+# metric -> (header, format of the mean, format of the spread)
+ACCURACY = {
+    "precision": ("precision", _fixed(3), _fixed(3)),
+    "recall": ("recall", _fixed(3), _fixed(3)),
+    "f1": ("F1", _fixed(3), _fixed(3)),
+    "recall_any": ("recall(any)", _fixed(3), _fixed(3)),
+    "wss_error": ("WSS err", _spct, _pct),
+    "cold_fp_rate": ("cold FP", _pct, _pct),
+}
+COST = {
+    "collect_ms_per_gib": ("collect ms/GiB", _num, _num),
+    "arm_ms_per_gib": ("arm ms/GiB", _num, _num),
+    "tracker_cpu_ms_per_gib": ("CPU ms/GiB", _num, _num),
+}
+OVERHEAD = {
+    "slowdown": ("slowdown", _fixed(3), _fixed(3)),
+    "lat_p50_us": ("p50 µs", _num, _num),
+    "lat_p99_us": ("p99 stall µs", _num, _num),
+    "lat_p999_us": ("p99.9 µs", _num, _num),
+    "tracker_cpu_ms_per_cycle": ("CPU ms/cycle", _num, _num),
+}
+TIMING = set(COST) | set(OVERHEAD) - {"slowdown"}
+HEADERS = {**{m: h for m, (h, _, _) in {**ACCURACY, **COST, **OVERHEAD}.items()}}
+
+
+@dataclass
+class Table:
+    name: str  # CSV file stem
+    headers: list[str]
+    rows: list[list[str]]
+    right: list[bool]
+    frame: object  # the numbers behind it, for the CSV (pandas.DataFrame)
+    notes: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return format_table(self.headers, self.rows, self.right)
+
+
+# ---- tables --------------------------------------------------------------------------------------
+
+def _mean_sd(rec: dict, metric: str, fmts) -> str:
+    mean, sd, n = rec.get(f"{metric}_mean"), rec.get(f"{metric}_sd"), rec.get(f"{metric}_n", 0)
+    if mean is None or not math.isfinite(mean):
+        return "-"
+    _, fmt, sfmt = fmts
+    return fmt(mean) if n < 2 or not math.isfinite(sd) else f"{fmt(mean)} ± {sfmt(sd, like=mean)}"
+
+
+def _order(frame, data: Data):
+    """Rows by label order, tracker (style order), workload, backing, size."""
+    from analysis.figures import ordered_trackers
+
+    from analysis.figures import natural_key
+
+    trackers = ordered_trackers(frame) if len(frame) else []
+    workloads = sorted(frame["workload_label"].astype(str).unique(), key=natural_key) if len(frame) else []
+    return frame.assign(_l=frame["label"].map(data.label_index), _t=frame["tracker"].map(trackers.index),
+                        _w=frame["workload_label"].astype(str).map(workloads.index)).sort_values(
+        ["_l", "_t", "_w", "backing", "size_bytes"], kind="stable").drop(columns=["_l", "_t", "_w"])
+
+
+def _metric_table(data: Data, df, name: str, metrics: dict, degraded: set) -> Table | None:
+    present = [m for m in metrics if m in df and df[m].notna().any()]
+    if not len(df) or not present:
+        return None
+    units = stats.per_repeat(df, KEYS, present)
+    summary = _order(stats.summarise(units, KEYS, present), data)
+    counts = units.groupby(KEYS, sort=False, dropna=False).size().rename("n").reset_index()
+    summary = summary.merge(counts, on=KEYS, how="left")
+    multi = len(data.labels) > 1
+    headers = (["kernel"] if multi else []) + ["tracker", "workload", "backing", "size", "n"]
+    headers += [HEADERS[m] for m in present]
+    rows = []
+    for rec in summary.to_dict("records"):
+        mark = "*" if (rec["label"], rec["tracker"], rec["workload_label"], rec["backing"],
+                       rec["size_bytes"]) in degraded else ""
+        cells = ([rec["label"]] if multi else []) + [rec["tracker"] + mark, rec["workload_label"], rec["backing"],
+                                                     format_size(rec["size_bytes"]), str(rec["n"])]
+        rows.append(cells + [_mean_sd(rec, m, metrics[m]) for m in present])
+    right = [False] * (len(headers) - len(present) - 2) + [True, True] + [True] * len(present)
+    frame = summary.rename(columns={"workload_label": "workload"})
+    table = Table(name, headers, rows, right, frame)
+    if any("*" in r[1 if multi else 0] for r in rows):
+        table.notes.append("* some intervals of this cell were degraded (status column of samples.parquet)")
+    return table
+
+
+def _degraded(df) -> set:
+    if not len(df) or "status" not in df:
+        return set()
+    bad = df[df["status"].astype(str) != "ok"]
+    return set(map(tuple, bad[KEYS].drop_duplicates().itertuples(index=False, name=None)))
+
+
+def _environment(data: Data) -> tuple[str, object]:
+    import pandas as pd
+
+    blocks, rows = [], []
+    for run in data.runs:
+        env, m = run.env, run.manifest
+        mem = env.get("mem_total_bytes")
+        rec = {
+            "run": run.run_id,
+            "label": run.label,
+            "kernel": " ".join(str(x) for x in (env.get("kernel_release"), env.get("kernel_version")) if x),
+            "accel": env.get("accel") or "native",
+            "host": env.get("hostname"),
+            "cpu": f"{env.get('cpu_model')} ({env.get('cpus')} CPUs)" if env.get("cpu_model") else None,
+            "memory": format_size(mem) if isinstance(mem, (int, float)) and mem else None,
+            "THP": env.get("thp_enabled") + (f" (defrag {env['thp_defrag']})" if env.get("thp_defrag") else "")
+            if env.get("thp_enabled") else None,
+            "NUMA balancing": env.get("numa_balancing"),
+            "governor": env.get("cpufreq_governor"),
+            "settings": ", ".join(f"{k}={v}" for k, v in sorted((m.get("settings") or {}).items())) or None,
+            "mode": m.get("mode"),
+            "status": m.get("status"),
+            "hotbench": " ".join(x for x in (env.get("hotbench_version"), (m.get("git_commit") or "")[:12]) if x),
+            "command": _command(m.get("command")),
+        }
+        rows.append(rec)
+        width = max(len(k) for k in rec)
+        blocks.append("\n".join(f"{k.ljust(width)}  {v}" for k, v in rec.items() if v not in (None, "")))
+    return "\n\n".join(blocks), pd.DataFrame(rows)
+
+
+def _command(argv) -> str | None:
+    """The command that made the run, without its --out (where results went is not part of it)."""
+    if not argv:
+        return None
+    argv = list(argv)
+    out, skip = ["hotbench"], False
+    for arg in argv[1:]:
+        if skip:
+            skip = False
+        elif arg == "--out":
+            skip = True
+        elif not arg.startswith("--out="):
+            out.append(arg)
+    return " ".join(out)
+
+
+def _unavailable(data: Data) -> Table:
+    import pandas as pd
+
+    recs = {}
+    for run in data.runs:
+        for tracker, reason in sorted((run.manifest.get("skipped") or {}).items()):
+            recs[(run.label, tracker, str(reason))] = None
+    multi = len(data.labels) > 1
+    rows = [([lb] if multi else []) + [t, r] for lb, t, r in recs]
+    headers = (["kernel"] if multi else []) + ["mechanism", "reason"]
+    frame = pd.DataFrame([{"label": lb, "mechanism": t, "reason": r} for lb, t, r in recs],
+                         columns=["label", "mechanism", "reason"])
+    return Table("unavailable", headers, rows, [False] * len(headers), frame)
+
+
+_ERROR_COLUMNS = {"label": "kernel", "run_id": "run", "tracker": "tracker", "workload_spec": "workload",
+                  "backing": "backing", "size_bytes": "size", "repeat": "repeat", "interval": "interval",
+                  "status": "status"}
+
+
+def _errors(data: Data) -> Table | None:
+    err = data.errors
+    if err is None or not len(err):
+        return None
+    cols = [c for c in _ERROR_COLUMNS if c in err and (c != "label" or len(data.labels) > 1)]
+    frame = err[cols].reset_index(drop=True)
+
+    def cell(col, value):
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            return "-"
+        if col == "size_bytes":
+            return format_size(value)
+        if isinstance(value, float) and value == int(value):
+            return str(int(value))
+        return str(value)
+
+    rows = [[cell(c, rec.get(c)) for c in cols] for rec in frame.to_dict("records")]
+    return Table("errors", [_ERROR_COLUMNS[c] for c in cols], rows, [False] * len(cols), frame)
+
+
+def _scaling(data: Data) -> Table | None:
+    from analysis._fig_cost import COST_METRICS, cost_fits
+
+    fits = cost_fits(data)
+    if not len(fits):
+        return None
+    fits = _order(fits.assign(size_bytes=0), data).drop(columns=["size_bytes"])
+    multi = len(data.labels) > 1
+    headers = (["kernel"] if multi else []) + ["tracker", "workload", "backing", "cost", "exponent", "ms/GiB",
+                                               "fixed ms", "r²", "sizes"]
+    rows = [([rec["label"]] if multi else []) + [rec["tracker"], rec["workload_label"], rec["backing"],
+                                                 COST_METRICS[rec["metric"]], f"{rec['exponent']:.2f}",
+                                                 _num(rec["ms_per_gib"]), _num(rec["intercept_ms"]),
+                                                 f"{rec['r2']:.2f}", str(rec["sizes"])]
+            for rec in fits.to_dict("records")]
+    right = [False] * (len(headers) - 5) + [True] * 5
+    return Table("scaling", headers, rows, right, fits.rename(columns={"workload_label": "workload"}))
+
+
+def _comparison(data: Data) -> tuple[Table | None, str]:
+    """Welch's t-test of every cell and metric, each later label against the first."""
+    import pandas as pd
+
+    if len(data.labels) < 2:
+        return None, "All runs share one kernel and machine: there is nothing to compare."
+    frames = []
+    metrics = {"lockstep": list(ACCURACY) + list(COST), CONCURRENT: list(OVERHEAD)}
+    for df, names in ((data.samples, metrics["lockstep"]), (data.concurrent, metrics[CONCURRENT])):
+        present = [m for m in names if m in df]
+        if len(df) and present:
+            units = stats.per_repeat(df, KEYS, present)
+            frames.append(stats.compare(units, KEYS, present, data.labels))
+    frames = [f for f in frames if len(f)]
+    if not frames:
+        return None, ("No cell ran at least twice on two kernels, so no difference can be tested; "
+                      "run with --repeats 3 or more.")
+    tests = pd.concat(frames, ignore_index=True)
+    # one family: Benjamini–Hochberg over every test of the report
+    from scipy.stats import false_discovery_control
+
+    tests["q"] = false_discovery_control(tests["p"].to_numpy("float64"), method="bh")
+    tests["significant"] = tests["q"] < stats.ALPHA
+    accel = {r.label: (r.env.get("accel") or "native") for r in data.runs}
+    tests["note"] = [("timing under tcg: not comparable" if m in TIMING and (accel[a] != "native" or accel[b] != "native")
+                      and accel[a] != accel[b] else "") for m, a, b in zip(tests["metric"], tests["ref"], tests["label"])]
+    sig = _order(tests[tests["significant"]], data)
+    fmts = {**ACCURACY, **COST, **OVERHEAD}
+    headers = ["kernel", "tracker", "workload", "backing", "size", "metric", f"vs {data.labels[0]}", "this kernel",
+               "change", "q", "note"]
+    rows = []
+    for rec in sig.to_dict("records"):
+        f = fmts[rec["metric"]]
+        ref = {f"{rec['metric']}_mean": rec["ref_mean"], f"{rec['metric']}_sd": rec["ref_sd"],
+               f"{rec['metric']}_n": rec["ref_n"]}
+        new = {f"{rec['metric']}_mean": rec["mean"], f"{rec['metric']}_sd": rec["sd"], f"{rec['metric']}_n": rec["n"]}
+        change = f"{rec['change']:+.1%}" if math.isfinite(rec["change"]) else "-"
+        rows.append([rec["label"], rec["tracker"], rec["workload_label"], rec["backing"], format_size(rec["size_bytes"]),
+                     HEADERS[rec["metric"]], _mean_sd(ref, rec["metric"], f), _mean_sd(new, rec["metric"], f), change,
+                     f"{rec['q']:.2g}", rec["note"]])
+    right = [False] * 6 + [True] * 4 + [False]
+    frame = _order(tests, data).rename(columns={"workload_label": "workload"})
+    summary = (f"{len(tests)} differences tested (cells with at least two repeats on both sides); "
+               f"{int(tests['significant'].sum())} significant at q < {stats.ALPHA}.")
+    return Table("comparison", headers, rows, right, frame), summary
+
+
+# ---- assembling ------------------------------------------------------------------------------------
+
+def _sections(data: Data, figures: list[Path], skipped: dict[str, str]) -> list[tuple]:
+    """The report as blocks: ('h1'|'h2'|'p', text), ('pre', text), ('table', Table), ('figure', path)."""
+    from bench import __version__
+
+    labels = ", ".join(data.labels)
+    out: list[tuple] = [("h1", "hotbench report"),
+                        ("p", f"{len(data.runs)} run(s), kernel label(s): {labels}. Built by hotbench {__version__} "
+                              "from the results directories alone.")]
+    env_text, env_frame = _environment(data)
+    out += [("h2", "Environment"), ("pre", env_text), ("csv", "environment", env_frame)]
+    unavailable = _unavailable(data)
+    out.append(("h2", "Unavailable mechanisms"))
+    out.append(("table", unavailable) if unavailable.rows else ("p", "None: every mechanism the runs asked for ran."))
+    if errors := _errors(data):
+        out += [("h2", "Errors"), ("p", "These intervals ended in an error and are left out of every statistic."),
+                ("table", errors)]
+    deg = _degraded(data.samples)
+    acc = _metric_table(data, data.samples[data.samples["tp"].notna() | data.samples["wss_est"].notna()]
+                        if len(data.samples) else data.samples, "accuracy", ACCURACY, deg)
+    out.append(("h2", "Accuracy (lockstep runs)"))
+    out += [("p", "Mean ± standard deviation over repeats (each repeat first averaged over its intervals); "
+                  "n = repeats. Precision, recall and F1 against the accesses the tracker can see (writes for "
+                  "write-only trackers), recall(any) against every access; cold FP = fp / (fp + tn)."),
+            ("table", acc)] if acc else [("p", "No lockstep rows.")]
+    cost = _metric_table(data, data.samples, "cost", COST, deg)
+    out.append(("h2", "Cost (lockstep runs)"))
+    out += [("p", "Per interval, per GiB of arena: wall time of collect and of arm, and the tracker thread's CPU "
+                  "time for both. Mean ± standard deviation over repeats."), ("table", cost)] if cost \
+        else [("p", "No lockstep rows with timings.")]
+    out.append(("h2", "Overhead (concurrent runs)"))
+    over = _metric_table(data, data.concurrent, "overhead", OVERHEAD, _degraded(data.concurrent)) \
+        if data.concurrent is not None and len(data.concurrent) else None
+    out += [("p", "Workload slowdown against the no-tracker baseline of the same invocation, batch-latency "
+                  "percentiles (stalls) and tracker CPU per cycle. Mean ± standard deviation over repeats."),
+            ("table", over)] if over else [("p", "No concurrent rows in these results: slowdown and stall "
+                                                 "percentiles are not available.")]
+    if scaling := _scaling(data):
+        out += [("h2", "Cost scaling with arena size"),
+                ("p", "Fits over every repeat: exponent of a log-log fit (1 = proportional to the arena, "
+                      "0 = independent of it), and a linear fit ms = fixed + ms/GiB × GiB."),
+                ("table", scaling)]
+    comparison, summary = _comparison(data)
+    out += [("h2", "Differences between kernels"), ("p", summary)]
+    if comparison:
+        out.append(("p", f"Each kernel against {data.labels[0]}, cell by cell, with Welch's t-test on the repeat "
+                         "means; p-values adjusted for the number of tests (Benjamini–Hochberg) and a difference "
+                         "shown only when q < 0.05. Every test, significant or not, is in tables/comparison.csv."))
+        out.append(("table", comparison) if comparison.rows else ("p", "No significant difference."))
+    out.append(("h2", "Figures"))
+    out += [("figure", path) for path in figures]
+    if skipped:
+        out.append(("p", "Not drawn, for lack of data:"))
+        out.append(("list", [f"{name}: {why}" for name, why in skipped.items()]))
+    out += [("h2", "Method"), ("list", METHOD)]
+    return out
+
+
+METHOD = [
+    "Unit of replication: a repeat (one cell run once with its own seed); intervals within a repeat are "
+    "averaged first, because they share arena and tracker state.",
+    "Spread: sample standard deviation over repeats (n−1); 95 % confidence intervals of the mean (Student's t, "
+    "n−1 degrees of freedom) are drawn on the figures and listed in the CSV files (column <metric>_ci95, the "
+    "half-width). With one repeat there is no spread: the tables show the mean alone and n = 1.",
+    "Significance: Welch's unequal-variance t-test (scipy.stats.ttest_ind, equal_var=False), each kernel against "
+    "the first named, with at least two repeats on each side; Benjamini–Hochberg adjustment over every test in "
+    "the report; flagged when q < 0.05. Timings from tcg emulation are not comparable with native ones.",
+    "Cold-page false-positive rate: fp / (fp + tn), the share of pages not accessed in the interval (by the truth "
+    "the tracker is scored against) that the tracker reported as accessed.",
+    "WSS error: (estimated − true working set) / true working set, per interval.",
+    "Figures show the largest arena size in the data unless size is their x-axis.",
+]
+
+
+def _md(blocks: list[tuple], out_dir: Path) -> str:
+    lines: list[str] = []
+    for block in blocks:
+        kind = block[0]
+        if kind == "h1":
+            lines += [f"# {block[1]}", ""]
+        elif kind == "h2":
+            lines += [f"## {block[1]}", ""]
+        elif kind == "p":
+            lines += [block[1], ""]
+        elif kind == "pre":
+            lines += ["```text", block[1], "```", ""]
+        elif kind == "table":
+            table = block[1]
+            lines += ["```text", table.text(), *table.notes, "```", f"CSV: {TABLES_DIR}/{table.name}.csv", ""]
+        elif kind == "figure":
+            rel = block[1].relative_to(out_dir).as_posix()
+            lines += [f"![{block[1].stem}]({rel})", ""]
+        elif kind == "list":
+            lines += [f"- {item}" for item in block[1]] + [""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;font-size:14px;margin:.5em 0}th,td{padding:2px 8px;border-bottom:1px solid #ddd}
+th{text-align:left;background:#f4f4f4}td.r{text-align:right;font-variant-numeric:tabular-nums}
+pre{background:#f7f7f7;padding:.8em;overflow-x:auto}img{max-width:100%;border:1px solid #eee;margin:.5em 0}
+p.note{color:#555;font-size:13px}"""
+
+
+def _html(blocks: list[tuple]) -> str:
+    esc = html.escape
+    parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">', "<title>hotbench report</title>",
+             f"<style>{_CSS}</style></head><body>"]
+    for block in blocks:
+        kind = block[0]
+        if kind in ("h1", "h2"):
+            parts.append(f"<{kind}>{esc(block[1])}</{kind}>")
+        elif kind == "p":
+            parts.append(f"<p>{esc(block[1])}</p>")
+        elif kind == "pre":
+            parts.append(f"<pre>{esc(block[1])}</pre>")
+        elif kind == "table":
+            t = block[1]
+            head = "".join(f"<th>{esc(h)}</th>" for h in t.headers)
+            body = "".join("<tr>" + "".join(f'<td class="r">{esc(c)}</td>' if r else f"<td>{esc(c)}</td>"
+                                            for c, r in zip(row, t.right)) + "</tr>" for row in t.rows)
+            parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+            parts += [f'<p class="note">{esc(n)}</p>' for n in t.notes]
+        elif kind == "figure":
+            data = base64.b64encode(block[1].read_bytes()).decode()
+            parts.append(f'<figure><img alt="{esc(block[1].stem)}" src="data:image/png;base64,{data}">'
+                         f"<figcaption>{esc(block[1].stem)}</figcaption></figure>")
+        elif kind == "list":
+            parts.append("<ul>" + "".join(f"<li>{esc(i)}</li>" for i in block[1]) + "</ul>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _write_csvs(blocks: list[tuple], out_dir: Path) -> list[Path]:
+    tables = out_dir / TABLES_DIR
+    tables.mkdir(parents=True, exist_ok=True)
+    written = []
+    for block in blocks:
+        if block[0] == "table":
+            name, frame = block[1].name, block[1].frame
+        elif block[0] == "csv":
+            name, frame = block[1], block[2]
+        else:
+            continue
+        path = tables / f"{name}.csv"
+        frame.to_csv(path, index=False, lineterminator="\n")
+        written.append(path)
+    return written
+
+
+def build(paths: list[Path], out_dir: Path | None = None, data: Data | None = None) -> Path:
+    """Write report.md, report.html, tables/*.csv and figures/*.png into *out_dir*
+    (default: ``<first path>/report``); returns *out_dir*."""
+    from analysis import figures
+
+    data = data or load(paths)
+    out_dir = Path(out_dir) if out_dir else Path(paths[0]) / "report"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figure_paths, skipped = figures.render(data, out_dir / FIGURES_DIR, list(catalog.NAMES), "png")
+    blocks = _sections(data, figure_paths, skipped)
+    _write_csvs(blocks, out_dir)
+    (out_dir / REPORT_MD).write_text(_md(blocks, out_dir), encoding="utf-8")
+    (out_dir / REPORT_HTML).write_text(_html(blocks), encoding="utf-8")
+    return out_dir
