@@ -249,6 +249,32 @@ def _scaling(data: Data) -> Table | None:
     return Table("scaling", headers, rows, right, fits.rename(columns={"workload_label": "workload"}))
 
 
+def _growth(data: Data) -> Table | None:
+    """Does a tracker's cost follow all of memory or the pages touched? (analysis.scaling)"""
+    from analysis.scaling import cost_fits as growth_fits
+
+    frames = [f for f in (data.samples, data.concurrent) if f is not None and len(f)]
+    fits = [growth_fits(f) for f in frames]
+    fits = [f for f in fits if len(f)]
+    if not fits:
+        return None
+    import pandas as pd
+
+    table = pd.concat(fits, ignore_index=True)
+
+    def slope(rec, name):
+        value = rec.get(name)
+        if value is None or value != value:
+            return "-"
+        return f"{_num(value)} ± {_num(rec[name + '_se'])}"
+
+    headers = ["tracker", "backing", "cost", "ms/GiB memory", "ms/GiB touched", "r²", "n", "grows with"]
+    rows = [[rec["tracker"], rec["backing"], rec["cost"], slope(rec, "ms_per_gib_memory"),
+             slope(rec, "ms_per_gib_touched"), f"{rec['r2']:.2f}", str(rec["n"]), rec["grows_with"]]
+            for rec in table.to_dict("records")]
+    return Table("growth", headers, rows, [False] * 3 + [True] * 4 + [False], table)
+
+
 def _comparison(data: Data) -> tuple[Table | None, str]:
     """Welch's t-test of every cell and metric, each later label against the first."""
     import pandas as pd
@@ -339,6 +365,12 @@ def _sections(data: Data, figures: list[Path], skipped: dict[str, str]) -> list[
                 ("p", "Fits over every repeat: exponent of a log-log fit (1 = proportional to the arena, "
                       "0 = independent of it), and a linear fit ms = fixed + ms/GiB × GiB."),
                 ("table", scaling)]
+    if growth := _growth(data):
+        out += [("h2", "Does the cost follow memory or the working set?"),
+                ("p", "Least-squares fit per tracker over every interval (or concurrent cycle): cost = fixed + "
+                      "a × arena GiB + b × touched GiB, ± standard errors; a slope counts when it exceeds twice "
+                      "its standard error. A physical-memory tracker follows a, a per-mm hot-set scan follows b."),
+                ("table", growth)]
     comparison, summary = _comparison(data)
     out += [("h2", "Differences between kernels"), ("p", summary)]
     if comparison:

@@ -4,6 +4,9 @@ Format history (``FORMAT_VERSION`` is stamped in every manifest; loaders accept 
 versions in ``ACCEPTED`` and refuse any other by name):
   1  2026-11  first format: manifest (environment, probes, cells, skips) and one
               samples row per cell x interval.
+  2  2026-11  optional files: latency.parquet (concurrent mode: every batch's duration)
+              and pages.parquet/ (a directory, one part per cell: per-interval bitmaps of
+              truth and observation, np.packbits little-endian, for heatmaps).
 
 Every file is written to a temporary name in the same directory and renamed into
 place, so a run interrupted at any moment leaves the previous complete version of
@@ -21,10 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-FORMAT_VERSION = 1
-ACCEPTED = (1,)
+FORMAT_VERSION = 2
+ACCEPTED = (1, 2)
 MANIFEST = "manifest.json"
 SAMPLES = "samples.parquet"
+PAGES = "pages.parquet"  # a directory of per-cell parts
 LATENCY = "latency.parquet"  # concurrent mode: every batch's duration, per cell, pair and variant
 
 
@@ -68,6 +72,26 @@ def write_samples(run_dir: Path, rows: list[dict]) -> None:
 
 def write_latencies(run_dir: Path, rows: list[dict]) -> None:
     _write_parquet(run_dir / LATENCY, rows)
+
+
+def write_pages(run_dir: Path, cell_number: int, rows: list[dict]) -> None:
+    """One part file per cell: rewriting one growing file after every cell would be quadratic."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # An explicit schema: a tracker that cannot split reads from writes leaves those columns
+    # null, and every part must still have the same column types to be read as one table.
+    schema = pa.schema([("run_id", pa.string()), ("tracker", pa.string()), ("workload_spec", pa.string()),
+                        ("backing", pa.string()), ("size_bytes", pa.int64()), ("repeat", pa.int64()),
+                        ("npages", pa.int64()), ("interval", pa.int64()), ("truth_read", pa.binary()),
+                        ("truth_written", pa.binary()), ("reported", pa.binary()), ("reported_read", pa.binary()),
+                        ("reported_written", pa.binary())])
+    (run_dir / PAGES).mkdir(exist_ok=True)
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
+    atomic_write_bytes(run_dir / PAGES / f"cell-{cell_number:05d}.parquet", buf.getvalue())
 
 
 def create_run_dir(out: Path, run_id: str) -> Path:

@@ -165,8 +165,12 @@ def _timed(fn: Callable[[], object]):
 
 
 def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None,
-             interrupts: DeferredInterrupts = _NO_INTERRUPTS) -> list[dict]:
-    """One cell in lockstep; returns its rows (a tracker's OSError becomes an ``error:`` row)."""
+             interrupts: DeferredInterrupts = _NO_INTERRUPTS, pages: list[dict] | None = None) -> list[dict]:
+    """One cell in lockstep; returns its rows (a tracker's OSError becomes an ``error:`` row).
+
+    With *pages* (a list), per-interval bitmaps of truth and observation are appended to it
+    for page and region trackers (packed bits: ``results.write_pages``), outside timed code.
+    """
     import workloads
 
     cls = trackers.get(cell.tracker)
@@ -188,7 +192,10 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
             for i in range(cell.intervals):
                 interrupts.check()
                 progress.update(f"{cls.name} x {cell.workload} ({cell.backing})", f"interval {i + 1}/{cell.intervals}")
-                rows.append({**base, "interval": i, **_interval(tracker, workload, arena, i)})
+                row, observation, truth = _interval(tracker, workload, arena, i)
+                rows.append({**base, "interval": i, **row})
+                if pages is not None:
+                    pages.append(_page_bits(base, i, observation, truth, arena.npages))
         except OSError as e:
             rows.append({**base, "interval": len(rows), "status": f"error: {e}"})
         finally:
@@ -196,23 +203,42 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
     return rows
 
 
-def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: int) -> dict:
+def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: int):
     """arm -> workload interval i -> collect, timed; then (untimed) the truth replay and the score."""
     _, arm_ns, arm_cpu_ns = _timed(tracker.arm)
     faults0, wall0 = procfs.minor_faults(), time.perf_counter_ns()
     workload.run_interval(arena.view, i)
     workload_ns, faults = time.perf_counter_ns() - wall0, procfs.minor_faults() - faults0
     observation, collect_ns, collect_cpu_ns = _timed(tracker.collect)
-    return {**score(observation, workload.truth(i), tracker.sees, arena.npages),
-            "arm_ns": arm_ns, "arm_cpu_ns": arm_cpu_ns, "collect_ns": collect_ns, "collect_cpu_ns": collect_cpu_ns,
-            "workload_ns": workload_ns, "minor_faults": faults, "status": observation.status,
-            "extra": json.dumps(observation.extra, sort_keys=True)}
+    truth = workload.truth(i)
+    row = {**score(observation, truth, tracker.sees, arena.npages),
+           "arm_ns": arm_ns, "arm_cpu_ns": arm_cpu_ns, "collect_ns": collect_ns, "collect_cpu_ns": collect_cpu_ns,
+           "workload_ns": workload_ns, "minor_faults": faults, "status": observation.status,
+           "extra": json.dumps(observation.extra, sort_keys=True)}
+    return row, observation, truth
 
 
-def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None) -> list[dict]:
+def _page_bits(base: dict, i: int, observation, truth, npages: int) -> dict:
+    import numpy as np
+
+    from analysis.metrics import regions_to_pages
+
+    def packed(bits):
+        return None if bits is None else np.packbits(bits, bitorder="little").tobytes()
+
+    reported = observation.accessed
+    if reported is None and observation.regions is not None:
+        reported = regions_to_pages(observation.regions, npages)
+    keys = ("run_id", "tracker", "workload_spec", "backing", "size_bytes", "repeat", "npages")
+    return {**{k: base[k] for k in keys}, "interval": i, "truth_read": packed(truth.read),
+            "truth_written": packed(truth.written), "reported": packed(reported),
+            "reported_read": packed(observation.read), "reported_written": packed(observation.written)}
+
+
+def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_pages: bool = False) -> list[dict]:
     """Run every cell, writing samples (and, in concurrent mode, batch latencies) and the
     manifest atomically after each one. *overhead* (a ``concurrent.Overhead``) selects
-    concurrent mode; None is lockstep.
+    concurrent mode; None is lockstep. *keep_pages* writes per-interval page bitmaps too.
 
     Ctrl-C or SIGTERM: the interval (or A/B run) in flight finishes, the tracker stops, the
     results so far are written, then KeyboardInterrupt propagates.
@@ -224,10 +250,13 @@ def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None) -> list[d
     results.write_manifest(run_dir, manifest)
     with DeferredInterrupts() as interrupts:
         try:
-            for cell in plan.cells:
+            for number, cell in enumerate(plan.cells):
                 interrupts.check()
                 if overhead is None:
-                    rows.extend(run_cell(cell, manifest["run_id"], progress, interrupts))
+                    pages: list[dict] | None = [] if keep_pages else None
+                    rows.extend(run_cell(cell, manifest["run_id"], progress, interrupts, pages))
+                    if pages:
+                        results.write_pages(run_dir, number, pages)
                 else:
                     from bench.concurrent import run_concurrent_cell
 

@@ -68,7 +68,7 @@ def test_run_writes_manifest_and_samples(tmp_path):
     assert out.returncode == 0, out.stderr
     (run_dir,) = tmp_path.iterdir()
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["format_version"] == 1
+    assert manifest["status"] == "complete" and manifest["format_version"] == 2
     assert manifest["environment"]["kernel_release"] == os.uname().release
     assert set(manifest["environment"]["kernel_facts"]) and manifest["command"][1:3] == ["run", "--out"]
     samples = pd.read_parquet(run_dir / "samples.parquet")
@@ -156,3 +156,23 @@ def test_sweep_is_one_results_directory(tmp_path):
     params = samples["workload_params"].map(json.loads)
     assert sorted(zip(samples["size_bytes"], params.map(lambda p: p["threads"]))) == \
         [(8 << 20, 1), (8 << 20, 2), (16 << 20, 1), (16 << 20, 2)]
+
+
+@pytest.mark.root
+def test_pages_are_kept_and_match_the_scores(tmp_path):
+    import numpy as np
+
+    out = hotbench("run", "--out", str(tmp_path), "--trackers", "uffd-wp,shmem-zap", "--workloads", "hotcold",
+                   "--size", "8M", "--intervals", "2", "--accesses", "3000", "--pages")
+    assert out.returncode == 0, out.stderr
+    (run_dir,) = tmp_path.iterdir()
+    pages = pd.read_parquet(run_dir / "pages.parquet")
+    samples = pd.read_parquet(run_dir / "samples.parquet")
+    assert len(pages) == len(samples) == 4
+    bitmaps = pages[["tracker", "interval", "npages", "reported", "truth_read", "truth_written"]].add_suffix("_bits")
+    merged = bitmaps.merge(samples, left_on=["tracker_bits", "interval_bits"], right_on=["tracker", "interval"])
+    for rec in merged.to_dict("records"):
+        bits = lambda blob: np.unpackbits(np.frombuffer(blob, np.uint8), count=rec["npages"], bitorder="little")
+        reported, written = bits(rec["reported_bits"]).astype(bool), bits(rec["truth_written_bits"]).astype(bool)
+        truth = written if rec["sees"] == "writes" else written | bits(rec["truth_read_bits"]).astype(bool)
+        assert int((reported & truth).sum()) == rec["tp"] and int((reported & ~truth).sum()) == rec["fp"]

@@ -66,6 +66,8 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                         "e.g. 100ms (default 100ms)")
     parser.add_argument("--batch", type=int, default=10_000, help="concurrent: accesses per timed batch (default 10000)")
     parser.add_argument("--pairs", type=int, default=2, help="concurrent: A/B pairs per cell (default 2)")
+    parser.add_argument("--pages", action="store_true", help="lockstep: also keep every interval's page bitmaps "
+                        "(truth and observation) in pages.parquet/, for heatmaps")
     parser.add_argument("--mglru", choices=("on", "off"), help="set MGLRU (lru_gen/enabled) for the run, then restore")
     parser.add_argument("--numa-balancing", choices=("on", "off"), help="set kernel.numa_balancing for the run, then restore")
     parser.add_argument("--thp", choices=("always", "madvise", "never"), help="set the THP mode for the run, then restore")
@@ -116,7 +118,7 @@ def _run(args: argparse.Namespace, sizes: list[int], applied: dict) -> tuple[lis
                 "mode": args.mode, "overhead": vars(overhead) if overhead else None, "settings": applied,
                 "environment": environment.describe(), **runner.plan_manifest(plan)}
     try:
-        return runner.run_plan(plan, run_dir, manifest, overhead), run_dir
+        return runner.run_plan(plan, run_dir, manifest, overhead, keep_pages=args.pages), run_dir
     except KeyboardInterrupt:
         raise Interrupted(f"interrupted; the tracker was stopped and partial results kept in {run_dir}") from None
 
