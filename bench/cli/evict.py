@@ -1,0 +1,145 @@
+"""``hotbench evict``: the VMM eviction workflow under concurrent vCPU writes, integrity-checked.
+
+Runs each variant (default: all) ``--repeats`` times and prints one summary line per variant;
+``--out FILE`` writes every (variant, round) row (``.json``, or ``.csv``/``.parquet`` through
+pandas). A variant this kernel cannot run is listed as skipped with the probe's reason.
+
+Exit status: 0 when every variant that ran kept every page intact (``racy`` is expected to
+lose data and never counts); 3 when a variant other than ``racy`` lost, tore or misplaced a
+page; 1 on bad input or errors; 130 when interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from bench.errors import HotbenchError
+
+# Result file history (``--out x.json``):
+#   1  2026-11  first format: {"format": "hotbench-evict", "version": 1, "rows": [...]}.
+FORMAT_VERSION = 1
+EXPECTED_TO_LOSE = ("racy",)
+
+
+def _seconds(text: str) -> float:
+    scale = 1e-3 if text.endswith("ms") else 1.0
+    try:
+        return float(text.removesuffix("ms").removesuffix("s")) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration like 100ms or 0.5s, got {text!r}") from None
+
+
+def set_argparser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--list", action="store_true", help="list the variants with their ioctl sequences and "
+                        "whether this kernel runs them, then exit")
+    parser.add_argument("--variant", action="append", metavar="NAME",
+                        help="a variant to run (repeatable or comma-separated; default: all)")
+    parser.add_argument("--backing", default="shmem", choices=("shmem", "anon"), help="guest memory (default shmem)")
+    parser.add_argument("--size", default="32M", help="guest memory size (default 32M)")
+    parser.add_argument("--threads", type=int, default=2, help="vCPU threads (default 2)")
+    parser.add_argument("--rounds", type=int, default=4, help="eviction rounds per run (default 4)")
+    parser.add_argument("--interval", type=_seconds, default=0.1, help="observation window (default 100ms)")
+    parser.add_argument("--hold", type=_seconds, default=0.0, help="extra time between write-out and drop "
+                        "(widens the eviction window; default 0)")
+    parser.add_argument("--rescue", action="store_true", help="keep pages the vCPUs faulted on during the window "
+                        "instead of evicting them")
+    parser.add_argument("--detector", default="auto", help="tracker for uffd-wp/racy/none (default: shmem-zap on "
+                        "shmem, mprotect on anon)")
+    parser.add_argument("--hot-frac", type=float, default=0.25, help="fraction of pages that are hot (default 0.25)")
+    parser.add_argument("--hot-weight", type=float, default=0.99, help="share of accesses to hot pages (default 0.99)")
+    parser.add_argument("--write-ratio", type=float, default=0.5, help="share of accesses that write (default 0.5)")
+    parser.add_argument("--batch", type=int, default=256, help="accesses per timed vCPU batch (default 256)")
+    parser.add_argument("--store", metavar="DIR", help="write evicted pages to an unlinked file in DIR "
+                        "(default: a second memfd)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per variant, seed+repeat (default 1)")
+    parser.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
+    parser.add_argument("--out", type=Path, help="write every row to FILE (.json, .csv or .parquet)")
+    parser.add_argument("--replace", action="store_true", help="overwrite --out if it exists")
+
+
+def _variants(args) -> list[str]:
+    from bench.evict import variant_names
+
+    if not args.variant:
+        return variant_names()
+    names = [v.strip() for item in args.variant for v in item.split(",") if v.strip()]
+    unknown = [v for v in names if v not in variant_names()]
+    if unknown:
+        raise HotbenchError(f"unknown variant {', '.join(unknown)}; choose from {', '.join(variant_names())}")
+    return names
+
+
+def _list(params) -> int:
+    from bench.evict import VARIANTS, detector_for, unavailable
+
+    for name, cls in VARIANTS.items():
+        reason = unavailable(name, params)
+        print(f"{name:12} blocks {cls.blocks:13} detector {detector_for(name, params):16} "
+              f"{'available' if reason is None else 'unavailable: ' + reason}")
+        print(f"{'':12} {cls.summary}")
+    return 0
+
+
+def _write(path: Path, rows: list[dict], replace: bool) -> None:
+    if path.exists() and not replace:
+        raise HotbenchError(f"{path} exists; pass --replace to overwrite it")
+    if path.suffix == ".json":
+        path.write_text(json.dumps({"format": "hotbench-evict", "version": FORMAT_VERSION, "rows": rows},
+                                   indent=1, default=str) + "\n")
+        return
+    import pandas as pd
+
+    df = pd.DataFrame(rows)
+    if path.suffix == ".csv":
+        df.to_csv(path, index=False)
+    elif path.suffix == ".parquet":
+        df.to_parquet(path, index=False)
+    else:
+        raise HotbenchError(f"--out {path}: use a .json, .csv or .parquet name")
+
+
+def _fmt(x, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench.evict import EvictParams, run_matrix, summarize
+
+    if args.repeats < 1 or args.threads < 1 or args.rounds < 1:
+        raise HotbenchError("--repeats, --threads and --rounds must be at least 1")
+    params = EvictParams(size=args.size, backing=args.backing, threads=args.threads, rounds=args.rounds,
+                         interval=args.interval, hold=args.hold, rescue=args.rescue, detector=args.detector,
+                         hot_frac=args.hot_frac, hot_weight=args.hot_weight, write_ratio=args.write_ratio,
+                         batch=args.batch, seed=args.seed, store=args.store)
+    if args.list:
+        return _list(params)
+    variants = _variants(args)
+    if args.out and args.out.exists() and not args.replace:
+        raise HotbenchError(f"{args.out} exists; pass --replace to overwrite it")
+
+    def progress(result) -> None:
+        print(f"  {result.variant}: {result.status}", file=sys.stderr, flush=True)
+
+    rows = run_matrix(variants, params, args.repeats, progress=progress)
+    if args.out:
+        _write(args.out, rows, args.replace)
+    print(f"{'variant':12} {'evicted/s':>10} {'evicted':>8} {'window':>8} {'refaults':>9} {'touched':>8} "
+          f"{'seen':>5} {'p99 stall':>10} {'max stall':>10} {'lost':>5} {'torn':>5} {'misp':>5}  verdict")
+    failed = False
+    for s in summarize(rows):
+        if s["status"] != "ok":
+            print(f"{s['variant']:12} {s['status']}")
+            continue
+        print(f"{s['variant']:12} {_fmt(s['evicted_per_s'], '10.0f')} {s['evicted_total']:8d} "
+              f"{_fmt(s['window_ms'], '6.1f')}ms {s['refaults']:9d} {s['window_touched']:8d} {s['window_seen']:5d} "
+              f"{s['stall_p99_us']:8.0f}us {s['stall_max_ms']:8.1f}ms {s['lost_pages']:5d} {s['torn_pages']:5d} "
+              f"{s['misplaced_pages']:5d}  {s['verdict']}")
+        if s["verdict"] != "clean" and s["variant"] not in EXPECTED_TO_LOSE:
+            failed = True
+    if failed:
+        print("error: a variant that intercepts accesses lost data (see the rows above)", file=sys.stderr)
+        return 3
+    return 0
