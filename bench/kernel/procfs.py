@@ -16,7 +16,7 @@ from pathlib import Path
 __all__ = [
     "read_text", "meminfo", "thp_mode", "bracketed_choice", "minor_faults", "kernel_config",
     "kernel_config_text", "config_value", "config_reason", "clear_refs", "smaps_field",
-    "soft_dirty_unavailable", "CLEAR_REFS_ALL", "CLEAR_REFS_ANON", "CLEAR_REFS_MAPPED",
+    "soft_dirty_unavailable", "smaps_vma", "CLEAR_REFS_ALL", "CLEAR_REFS_ANON", "CLEAR_REFS_MAPPED",
     "CLEAR_REFS_SOFT_DIRTY", "CLEAR_REFS_MM_HIWATER_RSS",
 ]
 
@@ -155,6 +155,42 @@ def smaps_field(addr: int, field: str = "Referenced", pid: int | str = "self") -
             fields = line[len(prefix):].split()
             return int(fields[0]) * (1024 if fields[1:] == ["kB"] else 1)
     return None
+
+
+def smaps_vma(addr: int, pid: int | str = "self") -> dict[str, int | list[str] | tuple[int, int]] | None:
+    """The smaps entry of the VMA holding *addr*: kB lines in bytes, ``VmFlags`` as a list of
+    mnemonics, ``range`` as (start, end); None when no VMA contains *addr*.
+
+    Streams the file and stops after that entry: the kernel renders smaps (walking each VMA's
+    page tables) as it is read, so the VMAs after the one wanted cost nothing.
+    """
+    found: dict | None = None
+    try:
+        f = open(f"/proc/{pid}/smaps")
+    except OSError:
+        return None
+    with f:
+        for line in f:
+            head = line.split(" ", 1)[0]
+            if "-" in head and not head.endswith(":"):
+                if found is not None:
+                    break
+                lo, _, hi = head.partition("-")
+                try:
+                    start, end = int(lo, 16), int(hi, 16)
+                except ValueError:
+                    continue
+                if start <= addr < end:
+                    found = {"range": (start, end)}
+            elif found is not None:
+                key, _, rest = line.partition(":")
+                fields = rest.split()
+                if key == "VmFlags":
+                    found[key] = fields
+                    break  # the last line of an entry
+                if fields and fields[0].isdigit():
+                    found[key] = int(fields[0]) * (1024 if fields[1:] == ["kB"] else 1)
+    return found
 
 
 def soft_dirty_unavailable() -> str | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 
+from bench.kernel import _libc
 from bench.kernel._libc import _IOR, _IOW
 from bench.kernel.uffd import UFFDIO, uffdio_range, uffdio_set_mode
 
@@ -24,3 +25,12 @@ UFFDIO_SET_MODE = _IOW(UFFDIO, _UFFDIO_SET_MODE, ctypes.sizeof(uffdio_set_mode))
 PAGE_IS_UFFD_DEACTIVATED = 1 << 9  # == 7.3 PAGE_IS_ACCESSED, inverted meaning
 
 UNTESTED = "untested on a live kernel: implemented from the RFC's documented ABI"
+
+
+def deactivate(u, start: int, length: int) -> None:
+    """RFC ``UFFDIO_DEACTIVATE`` on *u* (a ``uffd.Userfaultfd`` negotiated with ``UFFD_FEATURE_MINOR_ANON``).
+
+    Private anon: PROT_NONE via change_protection, page and PFN kept; shmem/hugetlbfs: PTEs
+    zapped. ENOENT when the range is not MINOR-registered. Untested on a live kernel.
+    """
+    _libc.ioctl(u.fd, UFFDIO_DEACTIVATE, uffdio_range(start, length), "UFFDIO_DEACTIVATE")

@@ -50,6 +50,7 @@ def _serve(uffd: int, stop_fd: int, base: int, page_size: int, seen: np.ndarray,
             page = (np.int64(addr) - base) // 4096
             for p in range(page, min(page + page_size // 4096, npages)):
                 seen[p] = 1
+            counters[0] += 1  # before CONTINUE wakes the thread: an interval never ends before its count
             arg[0] = np.int64(addr)
             arg[1] = page_size
             arg[2] = 0
@@ -59,7 +60,6 @@ def _serve(uffd: int, stop_fd: int, base: int, page_size: int, seen: np.ndarray,
                 rng[0] = np.int64(addr)
                 rng[1] = page_size
                 _nbsys.ioctl(uffd, UFFDIO_WAKE, _nbsys.voidptr(rng.ctypes.data))
-            counters[0] += 1
 
 
 class MinorFaultServer:

@@ -12,8 +12,9 @@ server resolves with ``UFFDIO_CONTINUE`` — exact, at the price of a round trip
 
 from __future__ import annotations
 
-from bench.kernel import _libc, pagemap, uffd, uffd_server
+from bench.kernel import _libc, pagemap
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker
+from bench.trackers._uffd_minor import MinorServed
 
 
 class ShmemZapTracker(Tracker):
@@ -50,36 +51,14 @@ class ShmemZapTracker(Tracker):
         super().stop()
 
 
-class ShmemZapMinorTracker(ShmemZapTracker):
+class ShmemZapMinorTracker(MinorServed, ShmemZapTracker):
     name = "shmem-zap-minor"
     mechanism = "uffd-minor"
     summary = "shmem-zap with the range registered for userfaultfd MINOR faults: no fault-around, exact"
 
-    def __init__(self, **options):
-        super().__init__(**options)
-        self._uffd: uffd.Userfaultfd | None = None
-        self._server: uffd_server.MinorFaultServer | None = None
-
-    def start(self, arena) -> None:
-        uffd_server.warmup()
-        super().start(arena)
-        self._uffd = uffd.Userfaultfd(uffd.UFFD_FEATURE_MINOR_SHMEM)
-        self._uffd.register(arena.addr, arena.size, uffd.UFFDIO_REGISTER_MODE_MINOR)
-        self._server = uffd_server.MinorFaultServer(self._uffd, arena.addr, arena.npages, arena.page_size)
-
     def collect(self) -> Observation:
         faults = int(self._server.counters[0])
         return Observation(accessed=self._present(), extra={"uffd_faults": faults})
-
-    def stop(self) -> None:
-        # Unregister before stopping the server, so no access can block with nobody to resolve it.
-        if self._uffd is not None:
-            self._uffd.close()
-            self._uffd = None
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        super().stop()
 
 
 TRACKERS = [ShmemZapTracker, ShmemZapMinorTracker]

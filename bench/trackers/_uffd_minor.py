@@ -1,0 +1,45 @@
+"""Shared by ``shmem-zap-minor`` and ``uffd-minor``: a shmem arena registered for userfaultfd
+MINOR faults, served by the compiled server (``bench.kernel.uffd_server``).
+
+MINOR registration disables fault-around, so after ``MADV_DONTNEED`` (which drops the PTEs
+and keeps the pages in the page cache) every first access to a page, read or write, is
+one MINOR fault; the server resolves it with ``UFFDIO_CONTINUE`` (which maps the page
+writable, so a later write does not fault again) and records the page. Faults are
+synchronous: the faulting thread waits for the server, so it must not hold the GIL
+(the workloads touch memory from nogil code).
+"""
+
+from __future__ import annotations
+
+from bench.kernel import _libc, uffd, uffd_server
+from bench.trackers._base import Tracker
+
+
+class MinorServed(Tracker):
+    """Mixin, first in the bases: MINOR registration + fault server from ``start`` to ``stop``."""
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self._uffd: uffd.Userfaultfd | None = None
+        self._server: uffd_server.MinorFaultServer | None = None
+
+    def start(self, arena) -> None:
+        uffd_server.warmup()
+        super().start(arena)
+        self._uffd = uffd.Userfaultfd(uffd.UFFD_FEATURE_MINOR_SHMEM)
+        self._uffd.register(arena.addr, arena.size, uffd.UFFDIO_REGISTER_MODE_MINOR)
+        self._server = uffd_server.MinorFaultServer(self._uffd, arena.addr, arena.npages, arena.page_size)
+
+    def _zap(self) -> None:
+        """Drop the arena's PTEs; the pages stay in the page cache, the next access is a MINOR fault."""
+        _libc.madvise(self.arena.addr, self.arena.size, _libc.MADV_DONTNEED)
+
+    def stop(self) -> None:
+        # Unregister before stopping the server, so no access can block with nobody to resolve it.
+        if self._uffd is not None:
+            self._uffd.close()
+            self._uffd = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        super().stop()

@@ -1,0 +1,54 @@
+"""``uffd-minor``: umap-style tracking — zap a shmem arena, then record every MINOR fault.
+
+``start`` registers the arena for userfaultfd MINOR faults and starts the compiled fault
+server (shared with ``shmem-zap-minor``, see ``_uffd_minor``). ``arm`` clears the server's
+record, then ``MADV_DONTNEED``s the arena: the PTEs go, the pages stay in the page cache.
+Every first access to a page after that, read or write, blocks its thread in a MINOR fault
+until the server maps the page back with ``UFFDIO_CONTINUE``; the server marks the page.
+``collect`` returns that record — no ``PAGEMAP_SCAN`` — so the answer is exact and costs
+nothing to read, while the price is paid by the workload: one kernel -> server -> kernel
+round trip per page touched (``extra["uffd_faults"]``; the per-fault cost is measured by
+``python -m tests.trackers.test_uffd_minor``). Sync, reads and writes, per page, shmem only.
+
+``stop`` closes the userfaultfd first (unregistering the range: later accesses refault from
+the page cache with nobody in the loop), then stops the server thread.
+"""
+
+from __future__ import annotations
+
+from bench.trackers._base import PAGE, READS_AND_WRITES, Observation
+from bench.trackers._uffd_minor import MinorServed
+
+
+class UffdMinorTracker(MinorServed):
+    name = "uffd-minor"
+    mechanism = "uffd-minor"
+    granularity = PAGE
+    sees = READS_AND_WRITES
+    backings = ("shmem",)
+    summary = "MADV_DONTNEED on shmem + userfaultfd MINOR faults served by compiled code (UFFDIO_CONTINUE): exact"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self._counters_at_arm = (0, 0)
+
+    def _live(self):
+        if self._server is None or self.arena is None:
+            raise RuntimeError("uffd-minor tracker used before start() or after stop()")
+        return self._server
+
+    def arm(self) -> None:
+        server = self._live()
+        server.seen[:] = 0  # nothing touches the arena between intervals (lockstep)
+        self._counters_at_arm = (int(server.counters[0]), int(server.counters[1]))
+        self._zap()
+
+    def collect(self) -> Observation:
+        server = self._live()
+        accessed = server.seen.astype(bool)
+        faults = int(server.counters[0]) - self._counters_at_arm[0]
+        retried = int(server.counters[1]) - self._counters_at_arm[1]
+        return Observation(accessed=accessed, extra={"uffd_faults": faults, "continue_failed": retried})
+
+
+TRACKERS = [UffdMinorTracker]
