@@ -25,6 +25,7 @@ COMMANDS = [
     # measuring
     ("run", "run", "run trackers against seeded workloads and score them against exact ground truth"),
     ("harness", "harness", "benchmark the harness: workload loop vs bare loop, tracker collect vs raw primitive"),
+    ("micro", "micro", "pyperf micro-benchmarks of every primitive on this kernel: arm/scan per GiB, faults per page"),
     ("evict", "evict", "the VMM eviction workflow under concurrent vCPU writes: stalls, refaults, integrity-checked"),
     # reading results
     ("report", "report", "report.md, report.html and CSV tables from results directories, merged and compared by kernel"),

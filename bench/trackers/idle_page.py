@@ -1,0 +1,119 @@
+"""``idle-page``: idle page tracking through /sys/kernel/mm/page_idle/bitmap.
+
+``arm`` reads the arena's PFNs from ``/proc/self/pagemap`` (one bulk read), maps each PFN
+of a large folio to its head (``/proc/kpageflags`` COMPOUND_HEAD/TAIL; only the head
+carries Idle), and marks the heads idle: their bits are grouped into the sorted unique
+64-bit words that hold them and written with one ``pwrite`` per run of consecutive words.
+Marking idle clears the Accessed bit of every PTE mapping the page (rmap walk).
+``collect`` reads the same words back (the kernel re-checks each idle page through rmap
+and clears Idle if it was accessed): a page is accessed when its head's bit is clear, so
+all 512 base pages of a THP are reported by the head's one bit. numpy throughout, no
+Python loop over pages.
+
+Pages the kernel never reports idle are not guessed at: a page not on an LRU at ``arm``
+(kpageflags LRU bit clear: still in a per-CPU LRU batch right after being faulted,
+isolated for migration, the zero page, unevictable-but-not-LRU) is reported *accessed*
+and counted in ``extra["not_lru"]``. PFNs are re-read at every ``arm`` (migration and
+compaction move pages); a page whose PFN differs between ``arm`` and ``collect`` is
+reported accessed and counted in ``extra["pfn_changed"]``.
+
+Known limits, measured rather than corrected: an access through a TLB entry cached from
+before the mark sets no Accessed bit and is missed (x86 does not flush on clearing it);
+under MGLRU (``lru_gen/enabled`` & 1) the MGLRU aging walk and ``folio_mark_accessed``
+lose accesses (false idle) — the lru_gen mask in force is recorded in
+``extra["lru_gen_enabled"]`` of every interval (set it per run with ``hotbench run
+--mglru on|off``). Not for hugetlb: hugetlb folios are not on an LRU and never read idle.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from bench.kernel import mglru, page_idle, pagemap, procfs
+from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker
+
+
+class IdlePageTracker(Tracker):
+    name = "idle-page"
+    mechanism = "idle-page"
+    granularity = PAGE
+    sees = READS_AND_WRITES
+    backings = ("anon", "shmem", "thp")
+    summary = "page_idle bitmap: mark the arena's PFNs idle (THP by head), read back; not-LRU pages reported accessed"
+
+    def __init__(self, **options):
+        super().__init__(**options)
+        self._bitmap = self._pagemap = self._kpageflags = -1
+        self._pfns: np.ndarray | None = None  # per arena page at arm (0: not present)
+        self._words = self._runs = self._slot = self._shift = None
+        self._unknown: np.ndarray | None = None  # present at arm but never reads idle
+        self._arm_extra: dict = {}
+
+    def start(self, arena) -> None:
+        super().start(arena)
+        try:
+            self._bitmap = os.open(page_idle.PAGE_IDLE_BITMAP, os.O_RDWR | os.O_CLOEXEC)
+            self._pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+            self._kpageflags = os.open(page_idle.KPAGEFLAGS, os.O_RDONLY | os.O_CLOEXEC)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _read_pfns(self) -> np.ndarray:
+        entries = pagemap.read_entries(self.arena.addr, self.arena.npages, fd=self._pagemap)
+        return pagemap.entry_pfns(entries)
+
+    def _flags_of(self, pfns: np.ndarray) -> np.ndarray:
+        return page_idle.read_kpageflags(self._kpageflags, pfns)
+
+    def arm(self) -> None:
+        pfns = self._read_pfns()
+        present = pfns != 0
+        own = pfns[present]
+        flags = self._flags_of(own)
+        heads, tails = page_idle.compound_heads(own, flags, self._flags_of)
+        head_flags = flags if not tails else self._flags_of(heads)
+        lru = (head_flags & np.uint64(1 << page_idle.KPF_LRU)) != 0
+        words, values = page_idle.bitmap_words(heads[lru])
+        runs = page_idle.word_runs(words)
+        page_idle.write_words(self._bitmap, words, values, runs)
+        # Where each present page's head bit lives, for collect.
+        slot = np.searchsorted(words, heads >> np.uint64(6))
+        self._slot = np.minimum(slot, max(len(words) - 1, 0))
+        self._shift = heads & np.uint64(63)
+        unknown = np.zeros(self.arena.npages, dtype=bool)
+        unknown[np.flatnonzero(present)[~lru]] = True
+        self._pfns, self._words, self._runs, self._unknown = pfns, words, runs, unknown
+        self._arm_extra = {"present": int(own.size), "not_lru": int((~lru).sum()), "thp_tails": tails,
+                           "words": int(len(words)), "runs": int(len(runs))}
+
+    def collect(self) -> Observation:
+        words = page_idle.read_words(self._bitmap, self._words, self._runs)
+        present = self._pfns != 0
+        idle = np.zeros(self.arena.npages, dtype=bool)
+        if len(words):
+            idle[present] = ((words[self._slot] >> self._shift) & np.uint64(1)) != 0
+        changed = self._read_pfns() != self._pfns
+        accessed = ~idle | self._unknown | changed
+        accessed[~present & ~changed] = False  # absent then and now: never touched
+        mask = mglru.enabled()
+        extra = {**self._arm_extra, "pfn_changed": int(changed.sum()), "thp": procfs.thp_mode(),
+                 "lru_gen_enabled": mask}
+        status = "ok"
+        if self._arm_extra.get("present", 0) == 0:
+            status = "no page of the arena is present: nothing to mark idle"
+        return Observation(accessed=accessed, status=status, extra=extra)
+
+    def stop(self) -> None:
+        for attr in ("_bitmap", "_pagemap", "_kpageflags"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                os.close(fd)
+                setattr(self, attr, -1)
+        self._pfns = self._words = self._runs = self._slot = self._shift = self._unknown = None
+        super().stop()
+
+
+TRACKERS = [IdlePageTracker]
