@@ -1,0 +1,94 @@
+"""The compiled loops of ``hotbench micro``'s fault benchmarks (numba ``nogil``; imported only
+by the workers that time faults, so the others never pay numba's start-up).
+
+Timed touches run here with the GIL released: a synchronous userfaultfd fault blocks the
+toucher until a server thread resolves it, and the servers are compiled ``nogil`` loops
+too (``uffd_server._serve`` for MINOR, ``_serve_rwp`` below for 7.3 RWP sync).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+from numba import njit
+
+from bench.kernel import _nbsys, uffd
+from bench.kernel.uffd import UFFD_EVENT_PAGEFAULT, UFFDIO_RWPROTECT, UFFDIO_WAKE
+
+__all__ = ["touch_every", "warm", "RwpServer"]
+
+_POLLIN = 0x1
+_MSGS_PER_READ = 64
+_SCRATCH_PAGE = 4096
+
+
+@njit(nogil=True, cache=True)
+def touch_every(view, page_size):
+    """Write one byte of every page, in address order."""
+    for offset in range(0, view.size, page_size):
+        view[offset] = 1
+
+
+@njit(nogil=True, cache=True)
+def _serve_rwp(uffd_fd, stop_fd, page_size, counters):
+    """7.3 RWP sync server: resolve each fault with ``UFFDIO_RWPROTECT`` mode 0 (unprotect + wake).
+
+    Mirrors ``uffd_server._serve``. counters: [0] faults resolved, [1] RWPROTECT failures
+    (followed by a WAKE so the faulting thread retries).
+    """
+    pfd = np.zeros(4, np.int32)  # two struct pollfd {int fd; short events; short revents;}
+    msgs = np.zeros(_MSGS_PER_READ * 4, np.uint64)  # struct uffd_msg is 4 x u64
+    arg = np.zeros(3, np.int64)  # struct uffdio_rwprotect {range.start, range.len, mode}
+    rng = np.zeros(2, np.int64)  # struct uffdio_range
+    while True:
+        pfd[0] = uffd_fd
+        pfd[1] = _POLLIN
+        pfd[2] = stop_fd
+        pfd[3] = _POLLIN
+        _nbsys.poll(_nbsys.voidptr(pfd.ctypes.data), 2, -1)
+        if (pfd[3] >> 16) & _POLLIN:
+            return
+        n = _nbsys.read(uffd_fd, _nbsys.voidptr(msgs.ctypes.data), msgs.size * 8)
+        for i in range(max(n, 0) // 32):
+            if msgs[4 * i] & 0xFF != UFFD_EVENT_PAGEFAULT:
+                continue
+            addr = np.int64(msgs[4 * i + 2] & ~np.uint64(page_size - 1))
+            arg[0] = addr
+            arg[1] = page_size
+            arg[2] = 0
+            if _nbsys.ioctl(uffd_fd, UFFDIO_RWPROTECT, _nbsys.voidptr(arg.ctypes.data)) != 0:
+                counters[1] += 1
+                rng[0] = addr
+                rng[1] = page_size
+                _nbsys.ioctl(uffd_fd, UFFDIO_WAKE, _nbsys.voidptr(rng.ctypes.data))
+            counters[0] += 1
+
+
+def warm() -> None:
+    """Load the touch loops from numba's disk cache (or compile them) outside any timed region."""
+    touch_every(np.zeros(2 * _SCRATCH_PAGE, np.uint8), _SCRATCH_PAGE)
+
+
+class RwpServer:
+    """A thread running ``_serve_rwp`` for one sync RWP ``Userfaultfd``."""
+
+    def __init__(self, u: uffd.Userfaultfd, page_size: int):
+        self.counters = np.zeros(2, np.int64)
+        stop = os.eventfd(1, os.EFD_CLOEXEC)  # compile / load outside the timed region
+        try:
+            _serve_rwp(-1, stop, page_size, self.counters)
+        finally:
+            os.close(stop)
+        self._stop_fd = os.eventfd(0, os.EFD_CLOEXEC)
+        self._thread = threading.Thread(target=_serve_rwp, args=(u.fd, self._stop_fd, page_size, self.counters),
+                                        name="hotbench-micro-rwp", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        if self._stop_fd >= 0:
+            os.eventfd_write(self._stop_fd, 1)
+            self._thread.join()
+            os.close(self._stop_fd)
+            self._stop_fd = -1

@@ -1,0 +1,233 @@
+"""``hotbench micro``: pyperf benchmarks of every hotness-tracking primitive the running kernel has.
+
+Each primitive (``bench._micro_cases``) is one pyperf benchmark run by ``pyperf.Runner``:
+worker processes, loop calibration, JSON that ``python -m pyperf compare_to`` reads.
+Values are times, always positive:
+
+  arm/...    seconds per GiB of arena for one arm of the whole arena
+  scan/...   seconds per GiB of arena for one collect of the whole arena
+  fault/...  seconds per 4 KiB page touched (``inner_loops`` = pages per loop); the THP
+             variants touch every 4 KiB page of a THP-backed arena, so they compare with 4k
+
+Each benchmark's metadata says what is timed (``hotbench_timed``) and its unit
+(``hotbench_unit``); every run records the kernel release, ``accel`` (``HOTBENCH_ACCEL``,
+"native" unless set by ``hotbench vm``; anything else is labelled not comparable to
+native) and the THP mode. Accuracy numbers never go into these files.
+
+Workers: the manager re-executes ``python -m bench.micro`` with pyperf's ``--worker``
+options plus ours (``--size``, ``--fault-size`` resolved, and ``--micro-selected``: the exact
+list the manager registered), so every worker registers the same benchmarks in the same
+order without probing again, and only the one whose turn it is (``--worker-task``) builds
+its arena — setup happens in that worker, outside the timed region. ``hotbench micro
+ARGS`` and ``python -m bench.micro ARGS`` are the same program.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from bench import __version__
+from bench.arena import BASE_PAGE, HUGE_PAGE, format_size, parse_size
+from bench.errors import HotbenchError
+
+__all__ = ["main", "GIB", "DEFAULT_SIZE", "FAST_SIZE", "DEFAULT_FAULT_SIZE", "FAST_FAULT_SIZE"]
+
+GIB = 1 << 30
+DEFAULT_SIZE, FAST_SIZE = GIB, 256 << 20  # arena of the per-GiB primitives
+DEFAULT_FAULT_SIZE, FAST_FAULT_SIZE = 64 << 20, 16 << 20  # arena of the per-page fault costs
+# pyperf's defaults (20 processes x 3 values) would spend most of the time starting workers:
+# every value here runs in a fresh process on fresh memory anyway. --fast halves this (min 3).
+PROCESSES, VALUES = 6, 3
+# Environment the workers need (HOTBENCH_ACCEL, NUMBA_CACHE_DIR, NUMBA_CPU_NAME under 'hotbench vm'…);
+# pyperf passes only PATH, HOME, PYTHONPATH and the locale by default.
+WORKER_ENVIRON_PREFIXES = ("HOTBENCH_", "NUMBA_")
+UNITS = {"GiB": "seconds per GiB of arena", "page": "seconds per 4 KiB page touched"}
+
+
+def _metadata() -> dict:
+    from bench.kernel import procfs
+
+    accel = os.environ.get("HOTBENCH_ACCEL", "native") or "native"
+    return {
+        "hotbench_version": __version__,
+        "kernel_release": os.uname().release,
+        "accel": accel,
+        "hotbench_comparable": "native" if accel == "native" else f"not comparable to native (accel={accel})",
+        "thp_enabled": procfs.thp_mode() or "absent",
+    }
+
+
+def _size(text: str) -> int:
+    try:
+        size = parse_size(text)
+    except HotbenchError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if size <= 0 or size % HUGE_PAGE:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a positive multiple of 2M (THP arenas need whole huge pages)")
+    return size
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("hotbench micro")
+    group.add_argument("--bench", metavar="REGEX", help="only the benchmarks whose name matches REGEX (re.search)")
+    group.add_argument("--size", type=_size, help=f"arena of the per-GiB arm and scan primitives (default "
+                       f"{format_size(DEFAULT_SIZE)}, {format_size(FAST_SIZE)} with --fast)")
+    group.add_argument("--fault-size", type=_size, help=f"arena of the per-page fault costs (default "
+                       f"{format_size(DEFAULT_FAULT_SIZE)}, {format_size(FAST_FAULT_SIZE)} with --fast)")
+    group.add_argument("--list", action="store_true", help="list every benchmark with its unit, or why it is "
+                       "skipped on this kernel, and exit")
+    group.add_argument("--micro-selected", help=argparse.SUPPRESS)  # manager -> worker: the registered names
+
+
+def select(cases, pattern: str | None) -> tuple[list, list[tuple[str, str]]]:
+    """(cases to run, [(name, reason)] of matching cases this kernel lacks), in table order."""
+    try:
+        regex = re.compile(pattern) if pattern else None
+    except re.error as e:
+        raise HotbenchError(f"bad --bench regex {pattern!r}: {e}") from None
+    chosen, skipped = [], []
+    for case in cases:
+        if regex and not regex.search(case.name):
+            continue
+        reason = case.unavailable()
+        if reason:
+            skipped.append((case.name, reason))
+        else:
+            chosen.append(case)
+    return chosen, skipped
+
+
+class _Benchmark:
+    """One case inside one process: built on the first call (so only in the worker that runs it)."""
+
+    def __init__(self, case, size: int):
+        import contextlib
+
+        self.case, self.size = case, size
+        self.stack = contextlib.ExitStack()
+        self.once = None
+        # per GiB: scale the arena's time to 1 GiB; per page: pyperf divides by inner_loops
+        self.scale = GIB / size if case.per == "GiB" else 1.0
+        self.inner_loops = size // BASE_PAGE if case.per == "page" else None
+
+    def time_func(self, loops: int) -> float:
+        if self.once is None:
+            self.once = self.case.setup(self.size, self.stack)
+        total = 0.0
+        for _ in range(loops):
+            total += self.once()
+        return total * self.scale
+
+    def metadata(self) -> dict:
+        return {"hotbench_unit": UNITS[self.case.per], "hotbench_timed": self.case.what,
+                "hotbench_backing": self.case.backing, "hotbench_arena_bytes": self.size,
+                "hotbench_mechanism": self.case.mechanism or "none"}
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def _worker_environment(args: argparse.Namespace) -> None:
+    """Let workers import ``bench`` from any directory and see the variables they need."""
+    root = str(Path(__file__).resolve().parent.parent)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
+    args.inherit_environ = list(args.inherit_environ or []) + sorted(
+        name for name in os.environ if name.startswith(WORKER_ENVIRON_PREFIXES))
+
+
+def _check_memory(size: int) -> None:
+    """Fail in the manager, in one line, rather than in every worker: one arena lives at a time."""
+    from bench.kernel import procfs
+
+    available = procfs.meminfo().get("MemAvailable", 0)
+    if size > available * 0.9:
+        raise HotbenchError(f"an arena of {format_size(size)} does not fit: {available >> 20} MiB available; "
+                            f"choose a smaller --size / --fault-size (or --fast)")
+
+
+def _print_list(cases, fault_size: int, size: int) -> None:
+    for case in cases:
+        reason = case.unavailable()
+        arena = format_size(size if case.per == "GiB" else fault_size)
+        status = f"skip: {reason}" if reason else f"{UNITS[case.per]}, {case.backing} arena of {arena}"
+        print(f"{case.name:42} {status}")
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the suite with pyperf's Runner; *argv* are Runner options plus ours (None: sys.argv)."""
+    import pyperf
+
+    from bench import _micro_cases
+
+    worker_options: list[str] = []
+    runner = pyperf.Runner(processes=PROCESSES, values=VALUES, program_args=("-m", "bench.micro"),
+                           add_cmdline_args=lambda cmd, args: cmd.extend(worker_options),
+                           metadata=_metadata())
+    runner.argparser.prog = prog or "python -m bench.micro"
+    runner.argparser.description = ("pyperf benchmarks of each hotness-tracking primitive on this kernel: "
+                                    "arm and scan cost per GiB, fault cost per 4 KiB page")
+    _add_arguments(runner.argparser)
+    args = runner.parse_args(argv)
+    size = args.size or (FAST_SIZE if args.fast else DEFAULT_SIZE)
+    fault_size = args.fault_size or (FAST_FAULT_SIZE if args.fast else DEFAULT_FAULT_SIZE)
+
+    if args.worker:
+        by_name = {case.name: case for case in _micro_cases.CASES}
+        try:
+            chosen = [by_name[name] for name in (args.micro_selected or "").split(",")]
+        except KeyError as e:
+            raise HotbenchError(f"worker asked for unknown benchmark {e.args[0]!r} (manager and worker differ?)")
+    else:
+        if args.list:
+            _print_list(_micro_cases.CASES, fault_size, size)
+            return 0
+        chosen, skipped = select(_micro_cases.CASES, args.bench)
+        for name, reason in skipped:
+            print(f"skip {name}: {reason}", file=sys.stderr)
+        if not chosen:
+            raise HotbenchError("no benchmark to run" + (f" matches --bench {args.bench!r}" if args.bench else "")
+                                + (f" ({len(skipped)} matching ones unavailable here)" if skipped else ""))
+        _check_memory(max(size if any(c.per == "GiB" for c in chosen) else 0,
+                          fault_size if any(c.per == "page" for c in chosen) else 0))
+        accel = runner.metadata["accel"]
+        if accel != "native":
+            print(f"note: accel={accel}: timings are not comparable to native", file=sys.stderr)
+        _worker_environment(args)
+        worker_options += ["--size", str(size), "--fault-size", str(fault_size),
+                           "--micro-selected", ",".join(case.name for case in chosen)]
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+    for case in chosen:
+        bench = _Benchmark(case, size if case.per == "GiB" else fault_size)
+        try:
+            runner.bench_time_func(case.name, bench.time_func, inner_loops=bench.inner_loops,
+                                   metadata=bench.metadata())
+        except RuntimeError as e:  # pyperf's Manager: "<python> failed with exit code N"
+            if args.worker:
+                raise
+            raise HotbenchError(f"{case.name}: a worker failed ({e}); its traceback is above") from None
+        finally:
+            bench.close()
+    return 0
+
+
+def _main() -> int:
+    from bench.cli import _numba_cache_dir
+
+    _numba_cache_dir()
+    try:
+        return main()
+    except HotbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return getattr(e, "exit_status", 1)
+
+
+if __name__ == "__main__":
+    sys.exit(_main())

@@ -1,0 +1,181 @@
+"""``hotbench micro`` through the CLI, in subprocesses: pyperf JSON out, workers re-executed,
+``compare_to`` reads it, unavailable primitives skipped with a reason.
+
+Tiny arenas and pyperf options that keep each run to seconds; nothing here judges timings.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyperf
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["--size", "8M", "--fault-size", "2M", "--warmups", "0", "--loops", "1"]
+# One per family: a per-GiB scan, a per-GiB arm and a per-page fault, all on 6.7+ host kernels.
+PICK = r"^(scan/pagemap_scan/wp_matching/1pct/4k|arm/mprotect/1pct/4k|fault/first-touch/4k)$"
+PICKED = {"scan/pagemap_scan/wp_matching/1pct/4k", "arm/mprotect/1pct/4k", "fault/first-touch/4k"}
+NAME_SHAPES = (r"^arm/[a-z_0-9]+/1pct/4k$", r"^scan/[a-z_]+/[a-z_]+/(0|1|100)pct/4k$",
+               r"^fault/[a-z-]+/(4k|thp)$")
+
+
+def run(*args, module=("-m", "bench", "micro"), timeout=300):
+    return subprocess.run([sys.executable, *module, *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def listing() -> dict[str, str]:
+    out = run("--list")
+    assert out.returncode == 0, out.stderr
+    rows = {}
+    for line in out.stdout.splitlines():
+        name, _, status = line.partition(" ")
+        rows[name] = status.strip()
+    return rows
+
+
+def check_suite(path: Path, expected: set[str]) -> pyperf.BenchmarkSuite:
+    suite = pyperf.BenchmarkSuite.load(str(path))
+    assert set(suite.get_benchmark_names()) == expected
+    for bench in suite.get_benchmarks():
+        values = bench.get_values()
+        assert values and all(v > 0 for v in values), (bench.get_name(), values)
+        meta = bench.get_metadata()
+        assert meta["unit"] == "second"
+        assert meta["hotbench_unit"] == ("seconds per 4 KiB page touched" if bench.get_name().startswith("fault/")
+                                         else "seconds per GiB of arena")
+        assert meta["kernel_release"] and meta["thp_enabled"] and meta["accel"] == "native"
+        assert meta["hotbench_comparable"] == "native"
+    return suite
+
+
+def test_names_follow_the_documented_shapes():
+    import re
+
+    from bench._micro_cases import CASES
+
+    names = [case.name for case in CASES]
+    assert len(names) == len(set(names))
+    for name in names:
+        assert any(re.match(shape, name) for shape in NAME_SHAPES), name
+    assert {case.per for case in CASES} == {"GiB", "page"}
+
+
+def test_help_lists_ours_and_pyperfs_options():
+    out = run("--help")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("usage: hotbench micro")
+    for option in ("--fast", "--output", "--processes", "--bench", "--size", "--fault-size", "--list"):
+        assert option in out.stdout
+
+
+def test_bad_regex_is_one_line():
+    out = run("--bench", "(")
+    assert out.returncode == 1
+    assert out.stderr.startswith("error: bad --bench regex") and out.stderr.count("\n") == 1, out.stderr
+
+
+@pytest.mark.root
+def test_fast_run_writes_pyperf_json_and_compare_to_reads_it(tmp_path):
+    """--fast through 'hotbench micro', and the same suite via 'python -m bench.micro': compare_to reads both."""
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    out = run("--fast", "-o", str(a), "--bench", PICK, *TINY)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    suite = check_suite(a, PICKED)
+    # pyperf's fast mode: at least 3 worker processes, each one run in the file
+    assert all(len(bench.get_runs()) >= 3 for bench in suite.get_benchmarks())
+    arenas = {bench.get_name(): bench.get_metadata()["hotbench_arena_bytes"] for bench in suite.get_benchmarks()}
+    assert arenas["fault/first-touch/4k"] == 2 << 20 and arenas["arm/mprotect/1pct/4k"] == 8 << 20
+    assert suite.get_benchmark("fault/first-touch/4k").get_metadata()["inner_loops"] == (2 << 20) // 4096
+
+    out = run("-o", str(b), "--bench", PICK, "--processes", "1", "--values", "1", *TINY,
+              module=("-m", "bench.micro"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    check_suite(b, PICKED)
+
+    out = subprocess.run([sys.executable, "-m", "pyperf", "compare_to", str(a), str(b)], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    for name in PICKED:
+        assert name in out.stdout
+
+
+@pytest.mark.root
+def test_existing_output_is_refused(tmp_path):
+    target = tmp_path / "x.json"
+    target.write_text("{}")
+    out = run("-o", str(target), "--bench", PICK, *TINY)
+    assert out.returncode == 1 and "already exists" in out.stdout + out.stderr
+    assert target.read_text() == "{}"
+
+
+@pytest.mark.root
+def test_unavailable_primitives_are_skipped_with_a_reason(tmp_path):
+    rows = listing()
+    missing = {name: status for name, status in rows.items() if status.startswith("skip: ")}
+    if not missing:
+        pytest.skip("every primitive is available on this kernel")
+    name = next(iter(missing))
+    target = tmp_path / "s.json"
+    out = run("-o", str(target), "--bench", f"^({name}|fault/first-touch/4k)$", "--processes", "1", "--values", "1",
+              *TINY)
+    assert out.returncode == 0, out.stdout + out.stderr
+    skip_lines = [line for line in out.stderr.splitlines() if line.startswith("skip ")]
+    assert skip_lines == [f"skip {name}: {missing[name][len('skip: '):]}"], out.stderr
+    assert len(skip_lines[0]) > len(f"skip {name}: ") + 10  # a real reason, not an empty one
+    check_suite(target, {"fault/first-touch/4k"})
+
+
+@pytest.mark.root
+def test_only_unavailable_ones_is_an_error(tmp_path):
+    missing = [name for name, status in listing().items() if status.startswith("skip: ")]
+    if not missing:
+        pytest.skip("every primitive is available on this kernel")
+    out = run("-o", str(tmp_path / "n.json"), "--bench", f"^{missing[0]}$", *TINY)
+    assert out.returncode == 1
+    assert out.stderr.splitlines()[-1].startswith("error: no benchmark to run"), out.stderr
+    assert not (tmp_path / "n.json").exists()
+
+
+@pytest.mark.root
+def test_accel_label_reaches_the_workers(tmp_path):
+    target = tmp_path / "t.json"
+    out = subprocess.run([sys.executable, "-m", "bench", "micro", "-o", str(target), "--bench",
+                          "^fault/first-touch/4k$", "--processes", "1", "--values", "1", *TINY], cwd=ROOT,
+                         capture_output=True, text=True, timeout=300,
+                         env={**__import__("os").environ, "HOTBENCH_ACCEL": "tcg"})
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "not comparable to native" in out.stderr
+    data = json.loads(target.read_text())
+    meta = pyperf.BenchmarkSuite.load(str(target)).get_benchmarks()[0].get_metadata()
+    assert meta["accel"] == "tcg" and meta["hotbench_comparable"] == "not comparable to native (accel=tcg)"
+    assert data["version"]
+
+
+
+@pytest.mark.root
+def test_idle_bitmap_cases_drive_the_bitmap_file(tmp_path, monkeypatch):
+    """The idle-page arm and scan plumbing against a stand-in bitmap file (kernels without
+    CONFIG_IDLE_PAGE_TRACKING cannot run them for real): the arena's PFN bits are written."""
+    import contextlib
+
+    import numpy as np
+
+    from bench import _micro_cases
+    from bench.kernel import page_idle
+
+    stand_in = tmp_path / "bitmap"
+    stand_in.write_bytes(b"")
+    monkeypatch.setattr(page_idle, "PAGE_IDLE_BITMAP", str(stand_in))
+    cases = {case.name: case for case in _micro_cases.CASES}
+    for name in ("arm/idle_bitmap_set/1pct/4k", "scan/idle_bitmap/read/1pct/4k"):
+        with contextlib.ExitStack() as stack:
+            once = cases[name].setup(2 << 20, stack)
+            assert once() > 0 and once() > 0
+        data = np.frombuffer(stand_in.read_bytes(), np.uint64)
+        assert data.any()
+    # at least the 512 PFNs of one 2 MiB arena were marked
+    assert sum(bin(int(w)).count("1") for w in data) >= 512
