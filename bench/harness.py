@@ -79,12 +79,35 @@ def _raw_mprotect_restore(tracker, arena, scanner):
     return lambda: _libc.mprotect(arena.addr, arena.size, _libc.PROT_READ | _libc.PROT_WRITE)
 
 
+def _raw_category_scan(category: int):
+    def factory(tracker, arena, scanner):
+        return lambda: scanner.scan(arena.addr, arena.end, category_mask=category, return_mask=category)
+    return factory
+
+
+def _raw_smaps(tracker, arena, scanner):
+    from bench.kernel import procfs
+
+    return lambda: procfs.smaps_vma(arena.addr)
+
+
 # tracker -> (primitive's name, a factory of a callable running only that primitive)
 RAW_PRIMITIVES = {
     "uffd-wp": ("PAGEMAP_SCAN WP_MATCHING", _raw_uffd_wp),
     "shmem-zap": ("PAGEMAP_SCAN PRESENT", _raw_present_scan),
     "shmem-zap-minor": ("PAGEMAP_SCAN PRESENT", _raw_present_scan),
     "mprotect": ("mprotect(RW) whole arena", _raw_mprotect_restore),
+    "rwp": ("PAGEMAP_SCAN ACCESSED", _raw_category_scan(pagemap.PAGE_IS_ACCESSED)),
+    "soft-dirty": ("PAGEMAP_SCAN SOFT_DIRTY", _raw_category_scan(pagemap.PAGE_IS_SOFT_DIRTY)),
+    "referenced": ("smaps entry of the arena", _raw_smaps),
+}
+# Trackers whose collect is not one primitive over the arena, and where their cost is measured instead.
+NO_PRIMITIVE = {
+    "uffd-minor": "collect copies the fault server's record; the cost is per fault (hotbench micro fault/uffd-minor)",
+    "idle-page": "collect is the bitmap read of the arena's PFN words (hotbench micro scan/idle_bitmap/read)",
+    "mglru": "collect is one lru_gen aging pass of a whole memcg (a physical-memory walk, not an arena primitive)",
+    "damon-vaddr": "collect waits for DAMON's next aggregation; its cost is the kdamond's CPU (concurrent mode)",
+    "damon-paddr": "collect waits for DAMON's next aggregation; its cost is the kdamond's CPU (concurrent mode)",
 }
 
 
@@ -93,7 +116,8 @@ def collect_cost(size: int, fraction: float, repeats: int) -> tuple[list[dict], 
     rng = np.random.default_rng(1)
     for name, cls in trackers.registry().items():
         backing = "anon" if "anon" in cls.backings else cls.backings[0]
-        reason = cls.unavailable(backing) or (None if name in RAW_PRIMITIVES else "no raw primitive defined")
+        reason = cls.unavailable(backing) or NO_PRIMITIVE.get(name) or \
+            (None if name in RAW_PRIMITIVES else "no raw primitive defined for it in bench/harness.py")
         if reason:
             skipped[name] = reason
             continue
