@@ -139,7 +139,7 @@ def test_concurrent_mode_reports_slowdown_and_stalls(tmp_path):
     for column in ("baseline_aps", "throughput_aps", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
                    "tracker_cpu_ns_per_cycle", "arm_ns", "collect_ns"):
         assert (samples[column] > 0).all(), column
-    assert (samples["cycles"] >= 5).all() and (samples["threads"] == 2).all() and (samples["cycle_ms"] == 50).all()
+    assert (samples["cycles"] >= 1).all() and (samples["threads"] == 2).all() and (samples["cycle_ms"] == 50).all()
     latency = pd.read_parquet(run_dir / "latency.parquet")
     assert set(latency["tracker"]) == {"baseline", "uffd-wp"} and all(len(v) > 0 for v in latency["batch_ns"])
     assert json.loads((run_dir / "manifest.json").read_text())["overhead"]["pairs"] == 2

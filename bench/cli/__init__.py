@@ -30,6 +30,10 @@ COMMANDS = [
     # reading results
     ("report", "report", "report.md, report.html and CSV tables from results directories, merged and compared by kernel"),
     ("plot", "plot", "slide-ready figures from results directories: accuracy, cost, Pareto, heatmaps, CDFs"),
+    # tracking over time
+    ("nightly", "nightly", "run the fixed, versioned nightly suite and append it to a history store"),
+    ("compare", "compare", "compare two runs metric by metric with significance; non-zero exit on a regression"),
+    ("history", "history", "figures of every metric over time with step changes marked, and an HTML index page"),
 ]
 
 

@@ -1,0 +1,517 @@
+"""Compare two runs metric by metric: LKP-style ``%change ± %stddev`` with significance, and a
+verdict against per-metric thresholds (``hotbench compare``).
+
+Metrics (a full name is ``family:key``; docs/nightly.md lists them):
+
+  micro:<benchmark>                    pyperf values of 'hotbench micro' (s per GiB or per page)
+  arm_ns:<cell>, collect_ns:<cell>     lockstep wall time of each arm / collect, one value per
+  arm_cpu_ns:<cell>,                   interval, and the tracker thread's CPU time of each (blind
+  collect_cpu_ns:<cell>                to the time other processes take the CPU away); interval
+                                       0 (the first arm after start, a different path) is left
+                                       out when a cell has more
+  precision:<cell>, recall:<cell>,     lockstep accuracy, one value per repeat (the mean of its
+  wss_error:<cell>                     intervals: intervals of one repeat are not independent)
+  slowdown:<cell>, p99_ratio:<cell>,   concurrent mode, one value per A/B pair: slowdown against
+  cycle_cpu_ns:<cell>                  the interleaved baseline; p99 batch latency with the
+                                       tracker over the baseline's of the same pair (the absolute
+                                       p99 on a shared machine is the scheduler's, 0.8-10 ms from
+                                       run to run, tracker or not); tracker CPU per cycle
+  where <cell> = tracker/workload/backing/size, e.g. uffd-wp/hotcold/anon/16M
+
+Statistics. The table shows, per run, the mean ± the standard deviation as a percentage of
+the mean and the change of the means (LKP's layout); the verdict uses more robust numbers,
+chosen from measurements on a loaded 2-CPU box where single timing values are 3-60x their
+neighbours and whole runs shift by 2x:
+
+* timing families (micro, arm_ns, collect_ns, arm_cpu_ns, collect_cpu_ns, p99_ratio,
+  cycle_cpu_ns) and slowdown, all with
+  relative thresholds (a slowdown s is judged as the cost factor 1 + s: from +5 % to +30 % is
+  a change of +24 %): significance by the two-sided Mann-Whitney U test on the
+  values (``scipy.stats.mannwhitneyu``; it keeps its power under such outliers, where Welch's
+  or pyperf's Student t-test call even an exact 2x copy "not significant"), p < 0.05; a
+  *regression* also needs both the median and the best (minimum) value worse by more than the
+  threshold — interference only ever adds time, so the best value is the one load spoils least.
+* accuracy families (precision, recall, wss_error; absolute thresholds): the change of the
+  means in the bad direction (precision and recall down, |wss_error| up) beyond the
+  threshold; with at least two repeats on each side it must also be significant by Welch's
+  t-test (``analysis.stats.welch``), p < 0.05. With a single repeat the threshold decides.
+
+No multiple-comparison correction is applied: with 4 A/B pairs the smallest possible rank-test
+p is 0.029, which any correction over a hundred metrics would make unreachable; the threshold,
+on two robust statistics, is what keeps noise from being called a regression.
+
+Thresholds: the run's own suite (embedded in its manifest; B's, else A's, else the packaged
+default suite), overridden by ``--threshold KEY=VALUE``; a key is a family, a glob over full
+names or one full name, the most specific winning (``threshold_for``). A metric none of these
+covers (a family newer than the runs) takes the packaged default suite's threshold.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from bench import results
+from bench.errors import HotbenchError
+
+__all__ = ["Family", "FAMILIES", "ALPHA", "Run", "Comparison", "load_run", "run_metrics", "threshold_for",
+           "compare", "text", "as_json"]
+
+ALPHA = 0.05
+FORMAT = "hotbench-compare"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    kind: str  # "relative" (thresholds are fractions of A), "factor" (fractions of 1 + A: a slowdown s
+    # is the cost factor 1 + s) or "absolute" (thresholds in the metric's unit)
+    worse: str  # "up", "down" or "abs_up" (|value| up)
+    test: str  # "rank" (Mann-Whitney U + median and best) or "welch" (means)
+    unit: str  # "s", "ns", "ratio" or "fraction"
+    what: str
+
+
+FAMILIES: dict[str, Family] = {f.name: f for f in (
+    Family("micro", "relative", "up", "rank", "s", "pyperf micro-benchmark (s per GiB or per 4 KiB page)"),
+    Family("arm_ns", "relative", "up", "rank", "ns", "lockstep: wall time of one arm"),
+    Family("collect_ns", "relative", "up", "rank", "ns", "lockstep: wall time of one collect"),
+    Family("arm_cpu_ns", "relative", "up", "rank", "ns", "lockstep: thread CPU time of one arm"),
+    Family("collect_cpu_ns", "relative", "up", "rank", "ns", "lockstep: thread CPU time of one collect"),
+    Family("p99_ratio", "relative", "up", "rank", "ratio", "concurrent: p99 batch latency over the interleaved "
+           "baseline's"),
+    Family("cycle_cpu_ns", "relative", "up", "rank", "ns", "concurrent: tracker CPU time per cycle"),
+    Family("slowdown", "factor", "up", "rank", "fraction", "concurrent: workload slowdown against no tracker"),
+    Family("precision", "absolute", "down", "welch", "fraction", "lockstep: precision per repeat"),
+    Family("recall", "absolute", "down", "welch", "fraction", "lockstep: recall per repeat"),
+    Family("wss_error", "absolute", "abs_up", "welch", "fraction", "lockstep: relative WSS error per repeat"),
+)}
+_CONCURRENT = {"slowdown": "slowdown", "p99_ratio": "p99_ratio", "cycle_cpu_ns": "tracker_cpu_ns_per_cycle"}
+
+
+# ---------------------------------------------------------------- reading a run
+
+@dataclass
+class Run:
+    path: Path
+    manifest: dict
+    metrics: object  # pandas.DataFrame: metric, family, value
+
+    @property
+    def run_id(self) -> str:
+        return str(self.manifest.get("run_id") or self.path.name)
+
+    def info(self) -> dict:
+        env = self.manifest.get("environment") or {}
+        suite = (self.manifest.get("nightly") or {}).get("suite") or {}
+        from bench._nightly_store import machine_label
+
+        return {"run_id": self.run_id, "path": str(self.path), "kernel_release": env.get("kernel_release"),
+                "machine": machine_label(env, (self.manifest.get("nightly") or {}).get("machine")),
+                "accel": env.get("accel") or "native",
+                "date": (self.manifest.get("nightly") or {}).get("started") or self.run_id[:16],
+                "suite": suite.get("name"), "suite_version": suite.get("version"), "variant": suite.get("variant"),
+                "status": self.manifest.get("status"), "git_commit": self.manifest.get("git_commit")}
+
+
+def _cell_key(frame):
+    from bench.arena import format_size
+
+    return (frame["tracker"].astype(str) + "/" + frame["workload_spec"].astype(str) + "/"
+            + frame["backing"].astype(str) + "/" + frame["size_bytes"].map(lambda s: format_size(int(s))))
+
+
+def _micro_rows(run_dir: Path) -> list[dict]:
+    import pyperf
+
+    rows = []
+    for path in sorted(run_dir.glob("micro*.json")):
+        try:
+            suite = pyperf.BenchmarkSuite.load(str(path))
+        except Exception as e:  # pyperf raises many types on a torn or foreign file
+            raise HotbenchError(f"cannot read pyperf file {path}: {(str(e).splitlines() or [type(e).__name__])[0]}") \
+                from None
+        for bench in suite.get_benchmarks():
+            rows += [{"metric": f"micro:{bench.get_name()}", "family": "micro", "value": float(v)}
+                     for v in bench.get_values()]
+    return rows
+
+
+def run_metrics(run_dir: Path, manifest: dict | None = None):
+    """Every metric sample of one results directory, long form (metric, family, value)."""
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    manifest = manifest or results.load_manifest(run_dir)
+    rows = _micro_rows(run_dir)
+    frames = [pd.DataFrame(rows, columns=["metric", "family", "value"])]
+    samples = pd.read_parquet(run_dir / results.SAMPLES) if (run_dir / results.SAMPLES).is_file() else pd.DataFrame()
+    if len(samples):
+        if "mode" not in samples:
+            samples = samples.assign(mode=manifest.get("mode") or "lockstep")
+        if "status" in samples:
+            samples = samples[~samples["status"].astype(str).str.startswith("error")]
+        concurrent = samples[samples["mode"].astype(str) == "concurrent"]
+        lockstep = samples[samples["mode"].astype(str) != "concurrent"]
+        frames += [_lockstep(lockstep), _concurrent(concurrent)]
+    out = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) \
+        else frames[0]
+    out = out[np.isfinite(out["value"].astype("float64"))]
+    return out.reset_index(drop=True)
+
+
+def _long(frame, key, columns: dict[str, str]):
+    import pandas as pd
+
+    parts = []
+    for family, column in columns.items():
+        if column not in frame:
+            continue
+        values = pd.to_numeric(frame[column], errors="coerce").astype("float64")
+        parts.append(pd.DataFrame({"metric": family + ":" + key, "family": family, "value": values.to_numpy()}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=["metric", "family", "value"])
+
+
+def _lockstep(frame):
+    import pandas as pd
+
+    from analysis.metrics import add_rates
+
+    if not len(frame) or "collect_ns" not in frame:
+        return pd.DataFrame(columns=["metric", "family", "value"])
+    frame = frame.assign(cell=_cell_key(frame))
+    first = frame.groupby("cell")["interval"].transform("max") > 0
+    timing = frame[~(first & (frame["interval"] == 0))]
+    parts = [_long(timing, timing["cell"], {c: c for c in ("arm_ns", "collect_ns", "arm_cpu_ns", "collect_cpu_ns")})]
+    if {"tp", "fp", "fn", "tp_any", "truth_any", "wss_true", "wss_est"} <= set(frame.columns):
+        rated = add_rates(frame)
+        keys = ["cell"] + [k for k in ("run_id", "repeat") if k in rated]
+        rated = rated[keys + ["precision", "recall", "wss_error"]].copy()
+        for col in ("precision", "recall", "wss_error"):
+            rated[col] = rated[col].astype("Float64").astype("float64")
+        per_repeat = rated.groupby(keys, sort=True, dropna=False)[["precision", "recall", "wss_error"]].mean()
+        per_repeat = per_repeat.reset_index()
+        parts.append(_long(per_repeat, per_repeat["cell"], {c: c for c in ("precision", "recall", "wss_error")}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _concurrent(frame):
+    import pandas as pd
+
+    if not len(frame):
+        return pd.DataFrame(columns=["metric", "family", "value"])
+    if {"lat_p99_ns", "base_lat_p99_ns"} <= set(frame.columns):
+        base = pd.to_numeric(frame["base_lat_p99_ns"], errors="coerce")
+        frame = frame.assign(p99_ratio=pd.to_numeric(frame["lat_p99_ns"], errors="coerce") / base.where(base > 0))
+    return _long(frame, _cell_key(frame), _CONCURRENT)
+
+
+def load_run(ref: str | Path, history: Path | None = None) -> Run:
+    """A results directory, or a reference into the history store (run id, prefix, latest, latest~N)."""
+    path = Path(ref)
+    if not (path / results.MANIFEST).is_file():
+        from bench import _nightly_store
+
+        store = history or _nightly_store.default_history_dir()
+        if not Path(store).is_dir():
+            raise HotbenchError(f"{ref} is not a results directory, and there is no history store at {store} to "
+                                f"look it up in (give --history DIR)")
+        path = _nightly_store.resolve(store, str(ref))
+    manifest = results.load_manifest(path)
+    return Run(path, manifest, run_metrics(path, manifest))
+
+
+# ---------------------------------------------------------------- thresholds
+
+def _specificity(key: str, metric: str, family: str) -> int | None:
+    """3 an exact name, 2 + length a glob over names, 1 a family; None when *key* does not apply."""
+    if key == metric:
+        return 1_000_000
+    if any(ch in key for ch in "*?[") and fnmatch.fnmatchcase(metric, key):
+        return 1000 + len(key.replace("*", ""))
+    if key == family:
+        return 1
+    return None
+
+
+def threshold_for(metric: str, family: str, *sources: dict[str, float]) -> tuple[float | None, str | None]:
+    """(threshold, the key that gave it): the first source with a matching key wins, and within
+    a source the most specific key (exact name > glob > family)."""
+    for source in sources:
+        best = max(((s, k) for k in source if (s := _specificity(k, metric, family)) is not None), default=None)
+        if best:
+            return source[best[1]], best[1]
+    return None, None
+
+
+def default_thresholds() -> dict[str, float]:
+    from bench._nightly_suite import load_suite
+
+    return load_suite().thresholds
+
+
+def suite_thresholds(a: Run, b: Run) -> tuple[dict[str, float], str]:
+    """The thresholds of B's suite, else A's, else the packaged default suite; and where they came from."""
+    for run in (b, a):
+        suite = (run.manifest.get("nightly") or {}).get("suite") or {}
+        if isinstance(suite.get("thresholds"), dict):
+            return suite["thresholds"], f"suite {suite.get('name')} v{suite.get('version')} " \
+                                        f"({suite.get('variant')}) of {run.run_id}"
+    return default_thresholds(), "the packaged default suite"
+
+
+# ---------------------------------------------------------------- comparing
+
+def _summary(values: np.ndarray) -> dict:
+    n = len(values)
+    return {"n": n, "mean": float(values.mean()) if n else math.nan,
+            "sd": float(values.std(ddof=1)) if n > 1 else math.nan,
+            "median": float(np.median(values)) if n else math.nan, "min": float(values.min()) if n else math.nan}
+
+
+def _change(fam: Family, a: float, b: float) -> float:
+    if fam.kind == "relative":
+        return b / a - 1 if a > 0 else math.nan
+    if fam.kind == "factor":
+        return (1 + b) / (1 + a) - 1 if 1 + a > 0 else math.nan
+    return b - a
+
+
+def _bad(fam: Family, a: float, b: float) -> float:
+    """How much worse b is than a (positive: worse), in the threshold's unit."""
+    if fam.worse == "abs_up":
+        return abs(b) - abs(a)
+    change = _change(fam, a, b)
+    return change if fam.worse == "up" else -change
+
+
+def _test(fam: Family, a: np.ndarray, b: np.ndarray) -> tuple[str | None, float]:
+    if len(a) < 2 or len(b) < 2:
+        return None, math.nan
+    if fam.test == "welch":
+        from analysis.stats import welch
+
+        return "welch", welch(a, b)[1]
+    from scipy.stats import mannwhitneyu
+
+    if np.all(a == a[0]) and np.all(b == a[0]):
+        return "mann-whitney", 1.0
+    return "mann-whitney", float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
+
+
+def _judge(fam: Family, a: dict, b: dict, significant: bool, threshold: float | None) -> str:
+    if threshold is None:
+        return "changed" if significant else ""
+    # "good" swaps the runs, so that halving a cost is as big an improvement as doubling it is a regression
+    if fam.test == "rank":
+        bad = min(_bad(fam, a["median"], b["median"]), _bad(fam, a["min"], b["min"]))
+        good = min(_bad(fam, b["median"], a["median"]), _bad(fam, b["min"], a["min"]))
+    else:
+        bad = _bad(fam, a["mean"], b["mean"])
+        good = _bad(fam, b["mean"], a["mean"])
+    if significant and bad > threshold:
+        return "regression"
+    if significant and good > threshold:
+        return "improvement"
+    return "changed" if significant else ""
+
+
+@dataclass
+class Comparison:
+    a: dict
+    b: dict
+    rows: list[dict]
+    only_in_a: list[str]
+    only_in_b: list[str]
+    thresholds_from: str
+    overrides: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[dict]:
+        return [r for r in self.rows if r["verdict"] == "regression"]
+
+
+def _warnings(a: Run, b: Run) -> list[str]:
+    ia, ib = a.info(), b.info()
+    out = []
+    if (ia["suite"], ia["suite_version"], ia["variant"]) != (ib["suite"], ib["suite_version"], ib["variant"]):
+        out.append(f"the runs come from different suites ({ia['suite']} v{ia['suite_version']} {ia['variant']} vs "
+                   f"{ib['suite']} v{ib['suite_version']} {ib['variant']}): only metrics of the same name are compared")
+    if ia["accel"] != ib["accel"]:
+        out.append(f"accel differs ({ia['accel']} vs {ib['accel']}): timings are not comparable")
+    for name, info in (("A", ia), ("B", ib)):
+        if info["status"] not in (None, "complete"):
+            out.append(f"{name} ({info['run_id']}) is {info['status']}")
+    la, lb = _load(a), _load(b)
+    if la and lb and max(la, lb) > LOAD_RATIO * min(la, lb) and max(la, lb) > 0.5 * _cpus(a, b):
+        out.append(f"the machines were unequally loaded (1-minute load average {la:.1f} in A, {lb:.1f} in B, "
+                   f"{_cpus(a, b)} CPUs): timing changes may be the load's")
+    return out
+
+
+LOAD_RATIO = 1.25
+
+
+def _load(run: Run) -> float | None:
+    """Mean 1-minute load average over a nightly's phases (None for other runs)."""
+    phases = ((run.manifest.get("nightly") or {}).get("phases") or {}).values()
+    values = [v for p in phases for v in (p.get("loadavg") or []) if isinstance(v, (int, float))]
+    return sum(values) / len(values) if values else None
+
+
+def _cpus(a: Run, b: Run) -> int:
+    return int((b.manifest.get("environment") or {}).get("cpus") or (a.manifest.get("environment") or {}).get("cpus")
+               or 1)
+
+
+def compare(a: Run, b: Run, overrides: dict[str, float] | None = None, alpha: float = ALPHA) -> Comparison:
+    overrides = overrides or {}
+    suite, source = suite_thresholds(a, b)
+    fallback = default_thresholds()  # for families newer than the suite the runs embedded
+    ga = {m: g["value"].to_numpy("float64") for m, g in a.metrics.groupby("metric", sort=True)}
+    gb = {m: g["value"].to_numpy("float64") for m, g in b.metrics.groupby("metric", sort=True)}
+    families = dict(zip(a.metrics["metric"], a.metrics["family"])) | dict(zip(b.metrics["metric"], b.metrics["family"]))
+    rows = []
+    for metric in sorted(set(ga) & set(gb)):
+        fam = FAMILIES[families[metric]]
+        va, vb = ga[metric], gb[metric]
+        sa, sb = _summary(va), _summary(vb)
+        test, p = _test(fam, va, vb)
+        significant = bool(p < alpha) if test else fam.test == "welch"  # one repeat: the threshold decides
+        threshold, key = threshold_for(metric, fam.name, overrides, suite, fallback)
+        rows.append({"metric": metric, "family": fam.name, "kind": fam.kind, "unit": fam.unit, "a": sa, "b": sb,
+                     "change": _change(fam, sa["mean"], sb["mean"]),
+                     "change_median": _change(fam, sa["median"], sb["median"]),
+                     "change_best": _change(fam, sa["min"], sb["min"]),
+                     "test": test, "p": p, "significant": significant, "threshold": threshold,
+                     "threshold_key": key, "verdict": _judge(fam, sa, sb, significant, threshold)})
+    return Comparison(a=a.info(), b=b.info(), rows=rows, only_in_a=sorted(set(ga) - set(gb)),
+                      only_in_b=sorted(set(gb) - set(ga)), thresholds_from=source, overrides=dict(overrides),
+                      warnings=_warnings(a, b))
+
+
+# ---------------------------------------------------------------- output
+
+def _si_seconds(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6), ("ns", 1e-9)):
+        if abs(seconds) >= scale or unit == "ns":
+            value = seconds / scale
+            return f"{value:.3g} {unit}" if abs(value) < 1000 else f"{value:.0f} {unit}"
+    return "-"
+
+
+def format_value(unit: str, value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    if unit == "s":
+        return _si_seconds(value)
+    if unit == "ns":
+        return _si_seconds(value * 1e-9)
+    if unit == "ratio":
+        return f"{value:.2f}x"
+    return f"{value:.3f}"
+
+
+def _pct(value: float, sign: bool = True) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:+.1%}" if sign else f"{value:.0%}"
+
+
+def _sd_pct(s: dict) -> str:
+    return _pct(s["sd"] / abs(s["mean"]), sign=False) if s["n"] > 1 and s["mean"] else "-"
+
+
+def _p(p: float) -> str:
+    return "-" if not math.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
+
+
+_VERDICT = {"regression": "REGRESSION", "improvement": "improved", "changed": "changed", "": ""}
+
+
+def _timing_row(r: dict) -> list[str]:
+    thr = "-" if r["threshold"] is None else f"{r['threshold']:.0%}"
+    if r["unit"] == "fraction":  # slowdown: shown as a percentage, its spread in points
+        value = _pct
+        spread = (lambda s: f"{s['sd'] * 100:.1f}pt" if s["n"] > 1 else "-")
+    else:
+        value = (lambda v: format_value(r["unit"], v))
+        spread = _sd_pct
+    return [value(r["a"]["mean"]), spread(r["a"]), _pct(r["change"]), value(r["b"]["mean"]), spread(r["b"]),
+            _pct(r["change_best"]), _p(r["p"]), thr, _VERDICT[r["verdict"]], r["metric"]]
+
+
+def _accuracy_row(r: dict) -> list[str]:
+    sd = (lambda s: f"{s['sd']:.3f}" if s["n"] > 1 else "-")
+    thr = "-" if r["threshold"] is None else f"{r['threshold']:.3f}"
+    return [f"{r['a']['mean']:.3f}", sd(r["a"]), f"{r['change']:+.3f}", f"{r['b']['mean']:.3f}", sd(r["b"]),
+            _p(r["p"]), thr, _VERDICT[r["verdict"]], r["metric"]]
+
+
+def _header(c: Comparison) -> list[str]:
+    def who(name, i):
+        return (f"{name}: {i['run_id']}  kernel {i['kernel_release']}  {i['machine']}"
+                + (f"  suite {i['suite']} v{i['suite_version']} {i['variant']}" if i["suite"] else ""))
+
+    return [who("A", c.a), who("B", c.b)]
+
+
+def text(c: Comparison, show_all: bool = False) -> str:
+    """Aligned plain text for a mailing-list reply: changed metrics (all with *show_all*)."""
+    from analysis.tables import format_table
+
+    shown = [r for r in c.rows if show_all or r["verdict"]]
+    timing = [r for r in shown if FAMILIES[r["family"]].test == "rank"]
+    accuracy = [r for r in shown if FAMILIES[r["family"]].test == "welch"]
+    out = _header(c)
+    if timing:
+        out += ["", "timing: mean ±%stddev, %change of the means; best: %change of the minimum; p: Mann-Whitney U"
+                + ("; slowdown: changes of 1 + slowdown" if any(r["family"] == "slowdown" for r in timing) else ""),
+                format_table(["A", "±%sd", "%change", "B", "±%sd", "best", "p", "thr", "verdict", "metric"],
+                             [_timing_row(r) for r in timing],
+                             right=[True, True, True, True, True, True, True, True, False, False])]
+    if accuracy:
+        out += ["", "accuracy: mean over repeats ±sd, change B - A; p: Welch's t-test",
+                format_table(["A", "±sd", "change", "B", "±sd", "p", "thr", "verdict", "metric"],
+                             [_accuracy_row(r) for r in accuracy],
+                             right=[True, True, True, True, True, True, True, False, False])]
+    counts = {v: sum(r["verdict"] == v for r in c.rows) for v in ("regression", "improvement", "changed")}
+    unchanged = len(c.rows) - sum(counts.values())
+    out += ["", f"{len(c.rows)} metrics compared: {counts['regression']} regression(s), {counts['improvement']} "
+                f"improvement(s), {counts['changed']} significant change(s) within threshold, {unchanged} unchanged"
+                + ("" if show_all or not unchanged else " (not shown; --all shows them)")]
+    if c.only_in_a or c.only_in_b:
+        out.append(f"{len(c.only_in_a)} metric(s) only in A, {len(c.only_in_b)} only in B (e.g. a tracker this "
+                   f"kernel lacks): {', '.join((c.only_in_a + c.only_in_b)[:3])}"
+                   + ("…" if len(c.only_in_a) + len(c.only_in_b) > 3 else ""))
+    overridden = ", ".join(f"{k}={v:g}" for k, v in c.overrides.items())
+    out.append(f"thresholds: {c.thresholds_from}" + (f"; overridden: {overridden}" if overridden else ""))
+    out += [f"warning: {w}" for w in c.warnings]
+    return "\n".join(out)
+
+
+def _clean(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.floating, np.integer)):
+        return _clean(value.item())
+    return value
+
+
+def as_json(c: Comparison) -> dict:
+    return _clean({"format": FORMAT, "format_version": FORMAT_VERSION, "a": c.a, "b": c.b, "alpha": ALPHA,
+                   "thresholds_from": c.thresholds_from, "overrides": c.overrides, "metrics": c.rows,
+                   "regressions": [r["metric"] for r in c.regressions], "only_in_a": c.only_in_a,
+                   "only_in_b": c.only_in_b, "warnings": c.warnings})

@@ -1,0 +1,81 @@
+"""``hotbench nightly``: run a fixed, versioned suite and append it to a history store.
+
+    hotbench nightly                      # suite "default", full (under 30 min), default store
+    hotbench nightly --quick              # the suite's quick variant: about a minute, for CI
+    hotbench nightly --history /srv/hotbench/history --suite ./my-suite.toml
+
+Exit status: 0 when every phase ran (trackers and benchmarks this kernel lacks are skipped,
+not failures); 1 when a phase or a cell failed (the run is kept, status "partial"), or on
+bad input or when nothing can run here; 130 when interrupted (what was measured is kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def set_argparser(parser: argparse.ArgumentParser) -> None:
+    from bench._nightly_store import default_history_dir
+    from bench._nightly_suite import DEFAULT_SUITE
+
+    parser.add_argument("--suite", default=DEFAULT_SUITE, metavar="NAME|FILE",
+                        help=f"a suite shipped in bench/suites/ or a path to a .toml file (default {DEFAULT_SUITE})")
+    parser.add_argument("--quick", action="store_true", help="the suite's quick variant: a minute or two, for CI "
+                        "and smoke tests (a series of its own in the history)")
+    parser.add_argument("--history", type=Path, metavar="DIR",
+                        help=f"history store to append to (default $HOTBENCH_HISTORY, else {default_history_dir()})")
+    parser.add_argument("--bench", metavar="REGEX", help="micro-benchmarks: replace the suite's regex (recorded in "
+                        "the manifest as an override)")
+    parser.add_argument("--trackers", type=lambda s: [t.strip() for t in s.split(",") if t.strip()],
+                        metavar="LIST", help="accuracy and overhead: replace the suite's trackers (recorded as an "
+                        "override)")
+    parser.add_argument("--estimate", action="store_true", help="print the plan's estimated duration and exit")
+
+
+def _phase_line(name: str, phase: dict) -> list[str]:
+    status = phase.get("status", "?")
+    if name == "micro":
+        what = f"{len(phase.get('benchmarks', []))} benchmark(s)"
+    else:
+        what = f"{phase.get('cells_done', 0)}/{phase.get('cells', 0)} cell(s)"
+        if phase.get("trackers"):
+            what += ": " + ", ".join(phase["trackers"])
+    unavailable = len(phase.get("skipped") or {})
+    if unavailable:
+        what += f"; {unavailable} unavailable here"
+    return [name, status if len(status) < 60 else status[:57] + "...", what, f"{phase.get('seconds', 0):.0f} s"]
+
+
+def main(args: argparse.Namespace) -> int:
+    from analysis.tables import format_table
+    from bench import _nightly_store, nightly
+    from bench._nightly_suite import load_suite
+
+    suite = load_suite(args.suite, quick=args.quick)
+    history = args.history or _nightly_store.default_history_dir()
+    if args.estimate:
+        seconds = nightly.estimate_seconds(suite, args.bench, args.trackers)
+        print(f"suite {suite.name} v{suite.version} ({suite.variant}): about {seconds / 60:.1f} min here")
+        return 0
+    run = nightly.run_nightly(suite, history, bench=args.bench, trackers=args.trackers)
+    manifest = run.manifest
+    env = manifest["environment"]
+    machine = _nightly_store.machine_label(env, manifest["nightly"].get("machine"))
+    print(f"nightly: suite {suite.name} v{suite.version} ({suite.variant}), kernel {env['kernel_release']} on "
+          f"{machine}: {run.status} in {manifest['nightly']['seconds']:.0f} s")
+    rows = [_phase_line(name, run.phases[name]) for name in nightly.PHASES if name in run.phases]
+    print(format_table(["phase", "status", "what", "time"], rows, right=[False, False, False, True]))
+    for name, phase in run.phases.items():
+        for line in phase.get("errors", []):
+            print(f"{name}: {line}", file=sys.stderr)
+    entries = _nightly_store.entries(history)
+    this = next(e for e in entries if e["run_id"] == manifest["run_id"])
+    before = [e for e in entries if e["status"] in _nightly_store.USABLE and e["run_id"] != this["run_id"]
+              and _nightly_store.series_key(e) == _nightly_store.series_key(this) and e["date"] <= this["date"]]
+    print(f"run:     {run.run_dir}")
+    print(f"history: {history} ({len(entries)} run(s); {_nightly_store.INDEX})")
+    if before:
+        print(f"compare: hotbench compare --history {history} {before[-1]['run_id']} {this['run_id']}")
+    return 0 if run.status == "complete" else 1
