@@ -1,0 +1,112 @@
+"""``hotbench vm``: boot a kernel image under QEMU and run one command inside, with this
+checkout, the numba cache and any ``--share`` directory visible read-write at their host
+paths (so results land on the host) and the rest of the host root read-only.
+
+    hotbench vm --kernel arch/x86/boot/bzImage -- hotbench probe
+    hotbench vm --kernel debian-7.3.4+deb13-amd64-7.3.4-1_bpo13+1 --require auto -- python3 -m pytest tests/kernel
+
+Exit status: the guest command's own; 1 setup error (no QEMU, unreadable image, bad
+option); 124 timeout (QEMU killed); 125 VM lost (kernel panic, init failure, QEMU died:
+the command's status never came back).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from bench.errors import HotbenchError
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _mem(text: str) -> str:
+    if not re.fullmatch(r"\d+[MG]?", text.upper()):
+        raise argparse.ArgumentTypeError(f"memory size like 2G or 512M, not {text!r}")
+    return text.upper()
+
+
+def set_argparser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kernel", required=True, metavar="IMAGE",
+                        help="bzImage/vmlinuz to boot, or a key from 'hotbench kernel list'")
+    parser.add_argument("--modules", type=Path, metavar="DIR",
+                        help="the kernel's module tree (lib/modules/RELEASE or an INSTALL_MOD_PATH), for kernels "
+                             "with 9p/overlay as modules (default: found beside the image or in /lib/modules)")
+    parser.add_argument("--mem", type=_mem, default="2G", help="guest memory (default 2G)")
+    parser.add_argument("--cpus", type=_positive_int, help="guest CPUs (default: as many as the host)")
+    parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                        help="KVM, TCG emulation, or auto: KVM when it really works (default auto)")
+    parser.add_argument("--timeout", type=float, help="seconds before QEMU is killed (default: none)")
+    parser.add_argument("--share", type=Path, action="append", default=[], metavar="DIR",
+                        help="also share DIR read-write at the same path (repeatable; the checkout and the "
+                             "numba cache always are)")
+    parser.add_argument("--require", metavar="MECHS",
+                        help="set HOTBENCH_REQUIRE in the guest (tests fail instead of skipping these mechanisms): "
+                             "comma-separated names, or 'auto' for those the kernel's config enables")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra guest environment")
+    parser.add_argument("--append", default="", metavar="ARGS", help="extra kernel command-line arguments")
+    parser.add_argument("--no-warm", action="store_true", help="skip warming the numba cache on the host first")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the kernel's boot messages")
+    parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND...",
+                        help="what to run in the guest (default: hotbench probe)")
+    parser.epilog = ("exit status: the guest command's; 1 setup error; 124 timeout; 125 VM lost "
+                     "(panic, init failure, QEMU died)")
+
+
+def resolve_image(text: str) -> Path:
+    """A path, or the key of a cached kernel."""
+    path = Path(text)
+    if path.exists() or "/" in text:
+        return path
+    from bench import kernels
+
+    found = kernels.lookup(text)
+    return found.image if found else path
+
+
+def resolve_require(spec: str | None, image: Path, modules: Path | None) -> list[str] | None:
+    if not spec:
+        return None
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    if "auto" not in names:
+        return names
+    from bench import vm
+    from bench.kernels import kconfig
+
+    release = vm.kernel_release(image)
+    config = vm.find_config(image, release, vm.find_modules(image, release, modules))
+    if config is None:
+        raise HotbenchError(f"--require auto: no config found for {image} (looked beside it, in its module tree "
+                            "and /boot); name the mechanisms instead")
+    return [n for n in names if n != "auto"] + kconfig.mechanisms(kconfig.read_config(config))
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench import vm
+
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    command = command or ["hotbench", "probe"]
+    env = {}
+    for item in args.env:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise HotbenchError(f"--env {item!r}: write KEY=VALUE")
+        env[key] = value
+    image = resolve_image(args.kernel)
+    try:
+        return vm.run(image, command, modules=args.modules, mem=args.mem, cpus=args.cpus, accel=args.accel,
+                      timeout=args.timeout, shares=args.share,
+                      require=resolve_require(args.require, image, args.modules), env=env,
+                      warm=not args.no_warm, verbose=args.verbose, append=args.append)
+    except vm.LostVMError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_status

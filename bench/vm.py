@@ -1,0 +1,370 @@
+"""Boot a kernel image under QEMU with this checkout visible and run one command inside
+(drgn's vmtest shape): the host root read-only over 9p under a tmpfs overlay, the checkout,
+the numba cache and any ``share`` directories read-write at their host paths, a busybox
+initramfs (``bench/_vm_init.py``) that chroots and writes the command's exit status to a
+control directory. The console streams to the caller.
+
+Failures: setup problems (no QEMU, unreadable image, no busybox) raise ``HotbenchError``;
+a guest that never reports a status — kernel panic, init failure, QEMU crash — raises
+``LostVMError`` (exit status 125), a timeout ``VMTimeoutError`` (124): "VM lost" is kept
+apart from "the command failed", whose status is returned as is.
+"""
+
+from __future__ import annotations
+
+import collections
+import ctypes
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from bench import _vm_init
+from bench.errors import HotbenchError
+
+__all__ = ["LostVMError", "VMTimeoutError", "VM", "kernel_release", "choose_accel", "qemu_command",
+           "find_modules", "find_config", "numba_cache_dir", "warm_numba_cache", "run", "CHECKOUT"]
+
+QEMU = "qemu-system-x86_64"
+CHECKOUT = Path(__file__).resolve().parents[1]
+LOST_STATUS, TIMEOUT_STATUS = 125, 124
+_PANIC = re.compile(r"Kernel panic - not syncing: (.*)")
+_KVM_FAILED = "KVM internal error"
+
+
+class LostVMError(HotbenchError):
+    """The guest never reported its command's status."""
+
+    exit_status = LOST_STATUS
+
+
+class VMTimeoutError(LostVMError):
+    exit_status = TIMEOUT_STATUS
+
+
+def numba_cache_dir() -> Path:
+    """numba's cache shared by host and guest; both compile for NUMBA_CPU_NAME=generic."""
+    from bench.kernels import cache_dir
+
+    return cache_dir() / "numba-generic"
+
+
+# ---------------------------------------------------------------- the kernel image
+
+def kernel_release(image: Path) -> str | None:
+    """The release string of an x86 bzImage (setup header ``kernel_version``), None if absent.
+
+    Raises HotbenchError when *image* cannot be read or is not a bzImage."""
+    try:
+        with open(image, "rb") as f:
+            head = f.read(0x8000)
+    except OSError as e:
+        raise HotbenchError(f"cannot read kernel image {image}: {e.strerror}") from e
+    if len(head) < 0x210 or head[0x202:0x206] != b"HdrS":
+        raise HotbenchError(f"{image} is not an x86 bzImage (no 'HdrS' setup header): give arch/x86/boot/bzImage "
+                            "or a distribution's vmlinuz, not vmlinux")
+    offset = int.from_bytes(head[0x20E:0x210], "little")
+    if not offset or 0x200 + offset >= len(head):
+        return None
+    text = head[0x200 + offset:0x200 + offset + 256].split(b"\0", 1)[0].decode("ascii", "replace")
+    return text.split(" ", 1)[0] or None
+
+
+def _release_dir(base: Path, release: str | None) -> Path | None:
+    """*base* itself if it is a module release dir, else base/lib/modules/RELEASE (or the only one)."""
+    if (base / "modules.order").exists() or (base / "modules.builtin").exists():
+        return base
+    for sub in ("lib/modules", "usr/lib/modules"):
+        root = base / sub
+        if release and (root / release).is_dir():
+            return root / release
+        found = sorted(root.iterdir()) if root.is_dir() else []
+        if len(found) == 1:
+            return found[0]
+    return None
+
+
+def find_modules(image: Path, release: str | None, explicit: Path | None = None) -> Path | None:
+    """The module tree for *image*: *explicit* (a ``lib/modules/RELEASE`` dir or an
+    ``INSTALL_MOD_PATH``), a hotbench cache entry or Debian layout around the image, or the
+    host's ``/lib/modules/RELEASE``; None when none is found (a kernel with 9p built in)."""
+    if explicit is not None:
+        found = explicit if (explicit / "kernel").is_dir() else _release_dir(explicit, release)
+        if found is None:
+            raise HotbenchError(f"--modules {explicit}: no module tree there (expected modules.order, kernel/ "
+                                f"or lib/modules/{release or 'RELEASE'}/)")
+        return found
+    image = image.resolve()
+    bases = [image.parent, image.parent.parent]
+    if image.parent.name == "boot" and image.parent.parent.name == "x86":  # arch/x86/boot/bzImage: its tree
+        bases.append(image.parents[3])
+    for base in bases:
+        found = _release_dir(base, release) if base != Path("/") else None
+        if found is not None and found != Path("/"):
+            return found
+    if release and (Path("/lib/modules") / release / "modules.order").exists():
+        return Path("/lib/modules") / release
+    return None
+
+
+def find_config(image: Path, release: str | None, modules: Path | None) -> Path | None:
+    """The image's kernel config: beside it (``config``, ``config-RELEASE``, a build tree's
+    ``.config``), in its module tree, or ``/boot/config-RELEASE``."""
+    image = image.resolve()
+    candidates = [image.parent / "config", image.parent / f"config-{release}"]
+    if image.parent.name == "boot" and image.parent.parent.name == "x86":  # arch/x86/boot/bzImage
+        candidates.append(image.parents[3] / ".config")
+    if modules is not None:
+        candidates.append(modules / "config")
+    candidates.append(Path("/boot") / f"config-{release}")
+    return next((c for c in candidates if c.is_file()), None)
+
+
+# ---------------------------------------------------------------- QEMU
+
+def find_qemu() -> str:
+    path = shutil.which(QEMU)
+    if path is None:
+        raise HotbenchError(f"{QEMU} not found on PATH: install Debian's qemu-system-x86 (tools/setup-system)")
+    return path
+
+
+def _cpu_has_virt() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return bool(re.search(r"^flags\s*:.*\b(vmx|svm)\b", flags, re.M))
+
+
+def choose_accel(requested: str = "auto") -> tuple[str, str | None]:
+    """('kvm' | 'tcg', a note saying why TCG was chosen or None)."""
+    if requested == "tcg":
+        return "tcg", None
+    why = None
+    if not os.path.exists("/dev/kvm"):
+        why = "no /dev/kvm"
+    elif not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        why = "/dev/kvm is not read-writable by this user"
+    elif not _cpu_has_virt():
+        why = "/dev/kvm exists but the CPU exposes neither vmx nor svm (a para-virtual KVM cannot boot ordinary kernels)"
+    if why is None:
+        return "kvm", None
+    if requested == "kvm":
+        raise HotbenchError(f"--accel kvm: KVM is unusable here: {why}; use --accel tcg")
+    return "tcg", f"KVM unusable ({why}): using TCG software emulation, ~15x slower; results record accel=tcg"
+
+
+@dataclass
+class VM:
+    """What one boot needs; ``qemu_command`` turns it into an argv."""
+
+    image: Path
+    initrd: Path
+    ctl_dir: Path
+    accel: str = "tcg"
+    mem: str = "2G"
+    cpus: int = 2
+    shares: list[_vm_init.Share] = field(default_factory=list)
+    verbose: bool = False
+    extra_append: str = ""
+
+
+def kernel_cmdline(vm: VM) -> str:
+    # damon_stat.enabled=N: DAMON_STAT (on by default in Debian's 7.3) holds DAMON exclusively,
+    # so no sysfs kdamond could start; a dotted parameter for an absent module is ignored.
+    parts = ["console=ttyS0", "rdinit=/init", "oops=panic", "panic=-1", "mitigations=off", "no_timer_check",
+             "random.trust_cpu=on", "damon_stat.enabled=N", "loglevel=7" if vm.verbose else "quiet"]
+    return " ".join(parts + ([vm.extra_append] if vm.extra_append else []))
+
+
+def qemu_command(vm: VM, qemu: str = QEMU) -> list[str]:
+    accel = "kvm" if vm.accel == "kvm" else "tcg,thread=multi"
+
+    def fsdev(n: int, tag: str, path: str, readonly: bool) -> list[str]:
+        opts = f"local,id=fs{n},path={path},security_model=none,multidevs=remap" + (",readonly=on" if readonly else "")
+        return ["-fsdev", opts, "-device", f"virtio-9p-pci,fsdev=fs{n},mount_tag={tag}"]
+
+    cmd = [qemu, "-machine", "q35", "-cpu", "max", "-accel", accel, "-m", vm.mem, "-smp", str(vm.cpus),
+           "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
+           "-kernel", str(vm.image), "-initrd", str(vm.initrd), "-append", kernel_cmdline(vm)]
+    cmd += fsdev(0, _vm_init.ROOT_TAG, "/", True)
+    cmd += fsdev(1, _vm_init.CTL_TAG, str(vm.ctl_dir), False)
+    for i, share in enumerate(vm.shares, start=2):
+        cmd += fsdev(i, share.tag, share.path, False)
+    return cmd
+
+
+# ---------------------------------------------------------------- numba cache
+
+_WARM = """
+import workloads
+for name in workloads.names():
+    workloads.create(name, npages=16, page_size=4096, seed=1).warmup()
+from bench.kernel import uffd_server
+uffd_server.warmup()
+try:  # best effort: helpers outside the workloads that trackers call
+    import numpy as np
+    from bench.kernel._ranges import fill_ranges
+    fill_ranges(np.zeros(1, np.uint64), np.ones(1, np.uint64), 0, 12, 1)
+    from bench import trackers
+    trackers.registry()
+except Exception as e:
+    print(f"note: partial numba warm-up: {e}")
+"""
+
+
+def warm_numba_cache(env: dict[str, str], stream: TextIO = sys.stderr) -> None:
+    """Compile (or load) the numba kernels into the shared cache, as the guest will (generic CPU).
+    A failure is only a warning: the guest then compiles what it needs, ~15x slower."""
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-c", _WARM], env=env, cwd=CHECKOUT, capture_output=True, text=True)
+    for line in proc.stdout.splitlines():
+        print(f"hotbench vm: {line}", file=stream)
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["?"])[-1]
+        print(f"hotbench vm: warning: warming the numba cache on the host failed ({tail}); the guest will compile",
+              file=stream)
+    else:
+        print(f"hotbench vm: numba cache {env['NUMBA_CACHE_DIR']} warm in {time.monotonic() - start:.1f} s",
+              file=stream)
+
+
+# ---------------------------------------------------------------- running
+
+def _die_with_parent() -> None:
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _guest_env(accel: str, require: list[str] | None, ctl_bin: str, extra: dict[str, str]) -> dict[str, str]:
+    env = {
+        "PATH": ":".join([ctl_bin, os.path.dirname(sys.executable), os.environ.get("PATH", "/usr/bin:/bin")]),
+        "HOME": os.environ.get("HOME", "/root"),
+        "TERM": os.environ.get("TERM", "dumb"),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")])),
+        "PYTHONUNBUFFERED": "1",
+        "NUMBA_CPU_NAME": "generic",
+        "NUMBA_CACHE_DIR": str(numba_cache_dir()),
+        "HOTBENCH_ACCEL": accel,
+        "HOTBENCH_IN_VM": "1",
+    }
+    for key in ("LANG", "LC_ALL", "VIRTUAL_ENV"):
+        if key in os.environ:
+            env[key] = os.environ[key]
+    if require:
+        env["HOTBENCH_REQUIRE"] = ",".join(require)
+    env.update(extra)
+    return env
+
+
+def _lost_reason(tail: list[str], qemu_status: int) -> str:
+    for line in reversed(tail):
+        if _vm_init.INIT_ERROR in line:
+            return "guest init failed: " + line.split(_vm_init.INIT_ERROR, 1)[1].strip()
+    for line in tail:
+        if m := _PANIC.search(line):
+            return f"kernel panic: {m[1].strip()}"
+    if qemu_status not in (0, None):
+        last = next((line for line in reversed(tail) if line.strip()), "")
+        return f"QEMU exited with status {qemu_status}" + (f": {last.strip()}" if last else "")
+    return "the guest stopped without reporting its command's exit status"
+
+
+def run(image: Path, command: list[str], *, modules: Path | None = None, mem: str = "2G",
+        cpus: int | None = None, accel: str = "auto", timeout: float | None = None,
+        shares: list[Path] = (), require: list[str] | None = None, env: dict[str, str] | None = None,
+        warm: bool = True, verbose: bool = False, append: str = "", console: TextIO = sys.stdout,
+        log: TextIO = sys.stderr) -> int:
+    """Boot *image*, run *command* in the guest, return its exit status (see the module doc)."""
+    image = Path(image)
+    release = kernel_release(image)
+    qemu = find_qemu()
+    accel, note = choose_accel(accel)
+    if note:
+        print(f"hotbench vm: {note}", file=log)
+    moddir = find_modules(image, release, modules)
+    config = find_config(image, release, moddir)
+    numba_dir = numba_cache_dir()
+    numba_dir.mkdir(parents=True, exist_ok=True)
+    if warm:
+        warm_env = {**os.environ, "NUMBA_CPU_NAME": "generic", "NUMBA_CACHE_DIR": str(numba_dir),
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")]))}
+        warm_numba_cache(warm_env, log)
+    share_paths = [CHECKOUT, numba_dir, *(Path(s).resolve() for s in shares)]
+    unique: list[Path] = []
+    for p in share_paths:
+        p.mkdir(parents=True, exist_ok=True)
+        if not any(p == u or u in p.parents for u in unique):
+            unique = [u for u in unique if p not in u.parents] + [p]
+    vm_shares = [_vm_init.Share(f"hbshare{i}", str(p)) for i, p in enumerate(unique)]
+
+    with tempfile.TemporaryDirectory(prefix="hotbench-vm-") as tmp:
+        ctl = Path(tmp) / "ctl"
+        (ctl / "bin").mkdir(parents=True)
+        shim = ctl / "bin" / "hotbench"
+        shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m bench "$@"\n')
+        shim.chmod(0o755)
+        guest_env = _guest_env(accel, require, f"{_vm_init.GUEST_CTL}/bin", env or {})
+        (ctl / "run.sh").write_text(_vm_init.run_script(list(command), guest_env, os.getcwd(), str(CHECKOUT)))
+        wanted = _vm_init.needed_modules(moddir)
+        init = _vm_init.init_script([m for m, _ in wanted], vm_shares,
+                                    (release, str(moddir)) if moddir and release else None,
+                                    str(config) if config else None, release)
+        initrd = _vm_init.build_initramfs(Path(tmp) / "initramfs.cpio", wanted, init)
+        vm = VM(image=image, initrd=initrd, ctl_dir=ctl, accel=accel, mem=mem, cpus=cpus or os.cpu_count() or 1,
+                shares=vm_shares, verbose=verbose, extra_append=append)
+        print(f"hotbench vm: booting {image} ({release or 'release unknown'}) with {accel}, {vm.cpus} CPUs, "
+              f"{mem}; {len(wanted)} modules in the initramfs"
+              + (f" from {moddir}" if wanted else ""), file=log)
+        qemu_status, tail, seconds = _boot(qemu_command(vm, qemu), timeout, console)
+        status_file = ctl / "status"
+        if status_file.exists():
+            text = status_file.read_text().strip()
+            if text.isdigit():
+                print(f"hotbench vm: guest command exited {text} after {seconds:.1f} s", file=log)
+                return int(text)
+        if any(_KVM_FAILED in line for line in tail):
+            raise LostVMError("KVM could not run this guest (KVM internal error): retry with --accel tcg")
+        raise LostVMError(f"VM lost after {seconds:.1f} s: {_lost_reason(tail, qemu_status)}")
+
+
+def _boot(argv: list[str], timeout: float | None, console: TextIO) -> tuple[int, list[str], float]:
+    """Run QEMU, stream its console, return (QEMU status, last console lines, seconds)."""
+    start = time.monotonic()
+    tail: collections.deque[str] = collections.deque(maxlen=200)
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            preexec_fn=_die_with_parent)
+
+    def pump() -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").replace("\r", "")
+            tail.append(line.rstrip("\n"))
+            console.write(line)
+            console.flush()
+            if _KVM_FAILED in line:
+                proc.kill()
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        reader.join(5)
+        raise VMTimeoutError(f"VM timed out after {timeout:g} s; QEMU killed") from None
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    reader.join(5)
+    return proc.returncode, list(tail), time.monotonic() - start
