@@ -176,3 +176,13 @@ def test_pages_are_kept_and_match_the_scores(tmp_path):
         reported, written = bits(rec["reported_bits"]).astype(bool), bits(rec["truth_written_bits"]).astype(bool)
         truth = written if rec["sees"] == "writes" else written | bits(rec["truth_read_bits"]).astype(bool)
         assert int((reported & truth).sum()) == rec["tp"] and int((reported & ~truth).sum()) == rec["fp"]
+
+
+def test_output_into_a_closed_pipe_is_quiet():
+    """'hotbench ... | head': the reader is gone before hotbench writes; no traceback, exit 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--list"], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    proc.stdout.close()  # the reader leaves at once
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 0, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
