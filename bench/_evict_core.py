@@ -32,12 +32,12 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 from bench.kernel import _nbsys
+from bench.kernel.uffd_server import read_messages, wait_either
 from bench.kernel._libc import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MADV_DONTNEED
 from bench.kernel.uffd import (UFFD_EVENT_PAGEFAULT, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_RWP,
                                UFFD_PAGEFAULT_FLAG_WP, UFFDIO_CONTINUE, UFFDIO_COPY, UFFDIO_WAKE)
 
 PAGE = 4096
-POLLIN = 0x1
 EEXIST, EAGAIN = 17, 11
 _MSGS = 64
 
@@ -170,12 +170,8 @@ def serve(uffd, cmd_fd, ack_fd, base, npages, store_addr, ctl, resident, touched
     cmd_addr = ctl.ctypes.data + C_CMD * 8
     mode = RUN
     while True:
-        pfd[0] = uffd
-        pfd[1] = POLLIN
-        pfd[2] = cmd_fd
-        pfd[3] = POLLIN
-        _nbsys.poll(_nbsys.voidptr(pfd.ctypes.data), 2, -1)
-        if (pfd[3] >> 16) & POLLIN:
+        faults, command = wait_either(uffd, cmd_fd, pfd)
+        if command:
             _nbsys.read(cmd_fd, _nbsys.voidptr(ev.ctypes.data), 8)
             cmd = _load_relaxed(cmd_addr)
             ev[0] = 1
@@ -184,16 +180,16 @@ def serve(uffd, cmd_fd, ack_fd, base, npages, store_addr, ctl, resident, touched
                 return
             if mode == HOLD and cmd != HOLD:
                 while True:  # the fd is non-blocking: read until the queue is empty
-                    n = _nbsys.read(uffd, _nbsys.voidptr(msgs.ctypes.data), msgs.size * 8)
+                    n = read_messages(uffd, msgs)
                     if n <= 0:
                         break
                     _process(uffd, msgs, n, HOLD, base, npages, store_addr, ctl, resident, touched, log, bufs, ts)
             mode = cmd
             ctl[C_MODE] = mode
             _nbsys.write(ack_fd, _nbsys.voidptr(ev.ctypes.data), 8)
-        if not (pfd[1] >> 16) & POLLIN:
+        if not faults:
             continue
-        n = _nbsys.read(uffd, _nbsys.voidptr(msgs.ctypes.data), msgs.size * 8)
+        n = read_messages(uffd, msgs)
         _process(uffd, msgs, n, mode, base, npages, store_addr, ctl, resident, touched, log, bufs, ts)
 
 

@@ -14,12 +14,11 @@ import threading
 import numpy as np
 from numba import njit
 
-from bench.kernel import _nbsys, uffd
-from bench.kernel.uffd import UFFD_EVENT_PAGEFAULT, UFFDIO_RWPROTECT, UFFDIO_WAKE
+from bench.kernel import uffd, uffd_server
+from bench.kernel.uffd import UFFD_EVENT_PAGEFAULT, UFFDIO_RWPROTECT
 
 __all__ = ["touch_every", "warm", "RwpServer"]
 
-_POLLIN = 0x1
 _MSGS_PER_READ = 64
 _SCRATCH_PAGE = 4096
 
@@ -43,14 +42,10 @@ def _serve_rwp(uffd_fd, stop_fd, page_size, counters):
     arg = np.zeros(3, np.int64)  # struct uffdio_rwprotect {range.start, range.len, mode}
     rng = np.zeros(2, np.int64)  # struct uffdio_range
     while True:
-        pfd[0] = uffd_fd
-        pfd[1] = _POLLIN
-        pfd[2] = stop_fd
-        pfd[3] = _POLLIN
-        _nbsys.poll(_nbsys.voidptr(pfd.ctypes.data), 2, -1)
-        if (pfd[3] >> 16) & _POLLIN:
+        _, stop = uffd_server.wait_either(uffd_fd, stop_fd, pfd)
+        if stop:
             return
-        n = _nbsys.read(uffd_fd, _nbsys.voidptr(msgs.ctypes.data), msgs.size * 8)
+        n = uffd_server.read_messages(uffd_fd, msgs)
         for i in range(max(n, 0) // 32):
             if msgs[4 * i] & 0xFF != UFFD_EVENT_PAGEFAULT:
                 continue
@@ -58,11 +53,8 @@ def _serve_rwp(uffd_fd, stop_fd, page_size, counters):
             arg[0] = addr
             arg[1] = page_size
             arg[2] = 0
-            if _nbsys.ioctl(uffd_fd, UFFDIO_RWPROTECT, _nbsys.voidptr(arg.ctypes.data)) != 0:
+            if not uffd_server.resolve_or_wake(uffd_fd, UFFDIO_RWPROTECT, arg, rng, addr, page_size):
                 counters[1] += 1
-                rng[0] = addr
-                rng[1] = page_size
-                _nbsys.ioctl(uffd_fd, UFFDIO_WAKE, _nbsys.voidptr(rng.ctypes.data))
             counters[0] += 1
 
 

@@ -23,6 +23,38 @@ POLLIN = 0x1
 _MSGS_PER_READ = 64
 
 
+@njit(inline="always")
+def wait_either(uffd: int, other_fd: int, pfd: np.ndarray) -> tuple[bool, bool]:
+    """Block in poll(2) until the userfaultfd or *other_fd* (a stop or command eventfd) is readable.
+
+    *pfd* is two ``struct pollfd`` as int32[4]; returns (uffd readable, other readable).
+    """
+    pfd[0] = uffd
+    pfd[1] = POLLIN
+    pfd[2] = other_fd
+    pfd[3] = POLLIN
+    _nbsys.poll(_nbsys.voidptr(pfd.ctypes.data), 2, -1)
+    return bool((pfd[1] >> 16) & POLLIN), bool((pfd[3] >> 16) & POLLIN)
+
+
+@njit(inline="always")
+def read_messages(uffd: int, msgs: np.ndarray) -> int:
+    """Read pending ``struct uffd_msg``s (4 x u64 each) into *msgs*; returns the byte count (<= 0: none)."""
+    return _nbsys.read(uffd, _nbsys.voidptr(msgs.ctypes.data), msgs.size * 8)
+
+
+@njit(inline="always")
+def resolve_or_wake(uffd: int, request: int, arg: np.ndarray, rng: np.ndarray, addr: int, length: int) -> bool:
+    """Issue the resolving ioctl (*arg* already filled); if it fails (raced: EEXIST, EAGAIN) wake the
+    range so the faulting thread retries. Returns False on failure."""
+    if _nbsys.ioctl(uffd, request, _nbsys.voidptr(arg.ctypes.data)) == 0:
+        return True
+    rng[0] = addr
+    rng[1] = length
+    _nbsys.ioctl(uffd, UFFDIO_WAKE, _nbsys.voidptr(rng.ctypes.data))
+    return False
+
+
 @njit(nogil=True, cache=True)
 def _serve(uffd: int, stop_fd: int, base: int, page_size: int, seen: np.ndarray, counters: np.ndarray) -> None:
     """Loop until *stop_fd* is readable: read fault messages, CONTINUE each page, mark it in *seen*.
@@ -35,14 +67,10 @@ def _serve(uffd: int, stop_fd: int, base: int, page_size: int, seen: np.ndarray,
     rng = np.zeros(2, np.int64)  # struct uffdio_range
     npages = seen.size
     while True:
-        pfd[0] = uffd
-        pfd[1] = POLLIN
-        pfd[2] = stop_fd
-        pfd[3] = POLLIN
-        _nbsys.poll(_nbsys.voidptr(pfd.ctypes.data), 2, -1)
-        if (pfd[3] >> 16) & POLLIN:
+        _, stop = wait_either(uffd, stop_fd, pfd)
+        if stop:
             return
-        n = _nbsys.read(uffd, _nbsys.voidptr(msgs.ctypes.data), msgs.size * 8)
+        n = read_messages(uffd, msgs)
         for i in range(max(n, 0) // 32):
             if msgs[4 * i] & 0xFF != UFFD_EVENT_PAGEFAULT:
                 continue
@@ -55,11 +83,8 @@ def _serve(uffd: int, stop_fd: int, base: int, page_size: int, seen: np.ndarray,
             arg[1] = page_size
             arg[2] = 0
             arg[3] = 0
-            if _nbsys.ioctl(uffd, UFFDIO_CONTINUE, _nbsys.voidptr(arg.ctypes.data)) != 0:
-                counters[1] += 1  # EEXIST (raced) or worse: wake so the faulting thread retries
-                rng[0] = np.int64(addr)
-                rng[1] = page_size
-                _nbsys.ioctl(uffd, UFFDIO_WAKE, _nbsys.voidptr(rng.ctypes.data))
+            if not resolve_or_wake(uffd, UFFDIO_CONTINUE, arg, rng, np.int64(addr), page_size):
+                counters[1] += 1
 
 
 class MinorFaultServer:
