@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench import _vm_init
+
 pytestmark = pytest.mark.vm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -150,7 +152,16 @@ def test_timeout_kills_qemu(debian_kernel):
 def test_kernel_without_9p_is_one_clear_line(debian_kernel, tmp_path):
     empty = tmp_path / "lib" / "modules" / debian_kernel.release
     (empty / "kernel").mkdir(parents=True)  # a module tree without 9p: the guest cannot mount the host
-    proc = hotbench_vm("--kernel", str(debian_kernel.image), "--modules", str(empty), "--no-warm", "--timeout", "300",
-                       "--", "true")
+    for _ in range(3):
+        proc = hotbench_vm("--kernel", str(debian_kernel.image), "--modules", str(empty), "--no-warm",
+                           "--timeout", "300", "--", "true")
+        # The guest boots with oops=panic; once in CI an oops in interrupt context under TCG killed it
+        # before its init ran (so before this test's subject). Only that case boots again.
+        if not _died_before_init(proc):
+            break
     assert proc.returncode == 125, _tail(proc)
-    assert "error: VM lost" in proc.stderr and "cannot mount the host root over 9p" in proc.stderr, proc.stderr
+    assert "error: VM lost" in proc.stderr and "cannot mount the host root over 9p" in proc.stderr, _tail(proc)
+
+
+def _died_before_init(proc) -> bool:
+    return proc.returncode == 125 and "kernel panic" in proc.stderr and _vm_init.INIT_ERROR not in proc.stdout
