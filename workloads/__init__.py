@@ -20,7 +20,7 @@ from typing import Any
 
 from workloads._base import COMMON_DEFAULTS, Truth, Workload, WorkloadError
 
-__all__ = ["WorkloadError", "Truth", "Workload", "names", "get", "parse_spec", "create",
+__all__ = ["WorkloadError", "Truth", "Workload", "names", "get", "parse_spec", "split_specs", "create",
            "COMMON_DEFAULTS"]
 
 
@@ -73,6 +73,19 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
         params[key] = value
     cls.check_keys(params)
     return cls.name, params
+
+
+def split_specs(text: str) -> list[str]:
+    """'uniform,hotcold:hot=0.2,p=0.8,zipf' -> ['uniform', 'hotcold:hot=0.2,p=0.8', 'zipf']: a
+    comma-separated list of specs whose own parameters are comma-separated too (an item with
+    '=' and no ':' continues the spec before it)."""
+    specs: list[str] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if specs and "=" in item and ":" not in item and ":" in specs[-1]:
+            specs[-1] += "," + item
+        else:
+            specs.append(item)
+    return specs
 
 
 def create(spec: str, *, npages: int, page_size: int, seed: int, accesses: int | None = None,

@@ -27,6 +27,7 @@ COMMANDS = [
     ("harness", "harness", "benchmark the harness: workload loop vs bare loop, tracker collect vs raw primitive"),
     ("micro", "micro", "pyperf micro-benchmarks of every primitive on this kernel: arm/scan per GiB, faults per page"),
     ("evict", "evict", "the VMM eviction workflow under concurrent vCPU writes: stalls, refaults, integrity-checked"),
+    ("experiment", "experiment", "named experiments for the list's open questions: run, then a report opening with the answer"),
     # other kernels
     ("vm", "vm", "boot a kernel under QEMU with this checkout visible and run one command inside"),
     ("kernel", "kernel", "fetch, build and list test kernels for 'hotbench vm'"),

@@ -50,6 +50,16 @@ def meminfo() -> dict[str, int]:
     return out
 
 
+def vmstat() -> dict[str, int]:
+    """/proc/vmstat as {counter: value} (empty when unreadable)."""
+    out = {}
+    for line in (read_text("/proc/vmstat") or "").splitlines():
+        key, _, value = line.partition(" ")
+        if value.strip().lstrip("-").isdigit():
+            out[key] = int(value)
+    return out
+
+
 def bracketed_choice(text: str | None) -> str | None:
     """'always [madvise] never' -> 'madvise' (the format of THP and similar enum knobs)."""
     if not text:

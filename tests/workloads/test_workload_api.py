@@ -119,3 +119,13 @@ def test_truth_arrays_read_only():
     with pytest.raises(ValueError):
         t.written[0] = True
     assert np.array_equal(t.any, t.read | t.written)
+
+
+@pytest.mark.parametrize("text, specs", [
+    ("uniform", ["uniform"]),
+    ("uniform,zipf", ["uniform", "zipf"]),
+    ("hotcold:hot=0.2,p=0.8,zipf", ["hotcold:hot=0.2,p=0.8", "zipf"]),
+    ("zipf:s=1.2,scatter=1,hotcold:hot_count=64,p=0.99", ["zipf:s=1.2,scatter=1", "hotcold:hot_count=64,p=0.99"]),
+])
+def test_split_specs_keeps_each_specs_parameters(text, specs):
+    assert workloads.split_specs(text) == specs

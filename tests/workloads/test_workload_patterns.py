@@ -30,6 +30,18 @@ def test_hotcold_share_of_hot_accesses(threads):
     assert within(int(writes.sum()), 50_000, 0.3)
 
 
+def test_hotcold_hot_count_holds_the_working_set_whatever_the_size():
+    touched = []
+    for npages in (1_000, 64_000):
+        w = make("hotcold:hot_count=64,p=1", npages=npages, accesses=5_000)
+        any_ = w.truth(0).any
+        assert len(w.hot_range()) == 64 and not any_[64:].any()
+        touched.append(int(any_.sum()))
+    assert touched[0] == touched[1] == 64  # 5,000 accesses over 64 pages touch them all
+    with pytest.raises(WorkloadError, match="hot_count must be in"):
+        make("hotcold:hot_count=1000")
+
+
 def test_uniform_write_ratio_and_spread():
     reads, writes = make("uniform", accesses=50_000, write_ratio=0.25).counts(4)
     assert within(int(writes.sum()), 50_000, 0.25)

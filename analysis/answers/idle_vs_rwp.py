@@ -1,0 +1,61 @@
+"""idle-vs-rwp: cost per cycle vs memory size, and accuracy, of idle page tracking and RWP."""
+
+from __future__ import annotations
+
+from analysis.answers import Answer, Context, NoData, cpu_fits, num, ratio, sizes, slope
+from analysis.data import format_size
+from analysis.report import Table
+
+TRACKERS = ["idle-page", "rwp"]
+
+
+def _per_size(frame):
+    """Median arm + collect wall and CPU time per cycle, and accuracy, per tracker and size.
+    Medians: the first cycles of a cell pay for cold caches (and, under TCG, translation)."""
+    cpu = (frame["arm_cpu_ns"] + frame["collect_cpu_ns"]) / 1e6
+    g = frame.assign(cpu_ms=cpu).groupby(["tracker", "size_bytes"])
+    out = g[["cycle_ms", "cpu_ms"]].median().join(g[["tp", "fp", "fn"]].sum())
+    out["precision"] = out["tp"] / (out["tp"] + out["fp"])
+    out["recall"] = out["tp"] / (out["tp"] + out["fn"])
+    return out.reset_index()
+
+
+def _table(per_size) -> Table:
+    rows = [[r.tracker, format_size(r.size_bytes), num(r.cycle_ms), num(r.cpu_ms), f"{r.precision:.3f}",
+             f"{r.recall:.3f}"] for r in per_size.itertuples()]
+    return Table("idle_vs_rwp", ["tracker", "size", "cycle ms (median)", "CPU ms (median)", "precision", "recall"],
+                 rows, [False, True, True, True, True, True], per_size)
+
+
+def _growth(fits) -> str:
+    parts = []
+    for f in fits.to_dict("records"):
+        parts.append(f"{f['tracker']} {slope(f, 'ms_per_gib_memory')} CPU ms per GiB of memory and "
+                     f"{slope(f, 'ms_per_gib_touched')} per GiB touched (grows with {f['grows_with']})")
+    return "; ".join(parts)
+
+
+def answer(ctx: Context) -> Answer:
+    df = ctx.lockstep
+    labels = ctx.labels_with(df, TRACKERS) if len(df) else []
+    if not labels:
+        raise NoData("idle page tracking and RWP never ran on the same kernel (both are in the built "
+                     "7.3 kernel: 'hotbench kernel build --debian 7.3')")
+    label = labels[0]
+    frame = df[(df["label"] == label) & df["tracker"].isin(TRACKERS)]
+    per_size = _per_size(frame)
+    big = per_size[per_size["size_bytes"] == per_size["size_bytes"].max()].set_index("tracker")
+    acc = per_size.groupby("tracker")[["tp", "fp", "fn"]].sum()
+    text = (f"On {ctx.where(label)}, arenas of {sizes(frame)} with the same working set, one idle-page cycle "
+            f"(mark every page idle, read the bitmap back) took {num(big.loc['idle-page', 'cpu_ms'])} ms of CPU at "
+            f"{format_size(per_size['size_bytes'].max())} against "
+            f"{num(big.loc['rwp', 'cpu_ms'])} ms for RWP (UFFDIO_RWPROTECT + PAGEMAP_SCAN): "
+            f"{ratio(big.loc['idle-page', 'cpu_ms'], big.loc['rwp', 'cpu_ms'])}.")
+    try:
+        text += " Fitted: " + _growth(cpu_fits(frame)) + "."
+    except NoData:
+        pass
+    for tracker in TRACKERS:
+        tp, fp, fn = acc.loc[tracker]
+        text += f" {tracker}: precision {tp / (tp + fp):.3f}, recall {tp / (tp + fn):.3f} against the exact truth."
+    return Answer(text, [("table", _table(per_size))])

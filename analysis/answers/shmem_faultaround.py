@@ -1,0 +1,61 @@
+"""shmem-faultaround: pages reported per page read by shmem PTE-zap, with and without fault-around."""
+
+from __future__ import annotations
+
+from analysis.answers import Answer, Context, NoData, pct
+from analysis.report import Table
+
+ZAP, MINOR = "shmem-zap", "shmem-zap-minor"
+
+
+def _fault_around(ctx: Context) -> dict:
+    """run_id -> the fault-around setting the run used ('kernel default' when it set none)."""
+    out = {}
+    for run in ctx.data.runs:
+        setting = (run.manifest.get("settings") or {}).get("fault-around") or {}
+        out[run.run_id] = setting.get("set") or f"kernel default{_was(setting)}"
+    return out
+
+
+def _was(setting: dict) -> str:
+    return f" ({setting['was']} bytes)" if setting.get("was") else ""
+
+
+def _summary(frame):
+    g = frame.groupby(["tracker", "fault_around", "workload_label"])[["tp", "fp", "truth_any"]].sum()
+    g["per_page_read"] = (g["tp"] + g["fp"]) / g["truth_any"]
+    g["precision"] = g["tp"] / (g["tp"] + g["fp"])
+    cold = frame.groupby(["tracker", "fault_around", "workload_label"])["cold_fp_rate"].mean()
+    return g.assign(cold_fp_rate=cold).reset_index()
+
+
+def _table(summary) -> Table:
+    rows = [[r.tracker, r.fault_around, r.workload_label, f"{r.per_page_read:.2f}", f"{r.precision:.3f}",
+             pct(r.cold_fp_rate, 2)] for r in summary.itertuples()]
+    return Table("shmem_faultaround", ["tracker", "fault-around", "workload", "reported per page read", "precision",
+                                       "cold FP rate"], rows, [False, False, False, True, True, True], summary)
+
+
+def _sentence(summary, tracker: str, setting: str | None = None) -> str:
+    rows = summary[summary["tracker"] == tracker]
+    if setting is not None:
+        rows = rows[rows["fault_around"] == setting]
+    parts = [f"{r.per_page_read:.2f} pages per page read on {r.workload_label} (precision {r.precision:.3f})"
+             for r in rows.itertuples()]
+    return "; ".join(parts)
+
+
+def answer(ctx: Context) -> Answer:
+    df = ctx.lockstep
+    frame = df[df["tracker"].isin([ZAP, MINOR]) & (df["backing"] == "shmem")] if len(df) else df
+    if not len(frame) or ZAP not in set(frame["tracker"]):
+        raise NoData("shmem-zap did not run")
+    frame = frame.assign(fault_around=frame["run_id"].map(_fault_around(ctx)))
+    summary = _summary(frame)
+    label = frame["label"].iloc[0]
+    settings = sorted(summary.loc[summary["tracker"] == ZAP, "fault_around"].unique())
+    text = f"On {ctx.where(label)}, reading only, shmem PTE-zap reported " + "; with fault-around ".join(
+        f"{_sentence(summary, ZAP, s)} [fault-around {s}]" for s in settings) + "."
+    if MINOR in set(summary["tracker"]):
+        text += f" The uffd MINOR variant reported {_sentence(summary, MINOR)}."
+    return Answer(text, [("table", _table(summary))])

@@ -1,0 +1,218 @@
+"""``hotbench experiment NAME``: run a named experiment's steps on this kernel, then report.
+
+Each step (``bench/experiments/NAME.toml``) is an ordinary ``hotbench run|evict|micro``
+command run as a child process into ``OUT/steps/STEP/``, so an experiment's results are
+ordinary results directories (``hotbench report`` and ``plot`` read them too). Trackers and
+eviction variants this kernel lacks are dropped from the step with the probe's reason, and
+the report names a ``hotbench vm`` kernel that has them. ``OUT/experiment.json`` records every
+step (argv, status, skips, seconds) and is rewritten atomically after each, so an interrupted
+experiment leaves a valid partial record.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from bench import experiments, results
+from bench.errors import HotbenchError, Interrupted
+
+RECORD = "experiment.json"
+STEPS_DIR = "steps"
+
+
+@dataclass
+class StepRecord:
+    name: str
+    command: str
+    argv: list[str] = field(default_factory=list)
+    status: str = "pending"  # ok | failed: why | skipped: why | interrupted
+    skipped: dict[str, str] = field(default_factory=dict)  # tracker/variant -> reason
+    mechanisms_missing: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    vmstat: dict[str, int] = field(default_factory=dict)  # numa_* counters: growth during the step
+
+
+def _flag(key: str, value) -> list[str]:
+    flag = "--" + key.replace("_", "-")
+    return [flag] if value is True else [flag, str(value)]
+
+
+def _argv(options: dict) -> list[str]:
+    return [arg for key, value in options.items() for arg in _flag(key, value)]
+
+
+def mechanism_of(command: str, name: str) -> str:
+    """The probe mechanism behind a run step's tracker or an evict step's variant."""
+    if command == "evict":
+        from bench import evict
+
+        return evict.VARIANTS[name].mechanism or name
+    from bench import trackers
+
+    return trackers.get(name).mechanism
+
+
+def _filter_trackers(options: dict, record: StepRecord) -> dict:
+    from bench import trackers
+
+    wanted = [t.strip() for t in str(options.get("trackers", "")).split(",") if t.strip()]
+    keep = []
+    for name in wanted:
+        reason = trackers.get(name).unavailable()
+        if reason:
+            record.skipped[name] = reason
+            record.mechanisms_missing.append(mechanism_of("run", name))
+        else:
+            keep.append(name)
+    return {**options, "trackers": ",".join(keep)} if keep else {}
+
+
+def _filter_variants(options: dict, record: StepRecord) -> dict:
+    from bench import evict
+
+    params = evict.EvictParams(backing=options.get("backing", "shmem"))
+    keep = []
+    for name in str(options.get("variant", ",".join(evict.variant_names()))).split(","):
+        reason = evict.unavailable(name, params)
+        if reason:
+            record.skipped[name] = reason
+            record.mechanisms_missing.append(mechanism_of("evict", name))
+        else:
+            keep.append(name)
+    return {**options, "variant": ",".join(keep)} if keep else {}
+
+
+def _filter_sizes(options: dict, record: StepRecord) -> dict:
+    """Drop arena sizes this machine cannot hold (a 2 GiB guest runs the small end of a sweep)."""
+    from bench import arena
+    from bench.kernel import procfs
+
+    if "size" not in options:
+        return options
+    room = 0.9 * procfs.meminfo().get("MemAvailable", 0)
+    sizes = [s.strip() for s in str(options["size"]).split(",") if s.strip()]
+    keep = [s for s in sizes if arena.parse_size(s) <= room]
+    for s in sizes:
+        if s not in keep:
+            record.skipped[f"size {s}"] = f"more than 90 % of MemAvailable ({arena.format_size(int(room / 0.9))})"
+    return {**options, "size": ",".join(keep)} if keep else {}
+
+
+def _command(step: experiments.Step, options: dict, step_dir: Path) -> tuple[list[str], Path | None]:
+    """argv of the child and, for evict/micro, the run directory this module writes a manifest into."""
+    base = [sys.executable, "-m", "bench", step.command]
+    if step.command == "run":
+        return base + _argv(options) + ["--out", str(step_dir)], None
+    run_dir = results.create_run_dir(step_dir, results.new_run_id())
+    if step.command == "evict":
+        return base + _argv(options) + ["--out", str(run_dir / "eviction.parquet")], run_dir
+    return base + _argv(options) + ["-o", str(run_dir / "micro.json")], run_dir
+
+
+def _run_step(step: experiments.Step, quick: bool, out: Path) -> StepRecord:
+    record = StepRecord(step.name, step.command)
+    options = step.options(quick)
+    if step.command == "run":
+        options = _filter_sizes(_filter_trackers(options, record), record)
+    elif step.command == "evict":
+        options = _filter_variants(options, record)
+    if not options:
+        record.status = "skipped: no requested mechanism is available on this kernel"
+        return record
+    step_dir = out / STEPS_DIR / step.name
+    step_dir.mkdir(parents=True, exist_ok=True)
+    argv, run_dir = _command(step, options, step_dir)
+    record.argv = argv[2:]
+    started, before = time.monotonic(), _numa_vmstat()
+    with open(step_dir / "stdout.txt", "w") as log:
+        status = subprocess.run(argv, stdout=log, stderr=None).returncode
+    record.seconds = round(time.monotonic() - started, 1)
+    record.vmstat = {key: value - before.get(key, 0) for key, value in _numa_vmstat().items()}
+    if run_dir is not None:
+        _write_child_manifest(run_dir, step, record)
+    record.status = _status(status, step_dir)
+    return record
+
+
+def _numa_vmstat() -> dict[str, int]:
+    """NUMA balancing's counters (numa_pte_updates, numa_hint_faults, ...): did it run at all?"""
+    from bench.kernel import procfs
+
+    return {k: v for k, v in procfs.vmstat().items() if k.startswith("numa_")}
+
+
+def _write_child_manifest(run_dir: Path, step: experiments.Step, record: StepRecord) -> None:
+    """evict and micro write a file, not a results directory: make one around it."""
+    from bench import environment
+
+    results.write_manifest(run_dir, {"run_id": run_dir.name, "command": record.argv, "mode": step.command,
+                                     "git_commit": results.git_commit(), "environment": environment.describe(),
+                                     "skipped": record.skipped})
+
+
+def _status(code: int, step_dir: Path) -> str:
+    if code == 0:
+        return "ok"
+    if code == 130:
+        return "interrupted"
+    lines = (step_dir / "stdout.txt").read_text().strip().splitlines()
+    return f"failed: exit {code}" + (f" ({lines[-1][:160]})" if lines else "")
+
+
+def run(spec: experiments.Spec, out: Path, quick: bool, log=sys.stderr) -> dict:
+    """Run every step of *spec* into *out*; returns the experiment record (also in OUT/experiment.json)."""
+    from bench import environment
+
+    if out.exists() and any(out.iterdir()):
+        raise HotbenchError(f"{out} is not empty; hotbench never overwrites results: choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"experiment": spec.name, "quick": quick, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "environment": environment.describe(), "steps": []}
+    for step in spec.steps:
+        print(f"experiment {spec.name}: step {step.name} ({step.command})", file=log, flush=True)
+        done = _run_step(step, quick, out)
+        record["steps"].append(asdict(done))
+        _save(out, record)
+        for name, reason in done.skipped.items():
+            print(f"  skip {name}: {reason}", file=log)
+        if done.status == "interrupted":
+            raise Interrupted(f"interrupted; the steps so far are kept in {out}")
+        if done.status != "ok":
+            print(f"  {done.status}", file=log)
+    return record
+
+
+def _save(out: Path, record: dict) -> None:
+    results.atomic_write_bytes(out / RECORD, (json.dumps(record, indent=2, default=str) + "\n").encode())
+
+
+def load_record(out: Path) -> dict:
+    path = Path(out) / RECORD
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise HotbenchError(f"{out} is not an experiment output (cannot read {RECORD}: {e})") from None
+
+
+def vm_hint(spec: experiments.Spec, missing: list[str], quick: bool, out: Path) -> str | None:
+    """The command that would run the rest of *spec* in a cached kernel having *missing*."""
+    if not missing:
+        return None
+    name, options = spec.name, "".join(f" {o}" for o in spec.vm_options)
+    from bench import kernels
+
+    need = set(missing)
+    have = [k for k in kernels.entries() if need <= set(k.mechanisms())]
+    guest_out = out / "vm"
+    inner = f"python3 -m bench experiment {name}{' --quick' if quick else ''} --out {guest_out}"
+    if have:
+        key = have[0].key
+        return (f"hotbench vm --kernel {key}{options} --share {out} --timeout 7200 -- {inner}; then "
+                f"hotbench experiment {name} --from {out} {guest_out}")
+    fetch = "hotbench kernel build --debian 7.3" if "idle-page" in need else "hotbench kernel fetch debian:7.3"
+    return f"{fetch}, then run it inside: hotbench vm --kernel KEY{options} --share {out} -- {inner}"
