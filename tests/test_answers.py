@@ -1,0 +1,134 @@
+"""The experiments' answers are generated from the data: built here from synthetic results with
+known properties, each test checks the paragraph states them — and changes when the data does."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import answers
+from analysis.data import Data, RunInfo, _with_workload_label
+from analysis.metrics import add_report_rates
+
+GIB = 1 << 30
+
+
+def row(tracker, size=GIB, interval=1, tp=100, fp=0, fn=0, cpu_ms=1.0, run="r1", touched=None, **extra):
+    touched = tp + fn if touched is None else touched
+    npages = size // 4096
+    base = {"label": "k", "run_id": run, "tracker": tracker, "size_bytes": size, "interval": interval, "repeat": 0,
+            "tp": tp, "fp": fp, "fn": fn, "tn": npages - tp - fp - fn, "truth_any": touched, "tp_any": tp,
+            "fp_any": fp, "fn_any": fn, "wss_true": np.nan, "wss_est": np.nan, "arm_ns": cpu_ms * 5e5,
+            "collect_ns": cpu_ms * 5e5, "arm_cpu_ns": cpu_ms * 5e5, "collect_cpu_ns": cpu_ms * 5e5,
+            "backing": "anon", "workload": "hotcold", "workload_spec": "hotcold",
+            "workload_params": json.dumps({"accesses": 1000}), "status": "ok", "mode": "lockstep"}
+    return {**base, **extra}
+
+
+def data(rows, settings=None, accel="native"):
+    frame = _with_workload_label(add_report_rates(pd.DataFrame(rows)))
+    runs = [RunInfo(run, "k", {"settings": (settings or {}).get(run, {}),
+                               "environment": {"kernel_release": "7.3.4", "accel": accel, "numa_nodes": 2}})
+            for run in dict.fromkeys(frame["run_id"])]
+    return Data(runs=runs, labels=["k"], samples=frame, concurrent=pd.DataFrame())
+
+
+def say(name, d, records=()):
+    return answers.answer(name, answers.Context(d, quick=True, records=list(records))).paragraph
+
+
+def sweep(tracker, per_gib_memory, per_gib_touched, sizes=(GIB // 4, GIB, 4 * GIB), touched=(1000, 4000, 16000)):
+    rng = np.random.default_rng(0)
+    out = []
+    for size in sizes:
+        for pages in touched:
+            cost = 2.0 + per_gib_memory * size / GIB + per_gib_touched * pages * 4096 / GIB
+            for i in range(3):
+                out.append(row(tracker, size=size, interval=i, tp=pages, touched=pages,
+                               cpu_ms=cost * (1 + 0.01 * rng.standard_normal())))
+    return out
+
+
+# ---- scaling and idle-vs-rwp ----------------------------------------------------------------------
+
+def test_scaling_tells_memory_from_working_set_and_tests_kiryls_claim():
+    text = say("scaling", data(sweep("idle-page", 100.0, 0.0) + sweep("rwp", 0.0, 200.0)))
+    assert "total memory: idle-page" in text and "working set: rwp" in text
+    assert "rwp follows working set (claimed: working set)" in text
+    assert "idle-page follows total memory (claimed: total memory)" in text
+    swapped = say("scaling", data(sweep("idle-page", 0.0, 200.0) + sweep("rwp", 100.0, 0.0)))
+    assert "rwp follows total memory (claimed: working set)" in swapped
+
+
+def test_idle_vs_rwp_quotes_the_cost_ratio_at_the_largest_size_and_accuracy():
+    rows = sweep("idle-page", 100.0, 0.0) + sweep("rwp", 0.0, 200.0)
+    rows += [row("idle-page", size=4 * GIB, interval=5, tp=100, fn=18_900, cpu_ms=402.0)]  # 189,100 of 208,000
+    text = say("idle-vs-rwp", data(rows))
+    assert "at 4 GiB" in text and "ms of CPU" in text
+    idle = np.median([r["arm_cpu_ns"] * 2 / 1e6 for r in rows if r["tracker"] == "idle-page"
+                      and r["size_bytes"] == 4 * GIB])
+    rwp = np.median([r["arm_cpu_ns"] * 2 / 1e6 for r in rows if r["tracker"] == "rwp" and r["size_bytes"] == 4 * GIB])
+    assert f"{answers.num(idle / rwp)}×" in text
+    assert "idle-page: precision 1.000, recall 0.909" in text and "rwp: precision 1.000, recall 1.000" in text
+
+
+def test_idle_vs_rwp_needs_both_on_one_kernel():
+    with pytest.raises(answers.NoData, match="never ran on the same kernel"):
+        answers.answer("idle-vs-rwp", answers.Context(data(sweep("rwp", 0.0, 200.0)), quick=True))
+
+
+# ---- shmem fault-around -----------------------------------------------------------------------------
+
+def test_shmem_faultaround_counts_pages_reported_per_page_read():
+    rows = [row("shmem-zap", tp=100, fp=1500, backing="shmem", run="default", interval=i) for i in range(3)]
+    rows += [row("shmem-zap", tp=100, fp=0, backing="shmem", run="fa4k", interval=i) for i in range(3)]
+    rows += [row("shmem-zap-minor", tp=100, fp=0, backing="shmem", run="default", interval=i) for i in range(3)]
+    settings = {"fa4k": {"fault-around": {"set": "4K", "was": "65536"}}}
+    text = say("shmem-faultaround", data(rows, settings))
+    assert "16.00 pages per page read on hotcold (precision 0.062) [fault-around kernel default]" in text
+    assert "1.00 pages per page read on hotcold (precision 1.000) [fault-around 4K]" in text
+    assert "MINOR variant reported 1.00 pages per page read" in text
+
+
+# ---- MGLRU vs idle -------------------------------------------------------------------------------------
+
+def test_mglru_vs_idle_reports_the_recall_aging_costs():
+    rows = [row("idle-page", tp=100, fn=0, run="off", interval=i) for i in range(2)]
+    rows += [row("idle-page", tp=100, fn=0, run="on", interval=i, interfere="none") for i in range(2)]
+    rows += [row("idle-page", tp=40, fn=60, run="on", interval=i, interfere="mglru-age") for i in range(2)]
+    settings = {"off": {"mglru": {"set": "off"}}, "on": {"mglru": {"set": "on"}}}
+    text = say("mglru-vs-idle", data(rows, settings))
+    assert "MGLRU off: recall 1.000" in text and "MGLRU on + aging: recall 0.400 (60.0 % of accessed pages" in text
+    assert "changed recall by -0.600 (+120 false idles)" in text
+
+
+# ---- NUMA balancing ------------------------------------------------------------------------------------
+
+def test_numa_balancing_says_when_balancing_never_faulted():
+    rows = [row("rwp", run="off"), row("rwp", run="on", fp=3)]
+    settings = {"off": {"numa-balancing": {"set": "off"}}, "on": {"numa-balancing": {"set": "on"}}}
+    scanned = [{"steps": [{"name": "balancing_on", "vmstat": {"numa_pte_updates": 5000, "numa_hint_faults": 700}},
+                          {"name": "balancing_off", "vmstat": {"numa_hint_faults": 0}}]}]
+    text = say("numa-balancing-rwp", data(rows, settings, accel="tcg"), scanned)
+    assert "under QEMU TCG emulation" in text and "With 2 NUMA node(s)" in text
+    assert "updated 5,000 PTEs and took 700 hinting faults" in text
+    assert "rwp with balancing on: precision 0.9709" in text and "cannot show an interaction" not in text
+    idle = say("numa-balancing-rwp", data(rows, settings), [{"steps": []}])
+    assert "NUMA balancing took no hinting fault, so these runs cannot show an interaction" in idle
+
+
+# ---- TLB ---------------------------------------------------------------------------------------------
+
+def test_tlb_missed_accesses_compares_first_and_later_intervals():
+    rows = [row("referenced", interval=0, tp=100, interfere="none"), row("referenced", interval=1, tp=30, fn=70,
+                                                                        interfere="none")]
+    rows += [row("referenced", interval=0, tp=100, interfere="tlb-flush"),
+             row("referenced", interval=1, tp=100, interfere="tlb-flush")]
+    rows += [row("mprotect", interval=i, tp=100, interfere="none") for i in range(2)]
+    text = say("tlb-missed-accesses", data(rows))
+    assert "accessed-bit trackers referenced 1.000 → 0.300 (70.0 % missed)" in text
+    assert "protection-based mprotect 1.000 → 1.000 (0.0 % missed)" in text
+    assert "flushed after each arm: accessed-bit referenced 1.000 → 1.000" in text
