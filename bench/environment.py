@@ -20,6 +20,19 @@ def _governor() -> str | None:
     return procfs.read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
 
 
+def _numa_nodes() -> int | None:
+    """Online NUMA nodes, from the range list in /sys/devices/system/node/online ("0-1", "0,2-3");
+    None when the kernel exposes none (built without CONFIG_NUMA)."""
+    text = procfs.read_text("/sys/devices/system/node/online")
+    if not text:
+        return None
+    count = 0
+    for part in text.split(","):
+        first, _, last = part.partition("-")
+        count += int(last or first) - int(first) + 1
+    return count
+
+
 def describe() -> dict:
     """The manifest's ``environment`` block."""
     from bench.kernel import probe
@@ -37,6 +50,7 @@ def describe() -> dict:
         "thp_enabled": procfs.thp_mode(),
         "thp_defrag": procfs.bracketed_choice(procfs.read_text("/sys/kernel/mm/transparent_hugepage/defrag")),
         "numa_balancing": procfs.read_text("/proc/sys/kernel/numa_balancing"),
+        "numa_nodes": _numa_nodes(),  # balancing only scans with two or more (hotbench vm --numa-nodes)
         "cpufreq_governor": _governor(),
         # Set by 'hotbench vm' inside its guest: timings under emulation (tcg) are not comparable.
         "accel": os.environ.get("HOTBENCH_ACCEL", "native"),

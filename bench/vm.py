@@ -30,8 +30,8 @@ from typing import TextIO
 from bench import _vm_init
 from bench.errors import HotbenchError
 
-__all__ = ["LostVMError", "VMTimeoutError", "VM", "kernel_release", "choose_accel", "qemu_command",
-           "find_modules", "find_config", "numba_cache_dir", "warm_numba_cache", "run", "CHECKOUT"]
+__all__ = ["LostVMError", "VMTimeoutError", "VM", "kernel_release", "choose_accel", "qemu_command", "mem_mib",
+           "numa_layout", "find_modules", "find_config", "numba_cache_dir", "warm_numba_cache", "run", "CHECKOUT"]
 
 QEMU = "qemu-system-x86_64"
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -176,6 +176,52 @@ class VM:
     shares: list[_vm_init.Share] = field(default_factory=list)
     verbose: bool = False
     extra_append: str = ""
+    numa_nodes: int = 1
+
+
+def mem_mib(mem: str) -> int:
+    """MiB in a ``-m`` size as ``hotbench vm --mem`` takes it: ``2G``, ``512M``, or bare MiB (QEMU's unit)."""
+    m = re.fullmatch(r"(\d+)([MG]?)", mem.strip().upper())
+    if m is None:
+        raise HotbenchError(f"memory size like 2G or 512M, not {mem!r}")
+    return int(m[1]) * (1024 if m[2] == "G" else 1)
+
+
+def numa_layout(mem: str, cpus: int, nodes: int) -> list[tuple[int, list[int]]]:
+    """(MiB, CPU indexes) per guest NUMA node: memory split evenly, CPUs dealt round-robin
+    (node k gets CPUs k, k+nodes, ...). With fewer CPUs than nodes the last nodes get none:
+    memory-only nodes, which QEMU and Linux accept (like CXL memory expanders).
+
+    Raises HotbenchError when *nodes* < 1, a node would get less than 1 MiB, or the memory
+    does not divide evenly (QEMU needs the nodes' sizes to add up to ``-m`` exactly)."""
+    total = mem_mib(mem)
+    if nodes < 1:
+        raise HotbenchError(f"--numa-nodes {nodes}: must be at least 1")
+    if nodes > total:
+        raise HotbenchError(f"--numa-nodes {nodes}: --mem {mem} is {total} MiB, less than 1 MiB per node")
+    if total % nodes:
+        raise HotbenchError(f"--numa-nodes {nodes}: --mem {mem} ({total} MiB) does not divide evenly into "
+                            f"{nodes} nodes; pick a size that is a multiple of {nodes} MiB")
+    return [(total // nodes, list(range(k, cpus, nodes))) for k in range(nodes)]
+
+
+def _smp(vm: VM) -> str:
+    # With NUMA nodes every CPU is its own socket: QEMU 7.2's default puts all CPUs in one socket
+    # (one LLC), and Linux WARNs at boot when LLC siblings sit on different nodes
+    # ("sched: CPU #1's llc-sibling CPU #0 is not on the same node!", arch/x86/kernel/smpboot.c).
+    return str(vm.cpus) if vm.numa_nodes <= 1 else f"{vm.cpus},sockets={vm.cpus},cores=1,threads=1"
+
+
+def _numa_args(vm: VM) -> list[str]:
+    """``-object memory-backend-ram`` + ``-numa node`` per node; none for one node (QEMU's default)."""
+    if vm.numa_nodes <= 1:
+        return []
+    args: list[str] = []
+    for k, (mib, cpus) in enumerate(numa_layout(vm.mem, vm.cpus, vm.numa_nodes)):
+        # A non-contiguous CPU set is given as repeated cpus= options (QEMU's -numa node syntax).
+        node = f"node,nodeid={k},memdev=m{k}" + "".join(f",cpus={c}" for c in cpus)
+        args += ["-object", f"memory-backend-ram,id=m{k},size={mib}M", "-numa", node]
+    return args
 
 
 def kernel_cmdline(vm: VM) -> str:
@@ -193,8 +239,8 @@ def qemu_command(vm: VM, qemu: str = QEMU) -> list[str]:
         opts = f"local,id=fs{n},path={path},security_model=none,multidevs=remap" + (",readonly=on" if readonly else "")
         return ["-fsdev", opts, "-device", f"virtio-9p-pci,fsdev=fs{n},mount_tag={tag}"]
 
-    cmd = [qemu, "-machine", "q35", "-cpu", "max", "-accel", accel, "-m", vm.mem, "-smp", str(vm.cpus),
-           "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
+    cmd = [qemu, "-machine", "q35", "-cpu", "max", "-accel", accel, "-m", vm.mem, "-smp", _smp(vm),
+           *_numa_args(vm), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
            "-kernel", str(vm.image), "-initrd", str(vm.initrd), "-append", kernel_cmdline(vm)]
     cmd += fsdev(0, _vm_init.ROOT_TAG, "/", True)
     cmd += fsdev(1, _vm_init.CTL_TAG, str(vm.ctl_dir), False)
@@ -281,10 +327,13 @@ def _lost_reason(tail: list[str], qemu_status: int) -> str:
 def run(image: Path, command: list[str], *, modules: Path | None = None, mem: str = "2G",
         cpus: int | None = None, accel: str = "auto", timeout: float | None = None,
         shares: list[Path] = (), require: list[str] | None = None, env: dict[str, str] | None = None,
-        warm: bool = True, verbose: bool = False, append: str = "", console: TextIO = sys.stdout,
-        log: TextIO = sys.stderr) -> int:
-    """Boot *image*, run *command* in the guest, return its exit status (see the module doc)."""
+        warm: bool = True, verbose: bool = False, append: str = "", numa_nodes: int = 1,
+        console: TextIO = sys.stdout, log: TextIO = sys.stderr) -> int:
+    """Boot *image*, run *command* in the guest, return its exit status (see the module doc).
+    *numa_nodes* > 1 splits the guest's memory and CPUs over that many NUMA nodes (``numa_layout``)."""
     image = Path(image)
+    cpus = cpus or os.cpu_count() or 1
+    layout = numa_layout(mem, cpus, numa_nodes)  # a bad split is refused before anything is started
     release = kernel_release(image)
     qemu = find_qemu()
     accel, note = choose_accel(accel)
@@ -319,10 +368,12 @@ def run(image: Path, command: list[str], *, modules: Path | None = None, mem: st
                                     (release, str(moddir)) if moddir and release else None,
                                     str(config) if config else None, release)
         initrd = _vm_init.build_initramfs(Path(tmp) / "initramfs.cpio", wanted, init)
-        vm = VM(image=image, initrd=initrd, ctl_dir=ctl, accel=accel, mem=mem, cpus=cpus or os.cpu_count() or 1,
-                shares=vm_shares, verbose=verbose, extra_append=append)
+        vm = VM(image=image, initrd=initrd, ctl_dir=ctl, accel=accel, mem=mem, cpus=cpus, shares=vm_shares,
+                verbose=verbose, extra_append=append, numa_nodes=numa_nodes)
+        nodes = "" if numa_nodes == 1 else " over NUMA nodes " + ", ".join(
+            f"{k}: {mib}M/{'+'.join(map(str, c)) or 'no'} CPU" for k, (mib, c) in enumerate(layout))
         print(f"hotbench vm: booting {image} ({release or 'release unknown'}) with {accel}, {vm.cpus} CPUs, "
-              f"{mem}; {len(wanted)} modules in the initramfs"
+              f"{mem}{nodes}; {len(wanted)} modules in the initramfs"
               + (f" from {moddir}" if wanted else ""), file=log)
         qemu_status, tail, seconds = _boot(qemu_command(vm, qemu), timeout, console)
         status_file = ctl / "status"

@@ -13,6 +13,7 @@ the command's status never came back).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
@@ -33,6 +34,16 @@ def _mem(text: str) -> str:
     return text.upper()
 
 
+def _numa_nodes(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number of NUMA nodes, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", required=True, metavar="IMAGE",
                         help="bzImage/vmlinuz to boot, or a key from 'hotbench kernel list'")
@@ -41,6 +52,9 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                              "with 9p/overlay as modules (default: found beside the image or in /lib/modules)")
     parser.add_argument("--mem", type=_mem, default="2G", help="guest memory (default 2G)")
     parser.add_argument("--cpus", type=_positive_int, help="guest CPUs (default: as many as the host)")
+    parser.add_argument("--numa-nodes", type=_numa_nodes, default=1, metavar="N",
+                        help="split guest memory (evenly; it must divide) and CPUs (round-robin; nodes beyond the "
+                             "CPU count get memory only) over N NUMA nodes (default 1: no NUMA topology)")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                         help="KVM, TCG emulation, or auto: KVM when it really works (default auto)")
     parser.add_argument("--timeout", type=float, help="seconds before QEMU is killed (default: none)")
@@ -101,12 +115,13 @@ def main(args: argparse.Namespace) -> int:
         if not eq or not key:
             raise HotbenchError(f"--env {item!r}: write KEY=VALUE")
         env[key] = value
+    vm.numa_layout(args.mem, args.cpus or os.cpu_count() or 1, args.numa_nodes)  # refuse a bad split up front
     image = resolve_image(args.kernel)
     try:
         return vm.run(image, command, modules=args.modules, mem=args.mem, cpus=args.cpus, accel=args.accel,
                       timeout=args.timeout, shares=args.share,
                       require=resolve_require(args.require, image, args.modules), env=env,
-                      warm=not args.no_warm, verbose=args.verbose, append=args.append)
+                      warm=not args.no_warm, verbose=args.verbose, append=args.append, numa_nodes=args.numa_nodes)
     except vm.LostVMError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_status

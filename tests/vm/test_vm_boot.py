@@ -165,3 +165,58 @@ def test_kernel_without_9p_is_one_clear_line(debian_kernel, tmp_path):
 
 def _died_before_init(proc) -> bool:
     return proc.returncode == 125 and "kernel panic" in proc.stderr and _vm_init.INIT_ERROR not in proc.stdout
+
+
+# ---------------------------------------------------------------- two NUMA nodes: balancing scans there
+
+# Fill 64 MiB while on CPU 0 (node 0), then touch one byte per page from CPU 1 (node 1) until
+# /proc/vmstat numa_pte_updates grows (and at least MIN seconds passed). The pages must be remote:
+# for a single-threaded task the scanner leaves PTEs of pages already on its node alone
+# (mm/mprotect.c, prot_numa). Balancing first scans a task after ~1 s of its CPU time
+# (scan_delay_ms), then 256 MiB per period; under TCG on a busy host that can take longer,
+# hence the deadline.
+NUMA_TOUCH = """
+import json, os, sys, time
+
+def vmstat(name):
+    return next(int(line.split()[1]) for line in open("/proc/vmstat") if line.startswith(name + " "))
+
+out, min_seconds, deadline = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+os.sched_setaffinity(0, {0})
+buf = bytearray(b"x") * (64 << 20)  # written here: the pages are on node 0
+os.sched_setaffinity(0, {1})
+pages = len(range(0, len(buf), 4096))
+before, migrated, start, passes = vmstat("numa_pte_updates"), vmstat("numa_pages_migrated"), time.monotonic(), 0
+while time.monotonic() - start < deadline:
+    passes += 1
+    buf[::4096] = bytes([passes & 255]) * pages
+    if passes % 16 == 0 and time.monotonic() - start >= min_seconds and vmstat("numa_pte_updates") > before:
+        break
+json.dump({"before": before, "after": vmstat("numa_pte_updates"), "seconds": time.monotonic() - start,
+           "passes": passes, "migrated": vmstat("numa_pages_migrated") - migrated}, open(out, "w"))
+"""
+
+NUMA_SCRIPT = """
+out={out}
+ls /sys/devices/system/node > $out/nodes
+python3 -c 'from bench.environment import describe; print(describe()["numa_nodes"])' > $out/manifest_nodes
+echo 1 > /proc/sys/kernel/numa_balancing || exit 3
+python3 $out/touch.py $out/touch.json 3 60
+"""
+
+
+def test_debian_73_two_numa_nodes_balancing_scans(debian_kernel, tmp_path, say):
+    (tmp_path / "touch.py").write_text(NUMA_TOUCH)
+    proc = hotbench_vm("--kernel", str(debian_kernel.image), "--no-warm", "--numa-nodes", "2", "--mem", "2G",
+                       "--cpus", "2", "--share", str(tmp_path), "--timeout", "600", "--",
+                       "sh", "-c", NUMA_SCRIPT.format(out=tmp_path))
+    assert proc.returncode == 0, _tail(proc)
+    assert "over NUMA nodes 0: 1024M/0 CPU, 1: 1024M/1 CPU" in proc.stderr
+    nodes = (tmp_path / "nodes").read_text().split()
+    assert "node0" in nodes and "node1" in nodes, nodes
+    assert (tmp_path / "manifest_nodes").read_text().strip() == "2"  # what a manifest written there records
+    touch = json.loads((tmp_path / "touch.json").read_text())
+    say(f"two-node guest: numa_pte_updates {touch['before']} -> {touch['after']} in {touch['seconds']:.1f} s "
+        f"({touch['passes']} passes over 64 MiB, {touch['migrated']} pages migrated); "
+        f"hotbench vm {proc.seconds:.1f} s in all")
+    assert touch["after"] > touch["before"], f"NUMA balancing never scanned the task: {touch}"

@@ -84,6 +84,44 @@ def test_qemu_command_line(tmp_path):
     assert kvm[kvm.index("-accel") + 1] == "kvm"
 
 
+def test_qemu_numa_nodes_split_memory_and_deal_cpus():
+    def argv(**kw):
+        return vm.qemu_command(vm.VM(image=Path("k"), initrd=Path("i"), ctl_dir=Path("c"), **kw), "qemu")
+
+    cmd = argv(mem="2G", cpus=2, numa_nodes=2)
+    smp = cmd.index("-smp")
+    assert cmd[smp + 1:smp + 10] == [
+        "2,sockets=2,cores=1,threads=1",  # a socket per CPU: no LLC shared across nodes
+        "-object", "memory-backend-ram,id=m0,size=1024M", "-numa", "node,nodeid=0,memdev=m0,cpus=0",
+        "-object", "memory-backend-ram,id=m1,size=1024M", "-numa", "node,nodeid=1,memdev=m1,cpus=1"]
+    assert cmd[cmd.index("-m") + 1] == "2G"  # the nodes' sizes add up to -m, as QEMU requires
+    # round-robin: a non-contiguous CPU set is repeated cpus= options
+    numa = [a for a in argv(mem="3G", cpus=5, numa_nodes=3) if a.startswith("node,")]
+    assert numa == ["node,nodeid=0,memdev=m0,cpus=0,cpus=3", "node,nodeid=1,memdev=m1,cpus=1,cpus=4",
+                    "node,nodeid=2,memdev=m2,cpus=2"]
+    # fewer CPUs than nodes: the rest are memory-only nodes; a bare number is MiB, as for QEMU's -m
+    cmd = argv(mem="1536", cpus=1, numa_nodes=3)
+    assert [a for a in cmd if a.startswith(("node,", "memory-backend"))] == [
+        "memory-backend-ram,id=m0,size=512M", "node,nodeid=0,memdev=m0,cpus=0",
+        "memory-backend-ram,id=m1,size=512M", "node,nodeid=1,memdev=m1",
+        "memory-backend-ram,id=m2,size=512M", "node,nodeid=2,memdev=m2"]
+    # one node (the default) is today's command line: no topology at all
+    one = argv(mem="2G", cpus=2)
+    assert one == argv(mem="2G", cpus=2, numa_nodes=1)
+    assert one[one.index("-smp") + 1] == "2" and "-numa" not in one and "-object" not in one
+
+
+def test_numa_layout_refusals():
+    assert vm.numa_layout("2G", 2, 1) == [(2048, [0, 1])]
+    assert vm.mem_mib("512M") == 512 and vm.mem_mib("2g") == 2048 and vm.mem_mib("100") == 100
+    with pytest.raises(HotbenchError, match=r"--numa-nodes 3: --mem 2G \(2048 MiB\) does not divide evenly"):
+        vm.numa_layout("2G", 2, 3)
+    with pytest.raises(HotbenchError, match="--numa-nodes 4: --mem 2M is 2 MiB, less than 1 MiB per node"):
+        vm.numa_layout("2M", 2, 4)
+    with pytest.raises(HotbenchError, match="must be at least 1"):
+        vm.numa_layout("2G", 2, 0)
+
+
 def test_accel_choice(monkeypatch):
     assert vm.choose_accel("tcg") == ("tcg", None)
     monkeypatch.setattr(vm, "_cpu_has_virt", lambda: False)
@@ -285,6 +323,23 @@ def test_missing_qemu_is_one_line(tmp_path):
 def test_bad_vm_options_are_refused():
     out = hotbench("vm", "--kernel", "x", "--mem", "lots", "--", "true")
     assert out.returncode == 2 and "memory size like 2G" in out.stderr
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["--numa-nodes", "0"], 2, "hotbench vm: error: argument --numa-nodes: must be at least 1, not 0\n"),
+    (["--numa-nodes", "two"], 2, "hotbench vm: error: argument --numa-nodes: a whole number of NUMA nodes, not 'two'\n"),
+    (["--numa-nodes", "1.5"], 2, "hotbench vm: error: argument --numa-nodes: a whole number of NUMA nodes, not '1.5'\n"),
+    (["--mem", "2G", "--numa-nodes", "3"], 1, "error: --numa-nodes 3: --mem 2G (2048 MiB) does not divide evenly "
+                                              "into 3 nodes; pick a size that is a multiple of 3 MiB\n"),
+    (["--mem", "2M", "--numa-nodes", "4"], 1, "error: --numa-nodes 4: --mem 2M is 2 MiB, less than 1 MiB per node\n"),
+])
+def test_bad_numa_nodes_are_one_line(args, code, message, tmp_path):
+    # refused before the image is even looked at: the image does not exist
+    out = hotbench("vm", "--kernel", str(tmp_path / "nosuch"), *args, "--", "true")
+    assert out.returncode == code and out.stderr.endswith(message), out.stderr
+    assert "Traceback" not in out.stderr and out.stdout == ""
+    if code == 1:
+        assert out.stderr == message
 
 
 def test_kernel_list_runs(tmp_path):
