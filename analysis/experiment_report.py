@@ -67,12 +67,19 @@ def _answer(spec: Spec, data: Data | None, quick: bool, records: list[dict]) -> 
     return got.paragraph, got.evidence
 
 
+def _not_measured(records: list[tuple[Path, dict]]) -> str:
+    """The steps that failed, so the paragraph never reads as complete when part of it is missing."""
+    failed = [f"{s['name']} ({s['status']})" for _, r in records for s in r["steps"] if s["status"].startswith("failed")]
+    return f" Not measured, a step failed: {'; '.join(failed)}." if failed else ""
+
+
 def build(spec: Spec, sources: list[Path], out: Path, quick: bool = False) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     records = [(Path(src), experiment.load_record(src)) for src in sources]
     parents = _run_parents(sources)
     data = load(parents) if parents else None
     paragraph, evidence = _answer(spec, data, quick, [r for _, r in records])
+    paragraph += _not_measured(records)
     blocks: list[tuple] = [("h1", f"{spec.name}: {spec.title}"),
                            ("p", f"Question. {spec.question}" + (f" (asked by {spec.asked_by})" if spec.asked_by else "")),
                            ("p", f"Answer. {paragraph}")]

@@ -129,14 +129,28 @@ def _run_step(step: experiments.Step, quick: bool, out: Path) -> StepRecord:
     argv, run_dir = _command(step, options, step_dir)
     record.argv = argv[2:]
     started, before = time.monotonic(), _numa_vmstat()
-    with open(step_dir / "stdout.txt", "w") as log:
-        status = subprocess.run(argv, stdout=log, stderr=None).returncode
+    status, tail = _child(argv, step_dir / "stdout.txt")
     record.seconds = round(time.monotonic() - started, 1)
     record.vmstat = {key: value - before.get(key, 0) for key, value in _numa_vmstat().items()}
     if run_dir is not None:
         _write_child_manifest(run_dir, step, record)
-    record.status = _status(status, step_dir)
+    record.status = _status(status, tail)
     return record
+
+
+def _child(argv: list[str], stdout: Path) -> tuple[int, str]:
+    """Run one step: its stdout to a file, its stderr (progress, skips, errors) passed through
+    to ours as it comes and its last line kept, for the step's status."""
+    tail = b""
+    with open(stdout, "w") as out:
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
+        while chunk := proc.stderr.read1(4096):
+            sys.stderr.buffer.write(chunk)
+            sys.stderr.flush()
+            tail = (tail + chunk)[-4096:]
+        status = proc.wait()
+    lines = [line.strip() for line in tail.decode(errors="replace").replace("\r", "\n").splitlines() if line.strip()]
+    return status, lines[-1] if lines else ""
 
 
 def _numa_vmstat() -> dict[str, int]:
@@ -155,13 +169,12 @@ def _write_child_manifest(run_dir: Path, step: experiments.Step, record: StepRec
                                      "skipped": record.skipped})
 
 
-def _status(code: int, step_dir: Path) -> str:
+def _status(code: int, last_error_line: str) -> str:
     if code == 0:
         return "ok"
     if code == 130:
         return "interrupted"
-    lines = (step_dir / "stdout.txt").read_text().strip().splitlines()
-    return f"failed: exit {code}" + (f" ({lines[-1][:160]})" if lines else "")
+    return f"failed: exit {code}" + (f" ({last_error_line[:200]})" if last_error_line else "")
 
 
 def run(spec: experiments.Spec, out: Path, quick: bool, log=sys.stderr) -> dict:

@@ -90,7 +90,7 @@ def test_shmem_faultaround_counts_pages_reported_per_page_read():
     text = say("shmem-faultaround", data(rows, settings))
     assert "16.00 pages per page read on hotcold (precision 0.062) [fault-around kernel default]" in text
     assert "1.00 pages per page read on hotcold (precision 1.000) [fault-around 4K]" in text
-    assert "MINOR variant reported 1.00 pages per page read" in text
+    assert "shmem-zap-minor (zap + uffd MINOR faults) reported 1.00 pages per page read" in text
 
 
 # ---- MGLRU vs idle -------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ from __future__ import annotations
 from analysis.answers import Answer, Context, NoData, pct
 from analysis.report import Table
 
-ZAP, MINOR = "shmem-zap", "shmem-zap-minor"
+ZAP = "shmem-zap"
+EXACT = {"shmem-zap-minor": "shmem-zap-minor (zap + uffd MINOR faults)", "uffd-minor": "uffd-minor (MINOR faults only)"}
 
 
 def _fault_around(ctx: Context) -> dict:
@@ -47,7 +48,7 @@ def _sentence(summary, tracker: str, setting: str | None = None) -> str:
 
 def answer(ctx: Context) -> Answer:
     df = ctx.lockstep
-    frame = df[df["tracker"].isin([ZAP, MINOR]) & (df["backing"] == "shmem")] if len(df) else df
+    frame = df[df["tracker"].isin([ZAP, *EXACT]) & (df["backing"] == "shmem")] if len(df) else df
     if not len(frame) or ZAP not in set(frame["tracker"]):
         raise NoData("shmem-zap did not run")
     frame = frame.assign(fault_around=frame["run_id"].map(_fault_around(ctx)))
@@ -56,6 +57,7 @@ def answer(ctx: Context) -> Answer:
     settings = sorted(summary.loc[summary["tracker"] == ZAP, "fault_around"].unique())
     text = f"On {ctx.where(label)}, reading only, shmem PTE-zap reported " + "; with fault-around ".join(
         f"{_sentence(summary, ZAP, s)} [fault-around {s}]" for s in settings) + "."
-    if MINOR in set(summary["tracker"]):
-        text += f" The uffd MINOR variant reported {_sentence(summary, MINOR)}."
+    for tracker, what in EXACT.items():
+        if tracker in set(summary["tracker"]):
+            text += f" {what} reported {_sentence(summary, tracker)}."
     return Answer(text, [("table", _table(summary))])
