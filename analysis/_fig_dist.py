@@ -182,6 +182,14 @@ def fault_cost_cdf(data: Data):
     return [("fault-cost-cdf", fig)]
 
 
+def _flat(column) -> np.ndarray:
+    """Batch latencies as one array: concurrent runs store one array of batches per row."""
+    values = column.to_numpy()
+    if len(values) and isinstance(values[0], (np.ndarray, list)):
+        return np.concatenate([np.asarray(v, dtype=float) for v in values])
+    return values.astype(float)
+
+
 def stall_cdf(data: Data):
     lat = data.latency
     if lat is None or not len(lat):
@@ -203,7 +211,7 @@ def stall_cdf(data: Data):
             for label in labels:
                 li = data.label_index(label)
                 for tracker in trackers:
-                    values = sub[(sub["label"] == label) & (sub["tracker"] == tracker)]["batch_ns"].to_numpy() / 1e3
+                    values = _flat(sub[(sub["label"] == label) & (sub["tracker"] == tracker)]["batch_ns"]) / 1e3
                     if len(values) < 2:
                         continue
                     x, y = _cdf_points(values, tail=True)

@@ -8,6 +8,7 @@ plus ``OUT/steps/*/RUN``) — several when parts ran on different kernels, e.g. 
 
 from __future__ import annotations
 
+import traceback
 from pathlib import Path
 
 from analysis import answers, figures, report
@@ -64,6 +65,10 @@ def _answer(spec: Spec, data: Data | None, quick: bool, records: list[dict]) -> 
         got = answers.answer(spec.name, answers.Context(data, quick, records))
     except answers.NoData as e:
         return f"Not answered by these results: {e}.", []
+    except Exception as e:  # a bug in an answer module must not throw away the runs' report
+        where = traceback.extract_tb(e.__traceback__)[-1]
+        return (f"Not answered: the answer module failed ({type(e).__name__}: {e}, at "
+                f"{Path(where.filename).name}:{where.lineno}); the steps' results are intact.", [])
     return got.paragraph, got.evidence
 
 

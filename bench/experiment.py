@@ -75,7 +75,7 @@ def _filter_trackers(options: dict, record: StepRecord) -> dict:
 def _filter_variants(options: dict, record: StepRecord) -> dict:
     from bench import evict
 
-    params = evict.EvictParams(backing=options.get("backing", "shmem"))
+    params = evict.EvictParams(**{key: options[key] for key in ("backing", "size") if key in options})
     keep = []
     for name in str(options.get("variant", ",".join(evict.variant_names()))).split(","):
         reason = evict.unavailable(name, params)

@@ -149,6 +149,11 @@ class _DamonTracker(Tracker):
             self.stop()
             raise
 
+    @property
+    def kdamond_pid(self) -> int | None:
+        """The kthread doing the work, whose CPU time concurrent mode charges to this tracker."""
+        return self._kdamond.kdamond_pid if self._kdamond is not None else None
+
     def _choose_operations(self, avail: set[str]) -> str:
         raise NotImplementedError
 

@@ -101,3 +101,15 @@ def test_tracker_styles_are_fixed_and_distinct():
     assert style.tracker_style("rwp-sync") == style.tracker_style("rwp")  # a variant looks like its family
     assert style.tracker_style("some-new-tracker") == style.tracker_style("some-new-tracker")
     assert style.tracker_style("some-new-tracker")[0] in palette
+
+
+def test_stall_cdf_flattens_ragged_batch_arrays():
+    """Concurrent runs store one array of batch latencies per A/B run, of different lengths."""
+    import numpy as np
+    import pandas as pd
+
+    from analysis._fig_dist import _flat
+
+    column = pd.Series([np.array([1.0, 2.0, 3.0]), np.array([4.0])], dtype=object)
+    assert _flat(column).tolist() == [1.0, 2.0, 3.0, 4.0]
+    assert _flat(pd.Series([5, 6])).tolist() == [5.0, 6.0]
