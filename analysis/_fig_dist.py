@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis import stats, style
-from analysis.data import Data
+from analysis.data import Data, unpack_bits
 from analysis.figures import (Skip, chunks, env_caption, label_handles, largest_size, legend, ordered_trackers,
                               plain_log_ticks, size_note, stem)
 
@@ -17,12 +17,6 @@ CURVE_POINTS = 600
 
 
 # ---- heatmap ------------------------------------------------------------------------------------
-
-def _bits(blob, npages: int) -> np.ndarray:
-    if blob is None or (isinstance(blob, float) and np.isnan(blob)):
-        return np.zeros(npages, dtype=bool)
-    return np.unpackbits(np.frombuffer(blob, dtype=np.uint8), count=npages, bitorder="little").astype(bool)
-
 
 def _maps(rows, npages: int, bins: int, writes_only: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """[bins, intervals] maps: share of each bin's pages accessed (truth), reported, and the
@@ -35,10 +29,10 @@ def _maps(rows, npages: int, bins: int, writes_only: bool) -> tuple[np.ndarray, 
 
     truth, seen, diff = [], [], []
     for reported, read, written in zip(rows["reported"], rows["truth_read"], rows["truth_written"]):
-        r = _bits(reported, npages)
-        a = _bits(written, npages)
+        r = unpack_bits(reported, npages)
+        a = unpack_bits(written, npages)
         if not writes_only:
-            a = a | _bits(read, npages)
+            a = a | unpack_bits(read, npages)
         truth.append(share(a))
         seen.append(share(r))
         diff.append(share(r & ~a) - share(~r & a))

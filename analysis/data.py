@@ -204,6 +204,16 @@ def _with_workload_label(frame):
     return frame.assign(workload_label=name, accesses=float("nan"))
 
 
+def unpack_bits(blob, npages: int):
+    """A pages.parquet bitmap (bit i = page i, little-endian bytes) as bool[npages]; a missing
+    bitmap (a tracker that cannot tell reads from writes) is all False."""
+    import numpy as np
+
+    if blob is None or (isinstance(blob, float) and np.isnan(blob)):
+        return np.zeros(npages, dtype=bool)
+    return np.unpackbits(np.frombuffer(blob, dtype=np.uint8), count=npages, bitorder="little").astype(bool)
+
+
 def format_size(nbytes: float) -> str:
     """256 MiB, 1 GiB, 512 KiB: binary units, no decimals when exact."""
     for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):

@@ -1,10 +1,12 @@
 """Lockstep runs: per cell, the workload and the tracker alternate interval by interval.
 
-A cell is one (tracker, workload, backing, size, repeat). For each interval i:
+A cell is one (tracker, workload, backing, size, interference, repeat). For each interval i:
 ``arm`` -> the workload touches the arena (its own nogil threads) -> ``collect``; then,
 outside every timed region, the workload replays interval i's ground truth and the
-observation is scored. The runner times the tracker (wall and thread CPU) — trackers
-never time themselves. ``stop`` always runs: on success, on a tracker error, on
+observation is scored. A cell's interference (``bench.interference``, ``none`` by default)
+runs right after ``arm`` or right before ``collect``, untimed and with no workload thread
+running; its cost is the row's ``interfere_ns``. The runner times the tracker (wall and
+thread CPU) — trackers never time themselves. ``stop`` always runs: on success, on a tracker error, on
 Ctrl-C and on SIGTERM; an interval in flight is finished first, because unmapping
 memory under running workload threads would crash them.
 """
@@ -23,6 +25,7 @@ from typing import Callable
 
 from analysis.metrics import score
 from bench import arena as arena_mod
+from bench import interference as interference_mod
 from bench import results, trackers
 from bench._progress import Progress
 from bench.errors import HotbenchError
@@ -44,12 +47,13 @@ class Cell:
     threads: int | None = None
     write_ratio: float | None = None
     cycle: float | None = None  # concurrent mode: seconds between arm and collect
+    interfere: str = interference_mod.NONE  # lockstep mode: a bench.interference name
 
 
 @dataclass
 class Plan:
     cells: list[Cell]
-    skipped: dict[str, str]  # "tracker" or "tracker@backing" -> reason
+    skipped: dict[str, str]  # "tracker", "tracker@backing", "tracker + interference" or "interference" -> reason
 
 
 def _choose_backing(cls: type[trackers.Tracker], requested: str) -> tuple[str | None, str | None]:
@@ -64,8 +68,9 @@ def _choose_backing(cls: type[trackers.Tracker], requested: str) -> tuple[str | 
 def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backings: list[str], sizes: list[int],
               intervals: int, repeats: int, seed: int, *, threads: list[int | None] = (None,),
               accesses: list[int | None] = (None,), cycles: list[float | None] = (None,),
-              write_ratio: float | None = None) -> Plan:
-    """The cells of a run (a sweep is just longer lists), and the trackers skipped with their reasons."""
+              write_ratio: float | None = None, interferences: list[str] = (interference_mod.NONE,)) -> Plan:
+    """The cells of a run (a sweep is just longer lists), and the trackers (and interferences, or
+    tracker + interference pairs) skipped with their reasons."""
     import workloads
 
     for spec in workload_specs:
@@ -80,9 +85,15 @@ def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backin
         raise HotbenchError("--intervals and --repeats must be at least 1")
     if any(t is not None and t < 1 for t in threads) or any(a is not None and a < 1 for a in accesses):
         raise HotbenchError("--threads and --accesses must be at least 1")
+    interferers = [interference_mod.get(name) for name in dict.fromkeys(interferences)]
     names = tracker_names or list(trackers.registry())
     classes = [trackers.get(n) for n in names]
     skipped = {name: f"module failed to load: {why}" for name, why in trackers.broken().items()}
+    for kind in list(interferers):
+        why = kind.unavailable()
+        if why:
+            skipped[kind.name] = why
+            interferers.remove(kind)
     cells = []
     for cls in classes:
         for backing in backings:
@@ -91,11 +102,18 @@ def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backin
             if reason:
                 skipped[cls.name if len(backings) == 1 else f"{cls.name}@{backing}"] = reason
                 continue
-            for size, spec, n_threads, n_accesses, cycle in itertools.product(sizes, workload_specs, threads,
-                                                                              accesses, cycles):
+            kinds = []
+            for kind in interferers:
+                why = kind.refuses(cls)
+                if why:
+                    skipped[f"{cls.name} + {kind.name}"] = why
+                else:
+                    kinds.append(kind.name)
+            for size, spec, n_threads, n_accesses, cycle, interfere in itertools.product(
+                    sizes, workload_specs, threads, accesses, cycles, kinds):
                 for repeat in range(repeats):
                     cells.append(Cell(cls.name, spec, chosen, size, intervals, repeat, seed + repeat,
-                                      n_accesses, n_threads, write_ratio, cycle))
+                                      n_accesses, n_threads, write_ratio, cycle, interfere))
     return Plan(cells, skipped)
 
 
@@ -174,6 +192,7 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
     import workloads
 
     cls = trackers.get(cell.tracker)
+    interference = interference_mod.get(cell.interfere)()
     progress = progress or Progress(1)
     rows = []
     with arena_mod.Arena(cell.size_bytes, cell.backing) as arena:
@@ -186,13 +205,14 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
                 "sees": cls.sees, "workload": workload.name, "workload_spec": cell.workload,
                 "workload_params": json.dumps(workload.params(), sort_keys=True), "workload_version": workload.version,
                 "backing": cell.backing, "size_bytes": arena.size, "page_size": arena.page_size,
-                "npages": arena.npages, "repeat": cell.repeat, "seed": cell.seed, "intervals": cell.intervals}
+                "npages": arena.npages, "repeat": cell.repeat, "seed": cell.seed, "intervals": cell.intervals,
+                "interfere": cell.interfere}
         try:
             tracker.start(arena)
             for i in range(cell.intervals):
                 interrupts.check()
-                progress.update(f"{cls.name} x {cell.workload} ({cell.backing})", f"interval {i + 1}/{cell.intervals}")
-                row, observation, truth = _interval(tracker, workload, arena, i)
+                progress.update(_label(cell), f"interval {i + 1}/{cell.intervals}")
+                row, observation, truth = _interval(tracker, workload, arena, i, interference)
                 rows.append({**base, "interval": i, **row})
                 if pages is not None:
                     pages.append(_page_bits(base, i, observation, truth, arena.npages))
@@ -203,18 +223,35 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
     return rows
 
 
-def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: int):
-    """arm -> workload interval i -> collect, timed; then (untimed) the truth replay and the score."""
+def _label(cell: Cell) -> str:
+    label = f"{cell.tracker} x {cell.workload} ({cell.backing})"
+    return label if cell.interfere == interference_mod.NONE else f"{label} + {cell.interfere}"
+
+
+def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: int,
+              interference: interference_mod.Interference | None = None):
+    """arm -> [interference] -> workload interval i -> [interference] -> collect, arm and collect
+    timed; then (untimed) the truth replay and the score."""
+    interference = interference or interference_mod.NoInterference()
     _, arm_ns, arm_cpu_ns = _timed(tracker.arm)
+    done = [interference.hook(interference_mod.AFTER_ARM, arena)]
     faults0, wall0 = procfs.minor_faults(), time.perf_counter_ns()
     workload.run_interval(arena.view, i)
     workload_ns, faults = time.perf_counter_ns() - wall0, procfs.minor_faults() - faults0
+    done.append(interference.hook(interference_mod.AFTER_TOUCH, arena))
     observation, collect_ns, collect_cpu_ns = _timed(tracker.collect)
     truth = workload.truth(i)
+    done = [d for d in done if d is not None]
+    status, extra = observation.status, dict(observation.extra)
+    for d in done:
+        if d.status != "ok":
+            status = d.status if status == "ok" else f"{status}; {d.status}"
+        if d.info:
+            extra["interference"] = d.info
     row = {**score(observation, truth, tracker.sees, arena.npages),
            "arm_ns": arm_ns, "arm_cpu_ns": arm_cpu_ns, "collect_ns": collect_ns, "collect_cpu_ns": collect_cpu_ns,
-           "workload_ns": workload_ns, "minor_faults": faults, "status": observation.status,
-           "extra": json.dumps(observation.extra, sort_keys=True)}
+           "workload_ns": workload_ns, "minor_faults": faults, "interfere_ns": sum(d.ns for d in done),
+           "status": status, "extra": json.dumps(extra, sort_keys=True)}
     return row, observation, truth
 
 
@@ -279,4 +316,6 @@ def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_page
 
 
 def plan_manifest(plan: Plan) -> dict:
-    return {"cells": [asdict(c) for c in plan.cells], "skipped": plan.skipped}
+    used = dict.fromkeys(c.interfere for c in plan.cells)
+    return {"cells": [asdict(c) for c in plan.cells], "skipped": plan.skipped,
+            "interference": {name: interference_mod.get(name).describe() for name in used}}

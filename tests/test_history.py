@@ -18,6 +18,8 @@ from analysis import _history_steps
 from bench import results
 from bench._nightly_suite import load_suite
 
+VERSION = load_suite("default").version
+
 ROOT = Path(__file__).resolve().parent.parent
 CELL = "uffd-wp/hotcold/anon/16M"
 
@@ -87,7 +89,7 @@ def test_three_runs_build_figures_and_a_self_contained_index(tmp_path):
     assert page.count("data:image/png;base64,") == len(families)
     assert not re.search(r"(src|href)=\"(https?:|//|/)", page) and "<script" not in page
     for text in ("20261112T020000Z-boxa-1", "7.4.0-rc1", "No regression against the previous run",
-                 "UFFDIO_API lacks UFFD_FEATURE_RWP", "boxa · default v1 quick"):
+                 "UFFDIO_API lacks UFFD_FEATURE_RWP", f"boxa · default v{VERSION} quick"):
         assert text in page, text
     index = json.loads((store / "index.json").read_text())
     assert [e["run_id"] for e in index["entries"]] == [f"202611{d}T020000Z-boxa-1" for d in (10, 11, 12)]
@@ -146,7 +148,7 @@ def test_filters_and_merged_stores(tmp_path):
     assert "6 run(s), 1 metric(s), 1 figure(s)" in got.stdout  # the interrupted run is not drawn
     assert [p.name for p in (tmp_path / "site" / "figures").glob("*.png")] == ["recall.png"]
     page = (tmp_path / "site" / "index.html").read_text()
-    assert "boxa · default v1 quick" in page and "boxb · default v1 quick" in page
+    assert f"boxa · default v{VERSION} quick" in page and f"boxb · default v{VERSION} quick" in page
     got = hotbench("history", "--history", str(merged), "--out", str(tmp_path / "k"), "--kernel", "7.4*")
     assert got.returncode == 0 and "1 run(s)" in got.stdout, got.stdout + got.stderr
     assert "The first run of its series" in (tmp_path / "k" / "index.html").read_text()

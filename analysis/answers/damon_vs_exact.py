@@ -13,19 +13,13 @@ import json
 import numpy as np
 
 from analysis.answers import Answer, Context, NoData, num
-from analysis.data import format_size
+from analysis.data import format_size, unpack_bits
 from analysis.report import Table
 
 DAMON = ["damon-vaddr", "damon-paddr"]
 EXACT = ["rwp", "uffd-wp"]
 _KEYS = ["label", "run_id", "tracker", "workload_spec", "backing", "size_bytes", "repeat", "interval"]
 _CELL = _KEYS[:-1]
-
-
-def _unpack(blob, npages: int) -> np.ndarray:
-    if blob is None:
-        return np.zeros(npages, bool)
-    return np.unpackbits(np.frombuffer(blob, np.uint8), bitorder="little")[:npages].astype(bool)
 
 
 def _merged(ctx: Context):
@@ -52,7 +46,7 @@ def _hot_mask(cell, npages: int) -> np.ndarray:
         return hot
     hot[:] = True
     for r in cell.itertuples():
-        hot &= _unpack(r.truth_read, npages) | _unpack(r.truth_written, npages)
+        hot &= unpack_bits(r.truth_read, npages) | unpack_bits(r.truth_written, npages)
     return hot
 
 
@@ -63,10 +57,10 @@ def recall_table(merged):
         npages = int(cell["npages"].iloc[0])
         hot = _hot_mask(cell, npages)
         for r in cell.itertuples():
-            truth = _unpack(r.truth_written, npages)
+            truth = unpack_bits(r.truth_written, npages)
             if r.truth_kind != "written":
-                truth |= _unpack(r.truth_read, npages)
-            rep = _unpack(r.reported, npages)
+                truth |= unpack_bits(r.truth_read, npages)
+            rep = unpack_bits(r.reported, npages)
             a = acc.setdefault((r.label, r.tracker, r.workload_label), np.zeros(7))
             a += [np.count_nonzero(rep & truth & hot), np.count_nonzero(truth & hot), np.count_nonzero(rep & truth),
                   np.count_nonzero(truth), np.count_nonzero(rep), hot.sum() / len(cell), 1 / len(cell)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.answers import Answer, Context, NoData, num
+from analysis.data import unpack_bits
 from analysis.report import Table
 
 BACKINGS = ("anon", "thp")
@@ -42,10 +43,6 @@ def stats(df):
     return out.reset_index()
 
 
-def _unpack(blob, npages: int) -> np.ndarray:
-    return np.unpackbits(np.frombuffer(blob, np.uint8), bitorder="little")[:npages].astype(bool)
-
-
 def huge_ratio(data, df) -> dict:
     """(label, tracker, accesses) -> the reported/touched ratio of whole-huge-page reporting on THP rows."""
     pages = data.pages
@@ -58,9 +55,9 @@ def huge_ratio(data, df) -> dict:
     merged = pages.merge(thp.assign(nth=thp.groupby(_KEYS).cumcount()), on=_KEYS + ["nth"])
     sums: dict = {}
     for r in merged.itertuples():
-        truth = _unpack(r.truth_written, r.npages)
+        truth = unpack_bits(r.truth_written, r.npages)
         if r.truth_kind != "written":
-            truth |= _unpack(r.truth_read, r.npages)
+            truth |= unpack_bits(r.truth_read, r.npages)
         per_huge = HUGE_BYTES // int(r.page_size)
         regions = np.count_nonzero(truth[: truth.size // per_huge * per_huge].reshape(-1, per_huge).any(axis=1))
         acc = sums.setdefault((r.label, r.tracker, r.accesses), [0, 0])

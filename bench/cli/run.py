@@ -41,8 +41,8 @@ def _seconds(text: str) -> list[float]:
 
 
 def set_argparser(parser: argparse.ArgumentParser) -> None:
-    parser.epilog = ("Options taking lists (--size, --backing, --threads, --accesses, --cycle) sweep: every "
-                     "combination becomes a cell, all in one results directory.")
+    parser.epilog = ("Options taking lists (--size, --backing, --threads, --accesses, --cycle, --interfere) sweep: "
+                     "every combination becomes a cell, all in one results directory.")
     parser.add_argument("--trackers", type=_csv, help="comma-separated trackers (default: every one available here)")
     parser.add_argument("--workloads", type=_csv, help="comma-separated workload specs, e.g. uniform,zipf:s=1.2 "
                         "(default: uniform,zipf,hotcold,phase; concurrent mode: hotcold)")
@@ -66,11 +66,18 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                         "e.g. 100ms (default 100ms)")
     parser.add_argument("--batch", type=int, default=10_000, help="concurrent: accesses per timed batch (default 10000)")
     parser.add_argument("--pairs", type=int, default=2, help="concurrent: A/B pairs per cell (default 2)")
+    parser.add_argument("--interfere", type=_csv, default=["none"], metavar="NAME[,NAME...]",
+                        help="lockstep: interference(s) per interval, "
+                        "e.g. none,tlb-flush: tlb-flush (after arm, flush the arena's TLB entries by an mprotect "
+                        "round trip; accessed-bit trackers only), mglru-age (before collect, age this process's "
+                        "memcg once through debugfs lru_gen; needs MGLRU on: --mglru on) (default none)")
     parser.add_argument("--pages", action="store_true", help="lockstep: also keep every interval's page bitmaps "
                         "(truth and observation) in pages.parquet/, for heatmaps")
     parser.add_argument("--mglru", choices=("on", "off"), help="set MGLRU (lru_gen/enabled) for the run, then restore")
     parser.add_argument("--numa-balancing", choices=("on", "off"), help="set kernel.numa_balancing for the run, then restore")
     parser.add_argument("--thp", choices=("always", "madvise", "never"), help="set the THP mode for the run, then restore")
+    parser.add_argument("--fault-around", metavar="4K|64K|BYTES", help="set debugfs fault_around_bytes for the run "
+                        "(4K: no fault-around; a power of two), then restore; mounts debugfs for the run if needed")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results directory (default ./results)")
     parser.add_argument("--list", action="store_true", help="list trackers and workloads, then exit")
 
@@ -97,16 +104,19 @@ def _overhead(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace, sizes: list[int], applied: dict) -> tuple[list[dict], Path]:
-    from bench import environment, results, runner
+    from bench import environment, interference, results, runner
 
     overhead = _overhead(args)
     default_workloads = ["hotcold"] if overhead else list(runner.DEFAULT_WORKLOADS)
     plan = runner.make_plan(args.trackers, args.workloads or default_workloads, args.backing, sizes,
                             args.intervals, args.repeats, args.seed, threads=args.threads, accesses=args.accesses,
-                            cycles=args.cycle, write_ratio=args.write_ratio)
+                            cycles=args.cycle, write_ratio=args.write_ratio, interferences=args.interfere)
     for name, reason in plan.skipped.items():
         print(f"skip {name}: {reason}", file=sys.stderr)
     if not plan.cells:
+        if any(key in interference.REGISTRY or " + " in key for key in plan.skipped):
+            raise HotbenchError("nothing to run: no requested tracker and interference can run together here "
+                                "(see the skip lines above)")
         hint = " (most mechanisms need root: run as root)" if os.geteuid() != 0 else ""
         raise HotbenchError(f"nothing to run: no requested tracker is available here{hint}; see 'hotbench probe'")
     estimate = runner.estimate_seconds(plan, overhead)
@@ -126,10 +136,14 @@ def _run(args: argparse.Namespace, sizes: list[int], applied: dict) -> tuple[lis
 def main(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
-    from bench import arena, runner, settings
+    from bench import arena, interference, runner, settings
 
     sizes = [arena.parse_size(s) for s in args.size]
     runner.check_sizes(sizes)
+    for name in args.interfere:  # before any setting is applied: a typo costs nothing
+        interference.get(name)
+    if args.mode == "concurrent" and any(name != interference.NONE for name in args.interfere):
+        raise HotbenchError("--interfere applies to lockstep runs only; drop it or use --mode lockstep")
     requested = {name: getattr(args, name.replace("-", "_")) for name in settings.SETTINGS}
     requested = {name: choice for name, choice in requested.items() if choice}
     settings.validate(requested)
@@ -140,7 +154,13 @@ def main(args: argparse.Namespace) -> int:
     from analysis.tables import overhead_text, summary_text
 
     frame = pd.DataFrame(rows)
-    print(overhead_text(frame) if args.mode == "concurrent" else summary_text(frame))
+    if args.mode == "concurrent":
+        print(overhead_text(frame))
+    elif "interfere" in frame and set(frame["interfere"]) != {"none"}:
+        for name, part in frame.groupby("interfere", sort=False):
+            print(f"interference: {name}\n{summary_text(part)}\n")
+    else:
+        print(summary_text(frame))
     errors = [r for r in rows if str(r.get("status", "")).startswith("error")]
     for r in errors:
         print(f"{r['tracker']} x {r['workload_spec']}: {r['status']}", file=sys.stderr)
