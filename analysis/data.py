@@ -199,9 +199,18 @@ def load(paths: list[Path]) -> Data:
 def _with_workload_label(frame):
     if "workload_params" in frame and "workload_spec" in frame:
         wl, accesses = _workload_labels(frame)
-        return frame.assign(workload_label=wl, accesses=accesses)
+        return frame.assign(workload_label=_with_interference(frame, wl), accesses=accesses)
     name = frame["workload_spec"] if "workload_spec" in frame else frame.get("workload", "?")
-    return frame.assign(workload_label=name, accesses=float("nan"))
+    return frame.assign(workload_label=_with_interference(frame, name), accesses=float("nan"))
+
+
+def _with_interference(frame, labels):
+    """'hotcold +tlb-flush': rows measured under an interference (hotbench run --interfere) are
+    never pooled with rows measured without it."""
+    if "interfere" not in frame:
+        return labels
+    interfere = frame["interfere"].astype("string").fillna("none")
+    return labels.where(interfere == "none", labels.astype(str) + " +" + interfere.astype(str))
 
 
 def unpack_bits(blob, npages: int):

@@ -61,7 +61,12 @@ def score(observation, truth, sees: str, npages: int) -> dict:
 
 def add_rates(df):
     """precision, recall, f1, wss_error (relative), recall_any, collect_ms_per_gib columns on a samples frame."""
+    import pandas as pd
+
     out = df.copy()
+    for col in _COUNTS:  # an aggregate tracker's rows (WSS only) have no confusion counts
+        if col not in out:
+            out[col] = pd.array([pd.NA] * len(out), dtype="Float64")
     tp, fp, fn = (out[c].astype("Float64") for c in ("tp", "fp", "fn"))
     out["precision"] = (tp / (tp + fp)).where((tp + fp) > 0)
     out["recall"] = (tp / (tp + fn)).where((tp + fn) > 0)

@@ -186,3 +186,17 @@ def test_output_into_a_closed_pipe_is_quiet():
     err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+@pytest.mark.root
+@pytest.mark.mechanism("uffd-wp")
+def test_workload_list_keeps_each_specs_parameters_and_interference_splits_labels(tmp_path):
+    out = hotbench("run", "--out", str(tmp_path), "--trackers", "referenced", "--size", "8M", "--intervals", "2",
+                   "--workloads", "hotcold:hot_count=64,p=0.99,uniform", "--interfere", "none,tlb-flush")
+    assert out.returncode == 0, out.stderr
+    from analysis import data
+
+    loaded = data.load([tmp_path])
+    assert set(loaded.samples["workload_spec"]) == {"hotcold:hot_count=64,p=0.99", "uniform"}
+    assert set(loaded.samples["workload_label"]) == {"hotcold:hot_count=64,p=0.99", "uniform",
+                                                      "hotcold:hot_count=64,p=0.99 +tlb-flush", "uniform +tlb-flush"}

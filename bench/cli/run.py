@@ -21,6 +21,12 @@ def _csv(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _workload_specs(text: str) -> list[str]:
+    import workloads  # a spec's own parameters are comma-separated too
+
+    return workloads.split_specs(text)
+
+
 def _ints(text: str) -> list[int]:
     try:
         return [int(x) for x in _csv(text)]
@@ -44,8 +50,9 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("Options taking lists (--size, --backing, --threads, --accesses, --cycle, --interfere) sweep: "
                      "every combination becomes a cell, all in one results directory.")
     parser.add_argument("--trackers", type=_csv, help="comma-separated trackers (default: every one available here)")
-    parser.add_argument("--workloads", type=_csv, help="comma-separated workload specs, e.g. uniform,zipf:s=1.2 "
-                        "(default: uniform,zipf,hotcold,phase; concurrent mode: hotcold)")
+    parser.add_argument("--workloads", type=_workload_specs, help="comma-separated workload specs, e.g. "
+                        "uniform,zipf:s=1.2,scatter=1,hotcold (default: uniform,zipf,hotcold,phase; concurrent "
+                        "mode: hotcold)")
     parser.add_argument("--backing", type=_csv, default=["auto"], help="anon|shmem|thp|hugetlb, or auto: anon "
                         "where the tracker supports it, else its own (default auto)")
     parser.add_argument("--size", type=_csv, default=[DEFAULT_SIZE], help=f"arena size(s), e.g. 256M or 256M,1G,4G "
