@@ -123,10 +123,11 @@ def test_numa_balancing_says_when_balancing_never_faulted():
 # ---- TLB ---------------------------------------------------------------------------------------------
 
 def test_tlb_missed_accesses_compares_first_and_later_intervals():
-    rows = [row("referenced", interval=0, tp=100, interfere="none"), row("referenced", interval=1, tp=30, fn=70,
-                                                                        interfere="none")]
-    rows += [row("referenced", interval=0, tp=100, interfere="tlb-flush"),
-             row("referenced", interval=1, tp=100, interfere="tlb-flush")]
+    def counted(interval, est, interfere):  # referenced: a WSS count, no confusion counts
+        return row("referenced", interval=interval, tp=np.nan, fp=np.nan, fn=np.nan, wss_true=100, wss_est=est,
+                   interfere=interfere)
+
+    rows = [counted(0, 100, "none"), counted(1, 30, "none"), counted(0, 100, "tlb-flush"), counted(1, 100, "tlb-flush")]
     rows += [row("mprotect", interval=i, tp=100, interfere="none") for i in range(2)]
     text = say("tlb-missed-accesses", data(rows))
     assert "accessed-bit trackers referenced 1.000 → 0.300 (70.0 % missed)" in text

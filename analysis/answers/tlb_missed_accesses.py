@@ -13,8 +13,14 @@ PROTECTION = ["rwp", "mprotect", "uffd-wp", "soft-dirty"]  # a fault per first a
 def _summary(frame):
     frame = frame.assign(later=frame["interval"] > 0,
                          interfere=frame["interfere"].fillna("none") if "interfere" in frame else "none")
-    g = frame.groupby(["tracker", "interfere", "later"])[["tp", "fn"]].sum()
-    g["recall"] = g["tp"] / (g["tp"] + g["fn"])
+    # An aggregate tracker (referenced: a WSS count, no page list) is scored by the share of
+    # the true working set it counted: what it misses, it under-counts.
+    aggregate = frame["tp"].isna()
+    frame = frame.assign(found=frame["tp"].where(~aggregate, frame["wss_est"].clip(upper=frame["wss_true"])),
+                         missed=frame["fn"].where(~aggregate, (frame["wss_true"] - frame["wss_est"]).clip(lower=0)))
+    g = frame.groupby(["tracker", "interfere", "later"])[["found", "missed"]].sum()
+    g["recall"] = g["found"] / (g["found"] + g["missed"])
+    g["fn"] = g["missed"]
     wide = g["recall"].unstack("later").rename(columns={False: "first", True: "later"})
     missed = g["fn"].xs(True, level="later").rename("missed_later")
     return wide.join(missed).reset_index()
@@ -53,4 +59,5 @@ def answer(ctx: Context) -> Answer:
         text.append(sentence)
     blocks = [b for i, lb in enumerate(ctx.data.labels) if (frame["label"] == lb).any()
               for b in (("p", f"{lb}:"), ("table", _table(_summary(frame[frame["label"] == lb]), f"tlb_missed_{i}")))]
-    return Answer(" ".join(text) + " (uffd-wp and soft-dirty are scored against writes only.)", blocks)
+    return Answer(" ".join(text) + " (uffd-wp and soft-dirty are scored against writes only; referenced, which "
+                  "counts pages without naming them, by the share of the true working set it counted.)", blocks)
