@@ -56,6 +56,9 @@ def answer(ctx: Context) -> Answer:
         if (summary["interfere"] == "tlb-flush").any():
             sentence += (f" With the arena's TLB entries flushed after each arm: accessed-bit "
                          f"{_phrase(summary, ACCESSED_BIT, 'tlb-flush') or 'did not run'}.")
+        if "emulation" in ctx.where(label):
+            sentence += (" Under TCG the translations are QEMU's software TLB, not the CPU's: how many re-touches "
+                         "it hides is the emulator's, only a native run measures the hardware's.")
         text.append(sentence)
     blocks = [b for i, lb in enumerate(ctx.data.labels) if (frame["label"] == lb).any()
               for b in (("p", f"{lb}:"), ("table", _table(_summary(frame[frame["label"] == lb]), f"tlb_missed_{i}")))]
