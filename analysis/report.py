@@ -281,7 +281,7 @@ def _micro_match(data: Data) -> Table | None:
 
     if data.micro is None or not len(data.micro) or not len(data.samples):
         return None
-    table = micro_comparison(data.samples, data.micro)
+    table = micro_comparison(data.samples, data.micro, pages=data.pages)
     if not len(table) or not table["micro_ms_per_gib"].notna().any():
         return None  # no size sweep, or none of the mapped micro cases measured
     multi = len(data.labels) > 1
@@ -294,7 +294,8 @@ def _micro_match(data: Data) -> Table | None:
     rows = [([rec["label"]] if multi else []) + [
         rec["tracker"], rec["phase"], rec["coefficient"] + (f" ({rec['state']})" if rec.get("state") else ""),
         "-" if rec.get("fit_ms_per_gib") != rec.get("fit_ms_per_gib") else
-        f"{_num(rec['fit_ms_per_gib'])} ± {_num(rec['fit_se'])}", num(rec.get("micro_ms_per_gib", float("nan"))),
+        f"{_num(rec['fit_ms_per_gib'])} ± {_num(rec['fit_se'], rec['fit_ms_per_gib'])}",
+        num(rec.get("micro_ms_per_gib", float("nan"))),
         "-" if rec.get("ratio") != rec.get("ratio") else f"{rec['ratio']:.2f}", str(rec["n"]), rec["verdict"]]
         for rec in table.to_dict("records")]
     right = [False] * (len(headers) - 5) + [True] * 4 + [False]
@@ -400,13 +401,14 @@ def _sections(data: Data, figures: list[Path], skipped: dict[str, str]) -> list[
     if matched := _micro_match(data):
         out += [("h2", "Sweep against micro-benchmarks"),
                 ("p", "Per tracker phase, the tracker thread's CPU time fitted over every interval as c0 + "
-                      "a × arena GiB + b × state GiB, where the state is the pages the phase's primitive works on "
-                      "(reported: this collect's pages; reported before: the previous collect's, every page at "
-                      "interval 0). The micro-benchmarks of the same primitive predict a (its value per GiB with "
-                      "no page in that state) and b (the difference per GiB of pages in state). A slope is judged "
-                      "when it exceeds twice its standard error or the micro predicts it at 10 % or more of the "
-                      "largest cost, and agrees within 1.3x. tables/micro_match.csv names the cases and why each "
-                      "matches."),
+                      "a × arena GiB + b × state GiB [+ c × blocks GiB], where the state is the pages (or runs of "
+                      "pages) the phase's primitive works on (reported: this collect's; reported before: the "
+                      "previous collect's, every page at interval 0) and blocks the 2 MiB page-table blocks "
+                      "holding them (runs and blocks need 'hotbench run --pages'). The micro-benchmarks of the "
+                      "same primitive at 0, 1 and 100 % of its pages in that state predict a, b and c. A slope "
+                      "is judged when it exceeds twice its standard error or the micro predicts it at 10 % or "
+                      "more of the largest cost, and agrees within 1.3x. tables/micro_match.csv names the cases "
+                      "and why each matches (analysis/_micro_match.py)."),
                 ("table", matched)]
     comparison, summary = _comparison(data)
     out += [("h2", "Differences between kernels"), ("p", summary)]

@@ -16,27 +16,40 @@ import numpy as np
 GIB = float(1 << 30)
 
 
-def _fit(size_gib: np.ndarray, touched_gib: np.ndarray, cost_ms: np.ndarray) -> dict:
-    columns = [np.ones_like(size_gib), size_gib]
-    names = ["intercept_ms", "ms_per_gib_memory"]
-    if np.ptp(touched_gib) > 0 and np.linalg.matrix_rank(np.column_stack([*columns, touched_gib])) == 3:
-        columns.append(touched_gib)
-        names.append("ms_per_gib_touched")
-    x = np.column_stack(columns)
-    coef, *_ = np.linalg.lstsq(x, cost_ms, rcond=None)
-    resid = cost_ms - x @ coef
-    dof = max(len(cost_ms) - x.shape[1], 1)
+def ols(y: np.ndarray, columns: dict[str, np.ndarray]) -> dict:
+    """Least squares ``y = sum(coef * column)``: ``{name: coef, name_se: standard error, r2, n}``.
+
+    The standard errors assume independent, equal-variance residuals (NaN when the columns are
+    collinear); r2 is against the mean, so include a column of ones for an intercept.
+    """
+    names = list(columns)
+    x = np.column_stack([np.asarray(columns[name], float) for name in names])
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    resid = y - x @ coef
+    dof = max(len(y) - x.shape[1], 1)
     sigma2 = float(resid @ resid) / dof
     try:
         se = np.sqrt(np.diag(sigma2 * np.linalg.inv(x.T @ x)))
     except np.linalg.LinAlgError:
         se = np.full(x.shape[1], np.nan)
-    total = float(((cost_ms - cost_ms.mean()) ** 2).sum())
+    total = float(((y - y.mean()) ** 2).sum())
     out = {name: float(c) for name, c in zip(names, coef)}
     out.update({f"{name}_se": float(s) for name, s in zip(names, se)})
     out["r2"] = 1 - float(resid @ resid) / total if total > 0 else float("nan")
-    out["n"] = len(cost_ms)
+    out["n"] = len(y)
     return out
+
+
+def full_rank(*columns: np.ndarray) -> bool:
+    """True when the columns (ones included by the caller) are linearly independent."""
+    return np.linalg.matrix_rank(np.column_stack(columns)) == len(columns)
+
+
+def _fit(size_gib: np.ndarray, touched_gib: np.ndarray, cost_ms: np.ndarray) -> dict:
+    columns = {"intercept_ms": np.ones_like(size_gib), "ms_per_gib_memory": size_gib}
+    if np.ptp(touched_gib) > 0 and full_rank(*columns.values(), touched_gib):
+        columns["ms_per_gib_touched"] = touched_gib
+    return ols(cost_ms, columns)
 
 
 def _verdict(fit: dict) -> str:

@@ -7,9 +7,13 @@ and returns the seconds of one run of the primitive alone. Everything ``setup`` 
 is released by closing *stack*.
 
 Names (see ``bench/micro.py`` for units):
-  arm/<primitive>/1pct/4k              one arm of the whole arena, 1 % of its pages accessed
-                                       since the previous arm (the steady state of a tracker
-                                       whose working set is 1 %)
+  arm/<primitive>/<P>/4k               one arm of the whole arena, P of its pages accessed
+                                       since the previous arm: 1pct for every primitive (the
+                                       steady state of a tracker whose working set is 1 %);
+                                       0pct and 100pct too where the arm's cost depends on the
+                                       pages in that state (clear_refs 1 clears young PTEs,
+                                       MADV_DONTNEED unmaps present pages), so a fit of a
+                                       tracker's cost can be predicted (analysis._micro_match)
   scan/<primitive>/<variant>/<P>/4k    one collect of the whole arena with P = 0pct, 1pct or
                                        100pct of its pages accessed (written, for uffd-wp state)
   fault/<kind>/<4k|thp>                touching every 4 KiB page of an armed arena once
@@ -36,10 +40,12 @@ from bench.errors import HotbenchError
 from bench.kernel import _libc, page_idle, pagemap, procfs, uffd
 from bench.kernel.probe import probe
 
-__all__ = ["Case", "CASES", "PERCENTS"]
+__all__ = ["Case", "CASES", "PERCENTS", "STATE_PERCENTS"]
 
 PERCENTS = {"0pct": 0.0, "1pct": 0.01, "100pct": 1.0}
 ARM_FRACTION = 0.01
+# the arm cases whose cost depends on the pages in state also run at these (after 1pct)
+STATE_PERCENTS = {"0pct": 0.0, "100pct": 1.0}
 _SEED = 1
 _UFFD_WP_SCAN = dict(category_mask=pagemap.PAGE_IS_WRITTEN, return_mask=pagemap.PAGE_IS_WRITTEN)
 _WP_MATCHING = pagemap.PM_SCAN_WP_MATCHING | pagemap.PM_SCAN_CHECK_WPASYNC
@@ -176,14 +182,20 @@ def _arm_rwprotect(size, stack):
     return once
 
 
-def _arm_mprotect(size, stack):
-    """PROT_NONE then restore, with the 1 % opened in between by the mprotect tracker's handler."""
+def _mprotect_tracked(stack: contextlib.ExitStack, size: int) -> Arena:
+    """An anon arena with the mprotect tracker's compiled SIGSEGV handler installed (it opens faulting pages)."""
     from bench.trackers.mprotect import MprotectTracker
 
     arena = _arena(stack, size, "anon")
     tracker = MprotectTracker()
     tracker.start(arena)
     stack.callback(tracker.stop)
+    return arena
+
+
+def _arm_mprotect(size, stack):
+    """PROT_NONE then restore, with the 1 % opened in between by the mprotect tracker's handler."""
+    arena = _mprotect_tracked(stack, size)
     pages = _pages(arena.npages, ARM_FRACTION)
     rw = _libc.PROT_READ | _libc.PROT_WRITE
 
@@ -194,13 +206,27 @@ def _arm_mprotect(size, stack):
     return once
 
 
-def _arm_dontneed(size, stack):
-    arena = _arena(stack, size, "shmem")
-    _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)
+def _arm_mprotect_none(size, stack):
+    """The mprotect tracker's arm alone: PROT_NONE over the one RW VMA that the previous collect left."""
+    arena = _mprotect_tracked(stack, size)
     pages = _pages(arena.npages, ARM_FRACTION)
+    rw = _libc.PROT_READ | _libc.PROT_WRITE
 
     def once():
-        _touch(arena, pages)  # refault the 1 % (write faults: no fault-around)
+        protect = _timed(_libc.mprotect, arena.addr, arena.size, _libc.PROT_NONE)
+        _touch(arena, pages)  # the 1 % opened by the handler, then the restore merges them: untimed
+        _libc.mprotect(arena.addr, arena.size, rw)
+        return protect
+    return once
+
+
+def _arm_dontneed(size, stack, fraction=ARM_FRACTION):
+    arena = _arena(stack, size, "shmem")
+    _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)
+    pages = _pages(arena.npages, fraction)
+
+    def once():
+        _touch(arena, pages)  # refault the fraction (write faults: no fault-around)
         return _timed(_libc.madvise, arena.addr, arena.size, _libc.MADV_DONTNEED)
     return once
 
@@ -218,10 +244,10 @@ def _arm_idle_set(size, stack):
     return once
 
 
-def _arm_clear_refs(size, stack, value):
+def _arm_clear_refs(size, stack, value, fraction=ARM_FRACTION):
     arena = _arena(stack, size, "anon")
     procfs.clear_refs(value)
-    pages = _pages(arena.npages, ARM_FRACTION)
+    pages = _pages(arena.npages, fraction)
 
     def once():
         _touch(arena, pages)
@@ -243,6 +269,32 @@ def _scan_pagemap_scan(size, stack, fraction, wp_matching):
         if wp_matching:  # the previous scan protected them again
             _touch(arena, pages)
         return _timed(scanner.scan, arena.addr, arena.end, flags=flags, **_UFFD_WP_SCAN)
+    return once
+
+
+def _scan_present(size, stack, fraction):
+    """The shmem-zap collect: zapped shmem, P refaulted by writes (no fault-around), then who is present."""
+    arena = _arena(stack, size, "shmem")
+    scanner = stack.enter_context(pagemap.Scanner())
+    _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)
+    _touch(arena, _pages(arena.npages, fraction))  # the scan changes nothing: state set up once
+
+    def once():
+        return _timed(scanner.scan, arena.addr, arena.end, category_mask=pagemap.PAGE_IS_PRESENT,
+                      return_mask=pagemap.PAGE_IS_PRESENT)
+    return once
+
+
+def _scan_mprotect_restore(size, stack, fraction):
+    """The mprotect tracker's collect: mprotect(RW) of a PROT_NONE arena whose P pages the handler opened."""
+    arena = _mprotect_tracked(stack, size)
+    pages = _pages(arena.npages, fraction)
+    rw = _libc.PROT_READ | _libc.PROT_WRITE
+
+    def once():
+        _libc.mprotect(arena.addr, arena.size, _libc.PROT_NONE)
+        _touch(arena, pages)  # each fault opens its page: a scattered page splits its VMA in three
+        return _timed(_libc.mprotect, arena.addr, arena.size, rw)
     return once
 
 
@@ -405,7 +457,21 @@ def _cases() -> list[Case]:
         Case("arm/clear_refs_4/1pct/4k", "GiB", "soft-dirty", "anon",
              "write 4 to /proc/self/clear_refs (whole process; the arena dominates)",
              partial(_arm_clear_refs, value=procfs.CLEAR_REFS_SOFT_DIRTY)),
+        Case("arm/mprotect_none/1pct/4k", "GiB", "mprotect", "anon",
+             "mprotect(PROT_NONE) of the whole arena alone (the mprotect tracker's arm): one RW VMA, its "
+             "1 % opened by the handler and the arena restored since the previous arm (untimed)",
+             _arm_mprotect_none),
     ]
+    for pct, fraction in STATE_PERCENTS.items():
+        out += [
+            Case(f"arm/madv_dontneed/{pct}/4k", "GiB", "shmem-zap", "shmem",
+                 f"MADV_DONTNEED over a shmem arena whose {pct[:-3]} % was refaulted since the previous zap",
+                 partial(_arm_dontneed, fraction=fraction)),
+            Case(f"arm/clear_refs_1/{pct}/4k", "GiB", "referenced", "anon",
+                 f"write 1 to /proc/self/clear_refs (whole process; the arena dominates), {pct[:-3]} % of the "
+                 "arena written since the previous one", partial(_arm_clear_refs, value=procfs.CLEAR_REFS_ALL,
+                                                                 fraction=fraction)),
+        ]
     for pct, fraction in PERCENTS.items():
         out += [
             Case(f"scan/pagemap_scan/plain/{pct}/4k", "GiB", "uffd-wp", "anon",
@@ -426,7 +492,15 @@ def _cases() -> list[Case]:
             Case(f"scan/smaps/read/{pct}/4k", "GiB", "referenced", "anon",
                  "read of /proc/self/smaps (whole process; the arena dominates); clear_refs 1, then P touched",
                  partial(_scan_smaps, fraction=fraction)),
+            Case(f"scan/pagemap_scan/present/{pct}/4k", "GiB", "shmem-zap", "shmem",
+                 "PAGEMAP_SCAN(PAGE_IS_PRESENT) of a shmem arena (the shmem-zap collect); MADV_DONTNEED, then "
+                 "P of the pages refaulted by writes", partial(_scan_present, fraction=fraction)),
         ]
+        if fraction < 1:  # 100 %: a SIGSEGV per page per run, and the opened pages merge into one VMA anyway
+            out.append(Case(f"scan/mprotect/restore/{pct}/4k", "GiB", "mprotect", "anon",
+                            "mprotect(RW) of the whole arena (the mprotect tracker's collect); PROT_NONE, then P "
+                            "of the pages opened by the handler, each scattered one a VMA of its own",
+                            partial(_scan_mprotect_restore, fraction=fraction)))
     faults = [
         ("uffd-wp-async", "uffd-wp", ("anon", "thp"), "write to a uffd-wp async protected page", _fault_uffd_wp),
         ("rwp-async", "rwp", ("anon", "thp"), "write to an RWP async protected page (7.3)", _fault_rwp_async),

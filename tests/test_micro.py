@@ -17,7 +17,7 @@ TINY = ["--size", "8M", "--fault-size", "2M", "--warmups", "0", "--loops", "1"]
 # One per family: a per-GiB scan, a per-GiB arm and a per-page fault, all on 6.7+ host kernels.
 PICK = r"^(scan/pagemap_scan/wp_matching/1pct/4k|arm/mprotect/1pct/4k|fault/first-touch/4k)$"
 PICKED = {"scan/pagemap_scan/wp_matching/1pct/4k", "arm/mprotect/1pct/4k", "fault/first-touch/4k"}
-NAME_SHAPES = (r"^arm/[a-z_0-9]+/1pct/4k$", r"^scan/[a-z_]+/[a-z_]+/(0|1|100)pct/4k$",
+NAME_SHAPES = (r"^arm/[a-z_0-9]+/(0|1|100)pct/4k$", r"^scan/[a-z_]+/[a-z_]+/(0|1|100)pct/4k$",
                r"^fault/[a-z-]+/(4k|thp)$")
 
 

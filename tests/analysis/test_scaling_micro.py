@@ -1,0 +1,202 @@
+"""The sweep-vs-micro comparison: slopes built into synthetic samples are recovered, checked
+against a synthetic micro table, and a wrong mapping is caught. Numbers here are made up."""
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import _micro_match as mm
+
+GIB_PAGES = (1 << 30) // 4096
+SIZES_GIB = (0.0625, 0.25, 0.5, 1)
+# per (tracker, phase): c0 ms, then ms per GiB of memory (a), of pages in state (b), of 2 MiB blocks holding
+# them (c); b and c only where the match has those terms. Phases sharing a micro case share its value: the
+# uffd-wp arm re-protects every page in every block (the collect's a + b + c).
+TRUE = {("uffd-wp", "arm"): (0.05, 30.6, 0, 0), ("uffd-wp", "collect"): (0.1, 0.5, 30.0, 0.1),
+        ("mprotect", "arm"): (0.02, 9.0, 0, 0), ("mprotect", "collect"): (0.2, 8.0, 600.0, 0),
+        ("referenced", "arm"): (1.0, 5.0, 20.0, 0), ("referenced", "collect"): (0.5, 11.0, 4.0, 0),
+        ("shmem-zap", "arm"): (0.1, 0.01, 160.0, 1.2), ("shmem-zap", "collect"): (0.05, 0.01, 2.0, 0.3),
+        ("uffd-minor", "arm"): (0.1, 0.01, 160.0, 1.2), ("uffd-minor", "collect"): (0.01, 0.02, 0, 0)}
+MATCHES = {(m.tracker, m.phase): m for m in mm.MATCHES}
+BACKING = {"uffd-wp": "anon", "mprotect": "anon", "referenced": "anon", "shmem-zap": "shmem", "uffd-minor": "shmem"}
+
+
+def _micro(true=TRUE):
+    """A micro frame (seconds per GiB) that the true slopes would produce, one value per case."""
+    values = {}
+    for key, (_, a, b, c) in true.items():
+        match = MATCHES[key]
+        for case in (match.memory, match.blocks, match.state):
+            if case:
+                share = mm._share(case)
+                values[case] = (a + share * b + (c if share else 0)) / 1e3
+    return pd.DataFrame([{"benchmark": name, "value": v} for name, v in values.items()])
+
+
+def _bitmap(npages, reported, rng):
+    """Packed bits: *reported* pages in runs of 1-4 pages, spread over a random share of the arena."""
+    run = int(rng.integers(1, 5))
+    nruns = -(-reported // run)
+    stride = int(rng.uniform(run + 1, max(run + 2, npages // max(nruns, 1))))
+    bits = np.zeros(npages, bool)
+    bits[((np.arange(nruns) * stride)[:, None] + np.arange(run)).ravel()[:reported]] = True
+    blob = np.packbits(bits, bitorder="little").tobytes()
+    return blob, nruns, np.count_nonzero(bits.reshape(-1, mm.BLOCK_PAGES).any(axis=1))
+
+
+def _cost(true, tracker, phase, interval, size_gib, state, blocks):
+    c0, a, b, c = true[(tracker, phase)]
+    if tracker == "uffd-wp" and phase == "arm" and interval:  # later arms skip the primitive
+        c0, a, b, c = 0.003, 0, 0, 0
+    return c0 + a * size_gib + (b * state + c * blocks * mm.BLOCK_PAGES) / GIB_PAGES
+
+
+def _cell(tracker, size_gib, accesses, rng, true, pages):
+    npages = int(size_gib * GIB_PAGES)
+    rows, before = [], (npages, npages // mm.BLOCK_PAGES)  # the prefault left every page in state
+    for interval in range(3):
+        reported = int(min(npages // 4 - rng.integers(0, 500), accesses * rng.uniform(0.8, 1.2)))  # no ties
+        row = dict(run_id="r", tracker=tracker, workload_spec="hotcold", workload_params=f'{{"accesses": {accesses}}}',
+                   backing=BACKING[tracker], size_bytes=npages * 4096, npages=npages, repeat=0, interval=interval,
+                   reported=reported, status="ok")
+        blob, runs, blocks = _bitmap(npages, reported, rng)
+        pages.append({k: row[k] for k in mm._PAGES_KEY} | {"npages": npages, "reported": blob})
+        now = (runs if tracker == "mprotect" else reported, blocks)
+        for phase, (state, nblocks) in (("arm", before), ("collect", now)):
+            ms = _cost(true, tracker, phase, interval, size_gib, state, nblocks) * rng.normal(1, 0.003)
+            row[f"{phase}_cpu_ns"] = row[f"{phase}_ns"] = ms * 1e6
+        rows.append(row)
+        before = (reported, blocks)
+    return rows
+
+
+def _samples(true=TRUE, seed=5):
+    """(samples, pages) frames of a synthetic sweep: 4 sizes x 3 access counts x 3 intervals per tracker."""
+    rng = np.random.default_rng(seed)
+    pages = []
+    rows = [r for tracker in BACKING for size in SIZES_GIB for accesses in (3000, 30000, 300000)
+            for r in _cell(tracker, size, accesses, rng, true, pages)]
+    return pd.DataFrame(rows), pd.DataFrame(pages)
+
+
+SWEEP = _samples()
+
+
+def _table(sweep, micro, **kw):
+    samples, pages = sweep
+    table = mm.micro_comparison(samples, micro, pages=pages, **kw)
+    return table.set_index(["tracker", "phase", "coefficient"]).sort_index()
+
+
+def test_slopes_are_recovered_and_agree_with_their_micro_cases():
+    table = _table(SWEEP, _micro())
+    for (tracker, phase), (_, *slopes) in TRUE.items():
+        match = MATCHES[(tracker, phase)]
+        for term, value in zip(("memory", "state", "blocks"), slopes):
+            if term not in mm._terms(match):
+                assert (tracker, phase, term) not in table.index
+                continue
+            row = table.loc[(tracker, phase, term)]
+            error = abs(row["fit_ms_per_gib"] - value)
+            assert error <= max(4 * row["fit_se"], 0.02 * value), (tracker, phase, term, row["fit_ms_per_gib"])
+            if getattr(match, term):
+                assert row["micro_ms_per_gib"] == pytest.approx(value, rel=1e-6, abs=1e-9), (tracker, phase, term)
+    judged = table[~table["verdict"].str.startswith("not judged")]
+    assert judged["verdict"].str.startswith("within").all(), judged["verdict"].to_dict()
+    assert {"state", "blocks"} <= set(judged.loc["shmem-zap"].index.get_level_values("coefficient"))
+    assert table.loc[("uffd-minor", "collect", "memory"), "verdict"] == "not judged: no micro case maps to it"
+
+
+def test_a_wrong_mapping_fails():
+    """Predicting the referenced arm (clear_refs) from the smaps read must not pass."""
+    wrong = dataclasses.replace(MATCHES[("referenced", "arm")], memory="scan/smaps/read/0pct/4k",
+                                state="scan/smaps/read/100pct/4k")
+    table = _table(SWEEP, _micro(), matches=(wrong,))
+    verdicts = table.loc[("referenced", "arm"), "verdict"]
+    assert verdicts.str.startswith("outside").any(), verdicts.to_dict()
+
+
+@pytest.mark.parametrize("change", [dict(quantity=mm.REPORTED), dict(blocks=None)],
+                         ids=["state-at-arm-time", "no-block-term"])
+def test_a_wrong_model_of_the_zap_fails(change):
+    """The zap works on what was present before it (not what the next collect finds), and on whole blocks."""
+    wrong = dataclasses.replace(MATCHES[("shmem-zap", "arm")], **change)
+    table = _table(SWEEP, _micro(), matches=(wrong,))
+    assert table.loc[("shmem-zap", "arm"), "verdict"].str.startswith("outside").any()
+
+
+def test_an_arm_finds_what_the_previous_collect_reported():
+    samples, pages = SWEEP
+    rows = mm._rows(mm._with_shapes(samples, pages), MATCHES[("shmem-zap", "arm")], "cpu")
+    first = rows.sort_values(["size_bytes", "workload_params", "interval"]).iloc[:3]
+    cell = samples.loc[first.index].sort_values("interval")
+    keys = mm._PAGES_KEY + ["reported"]
+    shapes = mm.page_shapes(pages).set_index(keys).loc[[tuple(r) for r in cell[keys].to_numpy()]]
+    assert list(first["state_gib"] * GIB_PAGES) == [cell["npages"].iloc[0], *cell["reported"].iloc[:2]]
+    assert list(first["blocks_gib"] * GIB_PAGES / mm.BLOCK_PAGES) == [cell["npages"].iloc[0] / mm.BLOCK_PAGES,
+                                                                     *shapes["blocks"].iloc[:2]]
+
+
+def test_a_failed_interval_leaves_the_next_arm_out():
+    samples = SWEEP[0].copy()
+    failed = samples.index[(samples["tracker"] == "referenced") & (samples["interval"] == 1)]
+    samples.loc[failed, "status"] = "error: boom"
+    rows = mm._rows(samples, MATCHES[("referenced", "arm")], "cpu")
+    assert set(rows["interval"]) == {0}  # interval 1 failed, interval 2's state is unknown
+
+
+def test_runs_and_blocks_come_from_the_page_bitmaps():
+    samples, pages = SWEEP
+    shapes = mm.page_shapes(pages)
+    assert len(shapes) == len(samples)
+    assert (shapes["runs"] <= shapes["reported"]).all() and (shapes["runs"] < shapes["reported"]).any()
+    assert (shapes["blocks"] <= shapes["runs"]).all()
+    table = mm.micro_comparison(samples, _micro()).set_index(["tracker", "phase"])
+    needs = "not fitted: needs the page bitmaps of 'hotbench run --pages' (runs, blocks)"
+    for key in (("mprotect", "collect"), ("uffd-wp", "collect"), ("shmem-zap", "arm")):
+        assert table.loc[key, "verdict"] == needs
+    assert table.loc[("referenced", "arm"), "verdict"].str.startswith("within").all()
+    # fitted against opened pages instead of their runs, the per-run micro cost does not match
+    wrong = dataclasses.replace(MATCHES[("mprotect", "collect")], quantity=mm.REPORTED)
+    table = _table(SWEEP, _micro(), matches=(wrong,))
+    assert table.loc[("mprotect", "collect"), "verdict"].str.startswith("outside").any()
+
+
+def test_missing_micro_cases_and_single_size_are_not_judged():
+    micro = _micro()
+    micro = micro[~micro["benchmark"].str.startswith("arm/clear_refs_1/")]
+    table = _table(SWEEP, micro)
+    assert table.loc[("referenced", "arm"), "verdict"].str.contains("not in the micro results").all()
+    samples, pages = SWEEP
+    table = _table((samples[samples["size_bytes"] == samples["size_bytes"].max()], pages), _micro())
+    assert table["verdict"].str.startswith("not fitted").all()
+
+
+def test_micro_from_a_pyperf_file(tmp_path):
+    import pyperf
+
+    frame = _micro()
+    benches = [pyperf.Benchmark([pyperf.Run([v] * 3, metadata={"name": name, "unit": "second", "loops": 1},
+                                            collect_metadata=False)]) for name, v in zip(frame["benchmark"],
+                                                                                          frame["value"])]
+    path = tmp_path / "micro.json"
+    pyperf.BenchmarkSuite(benches).dump(str(path))
+    assert mm.micro_ms_per_gib(path) == pytest.approx(mm.micro_ms_per_gib(frame))
+    table = _table(SWEEP, path)
+    assert table.loc[("uffd-wp", "collect", "state"), "micro_ms_per_gib"] == pytest.approx(30.0)
+
+
+def test_report_section():
+    from analysis import report
+    from analysis.data import Data
+
+    samples, pages = SWEEP
+    data = Data(runs=[], labels=["k"], samples=samples.assign(label="k"), concurrent=pd.DataFrame(),
+                micro=_micro().assign(label="k"), pages=pages.assign(label="k"))
+    table = report._micro_match(data)
+    assert table.name == "micro_match" and table.headers[:3] == ["tracker", "phase", "slope"]
+    row = next(r for r in table.rows if r[:3] == ["uffd-wp", "collect", "state (reported)"])
+    assert row[4] == "30.0" and row[-1] == "within 1.3x (significant)"
+    assert report._micro_match(Data(runs=[], labels=["k"], samples=data.samples, concurrent=pd.DataFrame())) is None
