@@ -109,7 +109,14 @@ def _pages(npages: int, fraction: float) -> np.ndarray:
     return np.sort(np.random.default_rng(_SEED).choice(npages, count, replace=False)).astype(np.int64)
 
 
+# Set by 'hotbench micro --cold' for the duration of a benchmark: called right before every timed
+# region, untimed (after a case's own preparation, which would otherwise warm the caches again).
+before_timed: Callable[[], None] | None = None
+
+
 def _timed(fn: Callable, *args, **kwargs) -> float:
+    if before_timed is not None:
+        before_timed()
     t0 = time.perf_counter()
     fn(*args, **kwargs)
     return time.perf_counter() - t0

@@ -20,11 +20,21 @@ list the manager registered), so every worker registers the same benchmarks in t
 order without probing again, and only the one whose turn it is (``--worker-task``) builds
 its arena — setup happens in that worker, outside the timed region. ``hotbench micro
 ARGS`` and ``python -m bench.micro ARGS`` are the same program.
+
+``--cold[=BYTES]`` (default: twice the last-level cache, from sysfs): pyperf repeats a primitive
+back to back on the same arena, so its page tables and struct pages stay cache-warm, while a
+tracker's arm and collect run after the workload has been through the caches. With --cold each
+worker allocates a scratch buffer of BYTES once and writes one byte of each 64-byte line of it
+immediately before every timed region of a case (each ``_micro_cases._timed``: after the case's
+untimed preparation, so that cannot re-warm what the timed call walks), outside the timed
+region. That costs ~0.1 s per call, so --cold implies ``--loops 1`` (each value is one call)
+unless -l/--loops is given. Recorded as ``hotbench_cold_bytes`` (0: warm) in each benchmark.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -46,6 +56,10 @@ PROCESSES, VALUES = 6, 3
 # pyperf passes only PATH, HOME, PYTHONPATH and the locale by default.
 WORKER_ENVIRON_PREFIXES = ("HOTBENCH_", "NUMBA_")
 UNITS = {"GiB": "seconds per GiB of arena", "page": "seconds per 4 KiB page touched"}
+CPU_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
+# --cold writes one byte per cache line: a stride of 4 KiB touches one line per page, all in the
+# same 1/64 of the cache sets, and evicts little (measured: smaps read stays warm)
+COLD_STRIDE = 64
 
 
 def _metadata() -> dict:
@@ -71,6 +85,35 @@ def _size(text: str) -> int:
     return size
 
 
+def last_level_cache(root: Path = CPU_CACHE) -> int:
+    """Bytes of cpu0's highest-level cache (sysfs index*/level and size), 0 when unknown."""
+    best = (0, 0)
+    for index in root.glob("index*"):
+        try:
+            level = int((index / "level").read_text())
+            size = parse_size((index / "size").read_text().strip())
+        except (OSError, ValueError, HotbenchError):
+            continue
+        best = max(best, (level, size))
+    return best[1]
+
+
+def _cold_size(text: str) -> int:
+    """--cold's value: 'auto' (2 x the last-level cache) or a size such as 512M."""
+    if text == "auto":
+        llc = last_level_cache()
+        if not llc:
+            raise argparse.ArgumentTypeError(f"no cache size under {CPU_CACHE}: give --cold=BYTES (e.g. 512M)")
+        return 2 * llc
+    try:
+        size = parse_size(text)
+    except HotbenchError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if size < COLD_STRIDE:
+        raise argparse.ArgumentTypeError(f"{text!r}: a cold scratch buffer needs at least {COLD_STRIDE} bytes")
+    return size
+
+
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("hotbench micro")
     group.add_argument("--bench", metavar="REGEX", help="only the benchmarks whose name matches REGEX (re.search)")
@@ -78,6 +121,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
                        f"{format_size(DEFAULT_SIZE)}, {format_size(FAST_SIZE)} with --fast)")
     group.add_argument("--fault-size", type=_size, help=f"arena of the per-page fault costs (default "
                        f"{format_size(DEFAULT_FAULT_SIZE)}, {format_size(FAST_FAULT_SIZE)} with --fast)")
+    group.add_argument("--cold", nargs="?", const="auto", type=_cold_size, metavar="BYTES",
+                       help="start every timed call cache-cold: write one byte per 64-byte line of a BYTES "
+                       "scratch buffer (default 2 x the last-level cache) right before it, untimed; implies "
+                       "--loops 1 unless -l/--loops is given")
     group.add_argument("--list", action="store_true", help="list every benchmark with its unit, or why it is "
                        "skipped on this kernel, and exit")
     group.add_argument("--micro-selected", help=argparse.SUPPRESS)  # manager -> worker: the registered names
@@ -101,34 +148,85 @@ def select(cases, pattern: str | None) -> tuple[list, list[tuple[str, str]]]:
     return chosen, skipped
 
 
+class Scratch:
+    """--cold's buffer, allocated (and faulted in) once per worker; ``evict()`` writes one byte per line."""
+
+    def __init__(self, nbytes: int):
+        import numpy as np
+
+        self.buffer = np.ones(nbytes, np.uint8)
+        self.lines = self.buffer[::COLD_STRIDE]
+        self.evictions = 0
+
+    def evict(self) -> None:
+        self.lines += 1
+        self.evictions += 1
+
+
+_scratch: Scratch | None = None  # one per worker process, shared by its benchmarks
+
+
+def _worker_scratch(nbytes: int) -> Scratch:
+    global _scratch
+    if _scratch is None or _scratch.buffer.size != nbytes:
+        _scratch = None
+        _scratch = Scratch(nbytes)
+    return _scratch
+
+
 class _Benchmark:
     """One case inside one process: built on the first call (so only in the worker that runs it)."""
 
-    def __init__(self, case, size: int):
+    def __init__(self, case, size: int, cold_bytes: int = 0):
         import contextlib
 
-        self.case, self.size = case, size
+        self.case, self.size, self.cold_bytes = case, size, cold_bytes
         self.stack = contextlib.ExitStack()
         self.once = None
+        self.scratch: Scratch | None = None
         # per GiB: scale the arena's time to 1 GiB; per page: pyperf divides by inner_loops
         self.scale = GIB / size if case.per == "GiB" else 1.0
         self.inner_loops = size // BASE_PAGE if case.per == "page" else None
 
     def time_func(self, loops: int) -> float:
         if self.once is None:
+            if self.cold_bytes:
+                self.scratch = _worker_scratch(self.cold_bytes)
             self.once = self.case.setup(self.size, self.stack)
         total = 0.0
-        for _ in range(loops):
-            total += self.once()
+        if self.scratch is None:
+            for _ in range(loops):
+                total += self.once()
+        else:
+            with _evict_before_timed(self.scratch):
+                for _ in range(loops):
+                    total += self.once()
         return total * self.scale
 
     def metadata(self) -> dict:
         return {"hotbench_unit": UNITS[self.case.per], "hotbench_timed": self.case.what,
                 "hotbench_backing": self.case.backing, "hotbench_arena_bytes": self.size,
-                "hotbench_mechanism": self.case.mechanism or "none"}
+                "hotbench_mechanism": self.case.mechanism or "none", "hotbench_cold_bytes": self.cold_bytes}
 
     def close(self) -> None:
         self.stack.close()
+
+
+@contextlib.contextmanager
+def _evict_before_timed(scratch: Scratch):
+    """Within: every timed region of a case (``_micro_cases._timed``) starts with ``scratch.evict()``, untimed.
+
+    Hooked there rather than before ``once()`` because ``once()`` first restores the state its
+    primitive expects (e.g. mprotect(PROT_NONE) of the whole arena before the timed restore),
+    which walks the same page tables and would warm them again.
+    """
+    from bench import _micro_cases
+
+    _micro_cases.before_timed = scratch.evict
+    try:
+        yield
+    finally:
+        _micro_cases.before_timed = None
 
 
 def _worker_environment(args: argparse.Namespace) -> None:
@@ -142,13 +240,13 @@ def _worker_environment(args: argparse.Namespace) -> None:
 
 
 def _check_memory(size: int) -> None:
-    """Fail in the manager, in one line, rather than in every worker: one arena lives at a time."""
+    """Fail in the manager, in one line, rather than in every worker: one arena (and --cold scratch) at a time."""
     from bench.kernel import procfs
 
     available = procfs.meminfo().get("MemAvailable", 0)
     if size > available * 0.9:
         raise HotbenchError(f"an arena of {format_size(size)} does not fit: {available >> 20} MiB available; "
-                            f"choose a smaller --size / --fault-size (or --fast)")
+                            f"choose a smaller --size / --fault-size / --cold (or --fast)")
 
 
 def _print_list(cases, fault_size: int, size: int) -> None:
@@ -194,18 +292,26 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             raise HotbenchError("no benchmark to run" + (f" matches --bench {args.bench!r}" if args.bench else "")
                                 + (f" ({len(skipped)} matching ones unavailable here)" if skipped else ""))
         _check_memory(max(size if any(c.per == "GiB" for c in chosen) else 0,
-                          fault_size if any(c.per == "page" for c in chosen) else 0))
+                          fault_size if any(c.per == "page" for c in chosen) else 0) + (args.cold or 0))
         accel = runner.metadata["accel"]
         if accel != "native":
             print(f"note: accel={accel}: timings are not comparable to native", file=sys.stderr)
+        if args.cold:
+            print(f"cold: {format_size(args.cold)} scratch written (one byte per {COLD_STRIDE} B) before every "
+                  "timed call, untimed" + ("" if args.loops else "; --loops 1 (each value one call)"),
+                  file=sys.stderr)
+            if not args.loops:  # 0: pyperf would calibrate, i.e. repeat the primitive warm
+                args.loops = 1
         _worker_environment(args)
         worker_options += ["--size", str(size), "--fault-size", str(fault_size),
                            "--micro-selected", ",".join(case.name for case in chosen)]
+        if args.cold:
+            worker_options += ["--cold", str(args.cold)]
         sys.stdout.flush()
         sys.stderr.flush()
 
     for case in chosen:
-        bench = _Benchmark(case, size if case.per == "GiB" else fault_size)
+        bench = _Benchmark(case, size if case.per == "GiB" else fault_size, args.cold or 0)
         try:
             runner.bench_time_func(case.name, bench.time_func, inner_loops=bench.inner_loops,
                                    metadata=bench.metadata())

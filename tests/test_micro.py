@@ -67,7 +67,7 @@ def test_help_lists_ours_and_pyperfs_options():
     out = run("--help")
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("usage: hotbench micro")
-    for option in ("--fast", "--output", "--processes", "--bench", "--size", "--fault-size", "--list"):
+    for option in ("--fast", "--output", "--processes", "--bench", "--size", "--fault-size", "--cold", "--list"):
         assert option in out.stdout
 
 
@@ -179,3 +179,105 @@ def test_idle_bitmap_cases_drive_the_bitmap_file(tmp_path, monkeypatch):
         assert data.any()
     # at least the 512 PFNs of one 2 MiB arena were marked
     assert sum(bin(int(w)).count("1") for w in data) >= 512
+
+
+# ---------------------------------------------------------------- --cold
+
+def test_cold_option_parsing(tmp_path):
+    import argparse
+
+    from bench import micro
+
+    assert micro._cold_size("512M") == 512 << 20
+    assert micro._cold_size("4096") == 4096
+    with pytest.raises(argparse.ArgumentTypeError):
+        micro._cold_size("lots")
+    with pytest.raises(argparse.ArgumentTypeError):
+        micro._cold_size("8")
+    # the default: twice the highest level's size
+    for level, size in ((1, "48K"), (2, "2048K"), (3, "491520K")):
+        index = tmp_path / f"index{level}"
+        index.mkdir()
+        (index / "level").write_text(f"{level}\n")
+        (index / "size").write_text(f"{size}\n")
+    assert micro.last_level_cache(tmp_path) == 491520 << 10
+    assert micro.last_level_cache(tmp_path / "absent") == 0
+    parser = argparse.ArgumentParser()
+    micro._add_arguments(parser)
+    assert parser.parse_args([]).cold is None
+    assert parser.parse_args(["--cold=512M"]).cold == 512 << 20
+    assert parser.parse_args(["--cold", "64M", "--size", "8M"]).cold == 64 << 20
+    if micro.last_level_cache():
+        assert parser.parse_args(["--cold", "--size", "8M"]).cold == 2 * micro.last_level_cache()
+
+
+def test_cold_eviction_runs_before_each_timed_region_and_is_not_timed(monkeypatch):
+    """A stand-in case whose once() has an untimed preparation and a timed region of constant
+    length: with --cold, the scratch is written once per timed region, after the preparation,
+    and time_func's total is still loops x that constant (the writes are not in it)."""
+    from bench import _micro_cases, micro
+
+    order = []
+    constant = 1e-3
+
+    class Clock:  # each timed region reads the clock twice: it lasts exactly `constant`
+        ticks = 0
+
+        def perf_counter(self):
+            Clock.ticks += 1
+            start_of_pair = (Clock.ticks - 1) // 2 * 10.0
+            return start_of_pair + (constant if Clock.ticks % 2 == 0 else 0.0)
+
+    def setup(size, stack):
+        def once():
+            order.append("prepare")
+            return _micro_cases._timed(order.append, "timed")
+        return once
+
+    monkeypatch.setattr(_micro_cases, "time", Clock())
+    monkeypatch.setattr(micro, "_scratch", None)
+    case = _micro_cases.Case("scan/fake/read/1pct/4k", "GiB", None, "anon", "nothing", setup)
+    bench = micro._Benchmark(case, micro.GIB, cold_bytes=4 << 20)
+    evict = micro.Scratch.evict
+
+    def spy(self):
+        order.append("evict")
+        evict(self)
+    monkeypatch.setattr(micro.Scratch, "evict", spy)
+    loops = 5
+    assert bench.time_func(loops) == pytest.approx(loops * constant)
+    assert order == ["prepare", "evict", "timed"] * loops
+    assert bench.scratch.evictions == loops
+    assert (bench.scratch.buffer[::micro.COLD_STRIDE] == 1 + loops).all()  # every line written each time
+    assert (bench.scratch.buffer[1::micro.COLD_STRIDE] == 1).all()
+    assert _micro_cases.before_timed is None  # the hook is gone after time_func
+    assert bench.metadata()["hotbench_cold_bytes"] == 4 << 20
+
+    # warm: no scratch, no eviction
+    order.clear()
+    warm = micro._Benchmark(case, micro.GIB)
+    assert warm.time_func(2) == pytest.approx(2 * constant) and order == ["prepare", "timed"] * 2
+    assert warm.scratch is None and warm.metadata()["hotbench_cold_bytes"] == 0
+    bench.close()
+    warm.close()
+
+
+@pytest.mark.root
+def test_cold_run_records_the_scratch_and_implies_one_loop(tmp_path):
+    target = tmp_path / "c.json"
+    args = ["--size", "8M", "--fault-size", "2M", "--warmups", "0"]
+    out = run("-o", str(target), "--bench", "^scan/smaps/read/1pct/4k$", "--processes", "1", "--values", "2",
+              "--cold=16M", *args)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "cold: 16M scratch" in out.stderr and "--loops 1" in out.stderr
+    suite = check_suite(target, {"scan/smaps/read/1pct/4k"})
+    bench = suite.get_benchmarks()[0]
+    assert bench.get_metadata()["hotbench_cold_bytes"] == 16 << 20
+    assert bench.get_metadata()["loops"] == 1
+    # explicit --loops wins; a warm run records 0
+    warm = tmp_path / "w.json"
+    out = run("-o", str(warm), "--bench", "^scan/smaps/read/1pct/4k$", "--processes", "1", "--values", "1",
+              "--loops", "2", *args)
+    assert out.returncode == 0, out.stdout + out.stderr
+    meta = pyperf.BenchmarkSuite.load(str(warm)).get_benchmarks()[0].get_metadata()
+    assert meta["hotbench_cold_bytes"] == 0 and meta["loops"] == 2
