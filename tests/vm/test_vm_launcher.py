@@ -70,7 +70,7 @@ def test_qemu_command_line(tmp_path):
                     mem="1G", cpus=2, shares=[_vm_init.Share("hbshare0", "/work/main")])
     cmd = vm.qemu_command(machine, "qemu")
     joined = " ".join(cmd)
-    assert cmd[:9] == ["qemu", "-machine", "q35", "-cpu", "max", "-accel", "tcg,thread=multi", "-m", "1G"]
+    assert cmd[:9] == ["qemu", "-machine", "q35", "-cpu", "max,avx2=off", "-accel", "tcg,thread=multi", "-m", "1G"]
     assert "-no-reboot" in cmd and "-nodefaults" in cmd
     append = cmd[cmd.index("-append") + 1]
     assert "oops=panic" in append and "panic=-1" in append and "console=ttyS0" in append
