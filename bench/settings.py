@@ -173,12 +173,7 @@ class DebugfsForRun:
         try:
             self.unmount()
         except HotbenchError as error:
-            if exc is None:
-                raise
-            if hasattr(exc, "add_note"):
-                exc.add_note(f"and then: {error}")
-            else:
-                print(f"hotbench: {error}", file=sys.stderr)
+            sysfs.cleanup_failed(exc, error)
         finally:
             self._restore_signals()
 

@@ -149,13 +149,19 @@ class Knobs:
         try:
             self.restore()
         except OSError as restore_error:
-            if exc is None:
-                raise
-            if hasattr(exc, "add_note"):
-                exc.add_note(f"and then: {restore_error}")
-            else:
-                print(f"hotbench: {restore_error}", file=sys.stderr)
+            cleanup_failed(exc, restore_error)
         finally:
             for sig, handler in self._old_handlers.items():
                 signal.signal(sig, handler)
             self._old_handlers.clear()
+
+
+def cleanup_failed(exc: BaseException | None, error: Exception) -> None:
+    """A restore in __exit__ failed with *error*: raise it when nothing else is in flight, else
+    attach it to the exception that is (*exc*), which must not be hidden by the cleanup's."""
+    if exc is None:
+        raise error
+    if hasattr(exc, "add_note"):
+        exc.add_note(f"and then: {error}")
+    else:
+        print(f"hotbench: {error}", file=sys.stderr)
