@@ -45,7 +45,8 @@ def _scan_text(scanned: dict, nodes) -> str:
     where = f"{nodes} NUMA node(s)" if nodes else "an unknown number of NUMA nodes"
     return (f"With {where}, NUMA balancing on updated {on.get('numa_pte_updates', 0):,} PTEs and took "
             f"{on.get('numa_hint_faults', 0):,} hinting faults during its step "
-            f"(off: {scanned.get('off', {}).get('numa_hint_faults', 0):,} hinting faults).")
+            f"(off: {scanned.get('off', {}).get('numa_hint_faults', 0):,} hinting faults; /proc/vmstat over each whole "
+            f"step, so the process's start before its setting applied counts too).")
 
 
 def answer(ctx: Context) -> Answer:
