@@ -28,9 +28,10 @@ def _table(per_size) -> Table:
 
 
 def _growth(frame) -> str:
-    """Slope of CPU per cycle over memory alone: the working set is held still by design, so a
-    'per GiB touched' term would only fit noise."""
-    fits = cpu_fits(frame.assign(truth_any=frame["truth_any"].median()))
+    """Slope of CPU per cycle over memory alone, after the first interval: the working set is
+    held still by design, so a 'per GiB touched' term would only fit noise."""
+    steady = frame[frame["interval"] > 0] if (frame["interval"] > 0).any() else frame  # interval 0 arms afresh
+    fits = cpu_fits(steady.assign(truth_any=steady["truth_any"].median()))
     parts = []
     for f in fits.to_dict("records"):
         grows = "significant" if f["grows_with"] == "total memory" else "not significant"
