@@ -74,7 +74,9 @@ def _answer(spec: Spec, data: Data | None, quick: bool, records: list[dict]) -> 
 
 def _not_measured(records: list[tuple[Path, dict]]) -> str:
     """The steps that failed, so the paragraph never reads as complete when part of it is missing."""
-    failed = [f"{s['name']} ({s['status']})" for _, r in records for s in r["steps"] if s["status"].startswith("failed")]
+    steps = [s for _, r in records for s in r["steps"]]
+    ran = {s["name"] for s in steps if s["status"] == "ok"}  # on another kernel, say
+    failed = [f"{s['name']} ({s['status']})" for s in steps if s["status"].startswith("failed") and s["name"] not in ran]
     return f" Not measured, a step failed: {'; '.join(failed)}." if failed else ""
 
 

@@ -14,10 +14,12 @@ def _balancing(ctx: Context):
             for r in ctx.data.runs}
 
 
-def _scanned(ctx: Context) -> dict[str, dict]:
-    """'on'/'off' -> NUMA balancing's vmstat growth during that step (summed over sources)."""
+def _scanned(ctx: Context, kernel: str) -> dict[str, dict]:
+    """'on'/'off' -> NUMA balancing's vmstat growth during that step, on *kernel*."""
     out: dict[str, dict] = {}
     for record in ctx.records:
+        if record.get("environment", {}).get("kernel_release") != kernel:
+            continue
         for step in record.get("steps", []):
             if step["name"] in STEPS:
                 mine = out.setdefault(STEPS[step["name"]], {})
@@ -54,14 +56,16 @@ def answer(ctx: Context) -> Answer:
     frame = df[df["tracker"].isin(["rwp", "uffd-wp", "soft-dirty"])] if len(df) else df
     if not len(frame) or "rwp" not in set(frame["tracker"]):
         raise NoData("RWP did not run (it needs Linux 7.3: 'hotbench kernel fetch debian:7.3')")
+    label = ctx.labels_with(frame, ["rwp"])[0]
+    frame = frame[frame["label"] == label]
     frame = frame.assign(balancing=frame["run_id"].map(_balancing(ctx)))
     summary = _summary(frame)
-    label = frame["label"].iloc[0]
-    run = next(r for r in ctx.data.runs if r.label == label)
-    text = f"On {ctx.where(label)}: " + _scan_text(_scanned(ctx), run.env.get("numa_nodes")) + " "
+    env = next(r for r in ctx.data.runs if r.label == label).env
+    scanned = _scanned(ctx, env.get("kernel_release"))
+    text = f"On {ctx.where(label)}: " + _scan_text(scanned, env.get("numa_nodes")) + " "
     parts = [f"{r.tracker} with balancing {r.balancing}: precision {r.precision:.4f}, recall {r.recall:.4f}"
              for r in summary.itertuples()]
     text += "; ".join(parts) + "."
-    if not _scanned(ctx).get("on", {}).get("numa_hint_faults"):
+    if not scanned.get("on", {}).get("numa_hint_faults"):
         text += " NUMA balancing took no hinting fault, so these runs cannot show an interaction."
     return Answer(text, [("table", _table(summary))])

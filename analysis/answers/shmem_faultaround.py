@@ -30,10 +30,10 @@ def _summary(frame):
     return g.assign(cold_fp_rate=cold).reset_index()
 
 
-def _table(summary) -> Table:
+def _table(summary, name: str) -> Table:
     rows = [[r.tracker, r.fault_around, r.workload_label, f"{r.per_page_read:.2f}", f"{r.precision:.3f}",
              pct(r.cold_fp_rate, 2)] for r in summary.itertuples()]
-    return Table("shmem_faultaround", ["tracker", "fault-around", "workload", "reported per page read", "precision",
+    return Table(name, ["tracker", "fault-around", "workload", "reported per page read", "precision",
                                        "cold FP rate"], rows, [False, False, False, True, True, True], summary)
 
 
@@ -46,18 +46,25 @@ def _sentence(summary, tracker: str, setting: str | None = None) -> str:
     return "; ".join(parts)
 
 
-def answer(ctx: Context) -> Answer:
-    df = ctx.lockstep
-    frame = df[df["tracker"].isin([ZAP, *EXACT]) & (df["backing"] == "shmem")] if len(df) else df
-    if not len(frame) or ZAP not in set(frame["tracker"]):
-        raise NoData("shmem-zap did not run")
-    frame = frame.assign(fault_around=frame["run_id"].map(_fault_around(ctx)))
-    summary = _summary(frame)
-    label = frame["label"].iloc[0]
+def _label_text(ctx: Context, label: str, summary) -> str:
     settings = sorted(summary.loc[summary["tracker"] == ZAP, "fault_around"].unique())
     text = f"On {ctx.where(label)}, reading only, shmem PTE-zap reported " + "; with fault-around ".join(
         f"{_sentence(summary, ZAP, s)} [fault-around {s}]" for s in settings) + "."
     for tracker, what in EXACT.items():
         if tracker in set(summary["tracker"]):
             text += f" {what} reported {_sentence(summary, tracker)}."
-    return Answer(text, [("table", _table(summary))])
+    return text
+
+
+def answer(ctx: Context) -> Answer:
+    df = ctx.lockstep
+    frame = df[df["tracker"].isin([ZAP, *EXACT]) & (df["backing"] == "shmem")] if len(df) else df
+    if not len(frame) or ZAP not in set(frame["tracker"]):
+        raise NoData("shmem-zap did not run")
+    frame = frame.assign(fault_around=frame["run_id"].map(_fault_around(ctx)))
+    texts, blocks = [], []
+    for i, label in enumerate(ctx.labels_with(frame, [ZAP])):
+        summary = _summary(frame[frame["label"] == label])
+        texts.append(_label_text(ctx, label, summary))
+        blocks += [("p", f"{label}:"), ("table", _table(summary, f"shmem_faultaround_{i}"))]
+    return Answer(" ".join(texts), blocks)
