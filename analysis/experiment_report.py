@@ -76,7 +76,8 @@ def _not_measured(records: list[tuple[Path, dict]]) -> str:
     """The steps that failed, so the paragraph never reads as complete when part of it is missing."""
     steps = [s for _, r in records for s in r["steps"]]
     ran = {s["name"] for s in steps if s["status"] == "ok"}  # on another kernel, say
-    failed = [f"{s['name']} ({s['status']})" for s in steps if s["status"].startswith("failed") and s["name"] not in ran]
+    failed = [f"{s['name']} ({'never finished' if s['status'] == 'running' else s['status']})" for s in steps
+              if s["status"].startswith(("failed", "running")) and s["name"] not in ran]
     return f" Not measured, a step failed: {'; '.join(failed)}." if failed else ""
 
 

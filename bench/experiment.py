@@ -188,8 +188,11 @@ def run(spec: experiments.Spec, out: Path, quick: bool, log=sys.stderr) -> dict:
               "environment": environment.describe(), "steps": []}
     for step in spec.steps:
         print(f"experiment {spec.name}: step {step.name} ({step.command})", file=log, flush=True)
+        # On record before it starts: a step killed with its machine stays "running" there.
+        record["steps"].append(asdict(StepRecord(step.name, step.command, status="running")))
+        _save(out, record)
         done = _run_step(step, quick, out)
-        record["steps"].append(asdict(done))
+        record["steps"][-1] = asdict(done)
         _save(out, record)
         for name, reason in done.skipped.items():
             print(f"  skip {name}: {reason}", file=log)

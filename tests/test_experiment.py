@@ -110,3 +110,13 @@ def test_out_that_has_results_is_never_overwritten(tmp_path):
     (tmp_path / "o" / "x").write_text("keep")
     out = hotbench("experiment", "scaling", "--quick", "--out", str(tmp_path / "o"))
     assert out.returncode == 1 and "is not empty" in out.stderr and out.stderr.count("\n") == 1
+
+
+def test_steps_that_failed_or_never_finished_are_named_unless_they_ran_elsewhere():
+    from analysis.experiment_report import _not_measured
+
+    host = {"steps": [{"name": "a", "status": "failed: exit 1 (error: lockdown)"}, {"name": "b", "status": "ok"}]}
+    guest = {"steps": [{"name": "a", "status": "ok"}, {"name": "b", "status": "running"}]}
+    assert _not_measured([(Path("h"), host), (Path("g"), guest)]) == ""
+    assert _not_measured([(Path("g"), guest)]) == " Not measured, a step failed: b (never finished)."
+    assert "a (failed: exit 1 (error: lockdown))" in _not_measured([(Path("h"), host)])
