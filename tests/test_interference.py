@@ -34,6 +34,7 @@ from bench.kernel import cgroup, mglru, procfs, sysfs
 from bench.runner import Cell, _interval, make_plan, run_cell
 from bench.trackers import registry
 from bench.trackers._base import Observation
+from conftest import skip_unless_in_vm
 
 ROOT = Path(__file__).resolve().parent.parent
 TCG = os.environ.get("HOTBENCH_ACCEL") == "tcg"  # set by hotbench vm
@@ -249,12 +250,10 @@ def test_interval_runs_the_interference_between_the_timed_calls(when, order):
     assert row["status"] == "interference recorder failed: [Errno 11] busy: '/fake'" and row["wss_est"] == 3
 
 
-@pytest.mark.root
+@pytest.mark.mechanism("referenced", "uffd-wp")
 def test_plan_skips_refused_pairs_and_unavailable_interferences():
     plan = make_plan(["referenced", "uffd-wp"], ["uniform"], ["auto"], [4 << 20], 1, 1, 1,
                      interferences=["none", "tlb-flush", "mglru-age", "tlb-flush"])
-    if plan.skipped.get("referenced") or plan.skipped.get("uffd-wp"):
-        pytest.skip(f"trackers unavailable here: {plan.skipped}")
     cells = {(c.tracker, c.interfere) for c in plan.cells}
     assert ("referenced", "none") in cells and ("referenced", "tlb-flush") in cells and ("uffd-wp", "none") in cells
     assert ("uffd-wp", "tlb-flush") not in cells and "uffd-wp + tlb-flush" in plan.skipped
@@ -439,7 +438,7 @@ def test_fault_around_restored_and_debugfs_as_found(tmp_path):
     assert _debugfs_state() == before, "debugfs mount or fault_around_bytes not as found"
     if out.returncode == 1 and "cannot read /sys/kernel/debug/fault_around_bytes" in out.stderr:
         assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: "), out.stderr
-        pytest.skip(f"debugfs unusable here, refused in one line: {out.stderr.strip()}")
+        skip_unless_in_vm(f"debugfs unusable here, refused in one line: {out.stderr.strip()}")
     assert out.returncode == 0, out.stderr
     (run_dir,) = tmp_path.iterdir()
     record = json.loads((run_dir / "manifest.json").read_text())["settings"]["fault-around"]
@@ -462,7 +461,7 @@ def test_fault_around_precision_of_shmem_zap(capsys):
             assert df["fn"].sum() == 0 and record["fault-around"]["now"] == settings.value_of("fault-around", size)
     except HotbenchError as e:
         if "cannot read" in str(e):
-            pytest.skip(str(e))
+            skip_unless_in_vm(str(e))
         raise
     with capsys.disabled():
         print(f"\nshmem-zap precision, read-only uniform{' (TCG)' if TCG else ''}: {precision}")
