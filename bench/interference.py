@@ -100,6 +100,8 @@ class Interference:
         wall0 = time.perf_counter_ns()
         try:
             info, status = self.apply(arena), "ok"
+        except ArenaLeftChanged:
+            raise  # the cell cannot go on (run_cell records it as an error and stops the tracker)
         except OSError as e:
             info, status = {}, f"interference {self.name} failed: {e}"
         return Outcome(time.perf_counter_ns() - wall0, status, info)
@@ -149,7 +151,10 @@ class TlbFlush(Interference):
 
     def apply(self, arena) -> dict:
         _libc.mprotect(arena.addr, arena.size, _libc.PROT_READ)
-        _libc.mprotect(arena.addr, arena.size, _libc.PROT_READ | _libc.PROT_WRITE)
+        try:
+            _libc.mprotect(arena.addr, arena.size, _libc.PROT_READ | _libc.PROT_WRITE)
+        except OSError as e:  # a read-only arena would SIGSEGV the workload's next write
+            raise ArenaLeftChanged(e.errno, f"tlb-flush left the arena read-only: {e.strerror}") from None
         return {}
 
 
@@ -232,6 +237,10 @@ class MglruAge(Interference):
 # ---------------------------------------------------------------- registry
 
 REGISTRY: dict[str, type[Interference]] = {cls.name: cls for cls in (NoInterference, TlbFlush, MglruAge)}
+
+
+class ArenaLeftChanged(OSError):
+    """An interference failed half-way and left the arena unusable: the cell ends as an error."""
 
 
 def names() -> list[str]:

@@ -466,3 +466,26 @@ def test_fault_around_precision_of_shmem_zap(capsys):
     with capsys.disabled():
         print(f"\nshmem-zap precision, read-only uniform{' (TCG)' if TCG else ''}: {precision}")
     assert precision["4K"] >= precision["64K"] and precision["4K"] == 1.0
+
+
+def test_tlb_flush_that_cannot_restore_write_access_ends_the_cell(monkeypatch):
+    """A half-done round trip would leave the arena read-only and the workload's next write
+    would SIGSEGV: that failure must end the cell (an OSError run_cell records), not degrade
+    one interval."""
+    from bench.kernel import _libc
+
+    calls = []
+
+    def mprotect(addr, size, prot):
+        calls.append(prot)
+        if prot & _libc.PROT_WRITE:
+            raise OSError(errno.ENOMEM, "Cannot allocate memory")
+
+    monkeypatch.setattr(_libc, "mprotect", mprotect)
+
+    class _Arena:
+        addr, size = 1 << 30, 1 << 20
+
+    with pytest.raises(interference.ArenaLeftChanged, match="left the arena read-only"):
+        interference.get("tlb-flush")().hook("after_arm", _Arena())
+    assert calls == [_libc.PROT_READ, _libc.PROT_READ | _libc.PROT_WRITE]
