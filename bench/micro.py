@@ -21,6 +21,15 @@ order without probing again, and only the one whose turn it is (``--worker-task`
 its arena — setup happens in that worker, outside the timed region. ``hotbench micro
 ARGS`` and ``python -m bench.micro ARGS`` are the same program.
 
+``--size`` takes a list (``--size 256M,1G,4G,16G``): each per-GiB case then runs once per arena
+size, named ``CASE@SIZE`` (``arm/mprotect/1pct/4k@16G``), so that the analysis can fit its cost
+against the size the way it fits a sweep's — slope per GiB plus a fixed cost — instead of
+dividing one arena's time by its size, which folds the call's fixed cost and that size's cache
+regime into the "per GiB" (at 256 MiB, mprotect(PROT_NONE) costs 1.8x its per-GiB cost at 16 GiB
+here). One size keeps the plain names, which the nightly suite compares. Arenas of 4 GiB and
+more imply ``--loops 1``: pyperf calibrates loops on the timed call alone, but each call first
+re-prepares its arena untimed, which at 16 GiB made one benchmark take minutes.
+
 ``--cold[=BYTES]`` (default: twice the last-level cache, from sysfs): pyperf repeats a primitive
 back to back on the same arena, so its page tables and struct pages stay cache-warm, while a
 tracker's arm and collect run after the workload has been through the caches. With --cold each
@@ -44,7 +53,7 @@ from bench import __version__
 from bench.arena import BASE_PAGE, HUGE_PAGE, format_size, parse_size
 from bench.errors import HotbenchError
 
-__all__ = ["main", "GIB", "DEFAULT_SIZE", "FAST_SIZE", "DEFAULT_FAULT_SIZE", "FAST_FAULT_SIZE"]
+__all__ = ["main", "plan", "GIB", "DEFAULT_SIZE", "FAST_SIZE", "DEFAULT_FAULT_SIZE", "FAST_FAULT_SIZE"]
 
 GIB = 1 << 30
 DEFAULT_SIZE, FAST_SIZE = GIB, 256 << 20  # arena of the per-GiB primitives
@@ -60,6 +69,7 @@ CPU_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
 # --cold writes one byte per cache line: a stride of 4 KiB touches one line per page, all in the
 # same 1/64 of the cache sets, and evicts little (measured: smaps read stays warm)
 COLD_STRIDE = 64
+SINGLE_CALL_SIZE = 4 * GIB  # from this arena up, --loops 1 unless given (see the module docstring)
 
 
 def _metadata() -> dict:
@@ -83,6 +93,14 @@ def _size(text: str) -> int:
     if size <= 0 or size % HUGE_PAGE:
         raise argparse.ArgumentTypeError(f"{text!r}: use a positive multiple of 2M (THP arenas need whole huge pages)")
     return size
+
+
+def _sizes(text: str) -> list[int]:
+    """--size's value: one size or a comma-separated list (each a positive multiple of 2M), deduplicated."""
+    sizes = [_size(part.strip()) for part in text.split(",") if part.strip()]
+    if not sizes:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a size such as 1G or a list such as 256M,16G")
+    return sorted(set(sizes))
 
 
 def last_level_cache(root: Path = CPU_CACHE) -> int:
@@ -117,8 +135,9 @@ def _cold_size(text: str) -> int:
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("hotbench micro")
     group.add_argument("--bench", metavar="REGEX", help="only the benchmarks whose name matches REGEX (re.search)")
-    group.add_argument("--size", type=_size, help=f"arena of the per-GiB arm and scan primitives (default "
-                       f"{format_size(DEFAULT_SIZE)}, {format_size(FAST_SIZE)} with --fast)")
+    group.add_argument("--size", type=_sizes, help=f"arena of the per-GiB arm and scan primitives (default "
+                       f"{format_size(DEFAULT_SIZE)}, {format_size(FAST_SIZE)} with --fast); a list such as "
+                       "256M,16G runs each per-GiB case at every size, named CASE@SIZE")
     group.add_argument("--fault-size", type=_size, help=f"arena of the per-page fault costs (default "
                        f"{format_size(DEFAULT_FAULT_SIZE)}, {format_size(FAST_FAULT_SIZE)} with --fast)")
     group.add_argument("--cold", nargs="?", const="auto", type=_cold_size, metavar="BYTES",
@@ -249,10 +268,23 @@ def _check_memory(size: int) -> None:
                             f"choose a smaller --size / --fault-size / --cold (or --fast)")
 
 
-def _print_list(cases, fault_size: int, size: int) -> None:
+def plan(cases, sizes: list[int], fault_size: int) -> list[tuple[str, object, int]]:
+    """(benchmark name, case, arena bytes) in registration order: per-GiB cases once per size."""
+    out = []
+    for case in cases:
+        if case.per != "GiB":
+            out.append((case.name, case, fault_size))
+        elif len(sizes) == 1:
+            out.append((case.name, case, sizes[0]))
+        else:
+            out += [(f"{case.name}@{format_size(size)}", case, size) for size in sizes]
+    return out
+
+
+def _print_list(cases, fault_size: int, sizes: list[int]) -> None:
     for case in cases:
         reason = case.unavailable()
-        arena = format_size(size if case.per == "GiB" else fault_size)
+        arena = ", ".join(format_size(s) for s in sizes) if case.per == "GiB" else format_size(fault_size)
         status = f"skip: {reason}" if reason else f"{UNITS[case.per]}, {case.backing} arena of {arena}"
         print(f"{case.name:42} {status}")
 
@@ -272,7 +304,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                                     "arm and scan cost per GiB, fault cost per 4 KiB page")
     _add_arguments(runner.argparser)
     args = runner.parse_args(argv)
-    size = args.size or (FAST_SIZE if args.fast else DEFAULT_SIZE)
+    sizes = args.size or [FAST_SIZE if args.fast else DEFAULT_SIZE]
     fault_size = args.fault_size or (FAST_FAULT_SIZE if args.fast else DEFAULT_FAULT_SIZE)
 
     if args.worker:
@@ -283,7 +315,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             raise HotbenchError(f"worker asked for unknown benchmark {e.args[0]!r} (manager and worker differ?)")
     else:
         if args.list:
-            _print_list(_micro_cases.CASES, fault_size, size)
+            _print_list(_micro_cases.CASES, fault_size, sizes)
             return 0
         chosen, skipped = select(_micro_cases.CASES, args.bench)
         for name, reason in skipped:
@@ -291,7 +323,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if not chosen:
             raise HotbenchError("no benchmark to run" + (f" matches --bench {args.bench!r}" if args.bench else "")
                                 + (f" ({len(skipped)} matching ones unavailable here)" if skipped else ""))
-        _check_memory(max(size if any(c.per == "GiB" for c in chosen) else 0,
+        per_gib = any(c.per == "GiB" for c in chosen)
+        _check_memory(max(max(sizes) if per_gib else 0,
                           fault_size if any(c.per == "page" for c in chosen) else 0) + (args.cold or 0))
         accel = runner.metadata["accel"]
         if accel != "native":
@@ -302,23 +335,27 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
                   file=sys.stderr)
             if not args.loops:  # 0: pyperf would calibrate, i.e. repeat the primitive warm
                 args.loops = 1
+        elif per_gib and max(sizes) >= SINGLE_CALL_SIZE and not args.loops:
+            print(f"--loops 1: arenas of {format_size(SINGLE_CALL_SIZE)} and more (each call is long; pyperf "
+                  "would calibrate loops without the untimed re-preparation of each call)", file=sys.stderr)
+            args.loops = 1
         _worker_environment(args)
-        worker_options += ["--size", str(size), "--fault-size", str(fault_size),
+        worker_options += ["--size", ",".join(map(str, sizes)), "--fault-size", str(fault_size),
                            "--micro-selected", ",".join(case.name for case in chosen)]
         if args.cold:
             worker_options += ["--cold", str(args.cold)]
         sys.stdout.flush()
         sys.stderr.flush()
 
-    for case in chosen:
-        bench = _Benchmark(case, size if case.per == "GiB" else fault_size, args.cold or 0)
+    for name, case, arena in plan(chosen, sizes, fault_size):
+        bench = _Benchmark(case, arena, args.cold or 0)
         try:
-            runner.bench_time_func(case.name, bench.time_func, inner_loops=bench.inner_loops,
+            runner.bench_time_func(name, bench.time_func, inner_loops=bench.inner_loops,
                                    metadata=bench.metadata())
         except RuntimeError as e:  # pyperf's Manager: "<python> failed with exit code N"
             if args.worker:
                 raise
-            raise HotbenchError(f"{case.name}: a worker failed ({e}); its traceback is above") from None
+            raise HotbenchError(f"{name}: a worker failed ({e}); its traceback is above") from None
         finally:
             bench.close()
     return 0

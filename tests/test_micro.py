@@ -281,3 +281,35 @@ def test_cold_run_records_the_scratch_and_implies_one_loop(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     meta = pyperf.BenchmarkSuite.load(str(warm)).get_benchmarks()[0].get_metadata()
     assert meta["hotbench_cold_bytes"] == 0 and meta["loops"] == 2
+
+
+@pytest.mark.root
+def test_a_size_list_runs_each_per_gib_case_at_every_size(tmp_path):
+    """--size 4M,8M: per-GiB cases become CASE@4M and CASE@8M with their arena in the metadata (the
+    analysis fits cost against it); per-page cases keep their name and the fault arena."""
+    target = tmp_path / "sizes.json"
+    out = run("-o", str(target), "--bench", PICK, "--processes", "1", "--values", "1", "--size", "8M,4M",
+              "--fault-size", "2M", "--warmups", "0", "--loops", "1")
+    assert out.returncode == 0, out.stdout + out.stderr
+    suite = pyperf.BenchmarkSuite.load(str(target))
+    arenas = {b.get_name(): b.get_metadata()["hotbench_arena_bytes"] for b in suite.get_benchmarks()}
+    assert arenas == {"scan/pagemap_scan/wp_matching/1pct/4k@4M": 4 << 20,
+                      "scan/pagemap_scan/wp_matching/1pct/4k@8M": 8 << 20,
+                      "arm/mprotect/1pct/4k@4M": 4 << 20, "arm/mprotect/1pct/4k@8M": 8 << 20,
+                      "fault/first-touch/4k": 2 << 20}
+
+
+def test_plan_and_bad_size_lists():
+    import argparse
+
+    from bench import micro
+    from bench._micro_cases import CASES
+
+    by_per = {case.per: case for case in CASES}
+    one = micro.plan([by_per["GiB"], by_per["page"]], [micro.GIB], 2 << 20)
+    assert [(name, arena) for name, _, arena in one] == [(by_per["GiB"].name, micro.GIB),
+                                                          (by_per["page"].name, 2 << 20)]
+    assert micro._sizes("16G, 256M,256M") == [256 << 20, 16 << 30]
+    for bad in ("", "1G,3M", "0"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            micro._sizes(bad)
