@@ -20,12 +20,17 @@ sweep touches 24 % of a 256 MiB arena but 2 % of 16 GiB; shmem read fault-around
 16x more pages present than were touched). Runs, blocks and the mprotect tracker's state need
 the page bitmaps of ``hotbench run --pages``; without them those phases are not fitted.
 
-Limits, on purpose not modelled away: the micro value per GiB includes its call's fixed cost
-divided by its arena (1 GiB by default; clear_refs and smaps also walk the rest of the
-process) and is measured at one arena size, while walks that touch a ``struct page`` per page
-may cost more per GiB once the arena outgrows the caches; and the tracker phase may do
-user-space work the primitive lacks (a bitmap of the arena, a copy of a fault record). Those
-show as a ratio off 1.
+Micro measured at one arena size (1 GiB by default) gives that arena's time per GiB: its
+call's fixed cost divided by the arena (clear_refs and smaps also walk the rest of the
+process) and the cache regime of that size — page tables and ``struct page``s of 1 GiB stay
+in a large last-level cache across pyperf's back-to-back calls, those of 16 GiB do not. A
+sweep's slope has neither: its fixed cost goes to c0, and its slope is set by its largest
+arenas. So measure the micro cases at the sweep's sizes (``hotbench micro --size
+256M,1G,4G,16G``): each case's prediction is then the slope of its time over those sizes, the
+same quantity (``micro_per_gib``). What stays, on purpose not modelled away: the tracker
+phase may do user-space work the primitive lacks (a bitmap of the arena, a copy of a fault
+record), and its caches are those left by the workload, not by the previous call. Those show
+as a ratio off 1.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ import numpy as np
 
 from analysis.scaling import GIB, full_rank, ols
 
-__all__ = ["Match", "MATCHES", "WITHIN", "micro_comparison", "micro_ms_per_gib", "page_shapes"]
+__all__ = ["Match", "MATCHES", "WITHIN", "micro_comparison", "micro_ms_per_gib", "micro_per_gib", "page_shapes",
+           "sizes_text"]
 
 WITHIN = 1.3  # a fitted slope agrees when fitted / predicted is within [1/1.3, 1.3]
 NEGLIGIBLE = 0.1  # a prediction matters when its term reaches 10 % of the largest cost fitted
@@ -118,15 +124,61 @@ MATCHES = (
 # ---------------------------------------------------------------- micro values
 
 def micro_ms_per_gib(micro) -> dict[str, float]:
-    """{benchmark: median ms per GiB} from a pyperf JSON path or a frame (benchmark, value in s)."""
+    """{case: ms per GiB} from a pyperf JSON path or a frame (benchmark, value in s[, arena_bytes])."""
+    return {case: value for case, (value, _) in micro_per_gib(micro).items()}
+
+
+def micro_per_gib(micro) -> dict[str, tuple[float, tuple[int, ...]]]:
+    """{case: (ms per GiB, the arena sizes it comes from)}.
+
+    A case measured at one size (``hotbench micro --size 1G``) gives its median there: one
+    arena's time divided by its size, fixed cost included. A case measured at several sizes
+    (``--size 256M,16G``: benchmarks ``CASE@SIZE``) gives the slope of its total time against
+    the size, fitted through the median at each size like a sweep's phase cost: the marginal
+    cost per GiB, which is what a sweep's slope is.
+    """
+    frame = _micro_frame(micro)
+    if frame is None:
+        return {}
+    frame = frame.assign(case=frame["benchmark"].str.split("@").str[0], ms=frame["value"] * 1e3,
+                         arena=frame["arena_bytes"] if "arena_bytes" in frame else np.nan)
+    out = {}
+    for case, rows in frame.groupby("case", sort=False):
+        medians = rows.groupby("arena", dropna=False)["ms"].median()  # older files record no size: NaN
+        sizes = tuple(int(a) for a in medians.index if a == a)
+        if len(sizes) < 2 or len(sizes) < len(medians):
+            out[case] = (float(rows["ms"].median()), sizes)
+            continue
+        gib = medians.index.to_numpy(float) / GIB
+        fit = ols(medians.to_numpy() * gib, {"c0": np.ones_like(gib), "slope": gib})
+        out[case] = (fit["slope"], sizes)
+    return out
+
+
+def _micro_frame(micro):
+    """A frame (benchmark, value, arena_bytes) from a pyperf JSON path, or the frame itself."""
+    import pandas as pd
+
     if isinstance(micro, (str, Path)):
         import pyperf
 
         suite = pyperf.BenchmarkSuite.load(str(micro))
-        return {b.get_name(): b.median() * 1e3 for b in suite.get_benchmarks()}
-    if micro is None or not len(micro):
-        return {}
-    return (micro.groupby("benchmark")["value"].median() * 1e3).to_dict()
+        return pd.DataFrame([{"benchmark": b.get_name(), "value": v,
+                              "arena_bytes": b.get_metadata().get("hotbench_arena_bytes", np.nan)}
+                             for b in suite.get_benchmarks() for v in b.get_values()])
+    return micro if micro is not None and len(micro) else None
+
+
+def sizes_text(sizes) -> str:
+    """How a micro value was measured: 'slope 256M-16G (4 sizes)', 'at 1G', or '' when unknown."""
+    from bench.arena import format_size
+
+    sizes = sorted(s for s in sizes if s == s)
+    if not sizes:
+        return ""
+    if len(sizes) == 1:
+        return f"at {format_size(sizes[0])}"
+    return f"slope {format_size(sizes[0])}-{format_size(sizes[-1])} ({len(sizes)} sizes)"
 
 
 def _share(case: str) -> float:
@@ -274,9 +326,12 @@ def _unfitted(match: Match, rows) -> str:
     return "not fitted: fewer than 2 sizes, or terms not separable in these rows"
 
 
-def _records(match: Match, rows, ms: dict[str, float], label) -> list[dict]:
+def _records(match: Match, rows, values: dict[str, tuple[float, tuple]], label) -> list[dict]:
+    ms = {case: value for case, (value, _) in values.items()}
+    cases = [c for c in (match.memory, match.blocks, match.state) if c]
     base = {"label": label, "tracker": match.tracker, "phase": match.phase, "backing": match.backing,
-            "n": len(rows), "why": match.why}
+            "n": len(rows), "why": match.why,
+            "micro_at": sizes_text({s for c in cases for s in values.get(c, (0, ()))[1]})}
     fit = _fit(rows, _terms(match))
     if fit is None:
         return [{**base, "coefficient": "-", "verdict": _unfitted(match, rows)}]
@@ -308,9 +363,9 @@ def micro_comparison(samples, micro, clock: str = "cpu", matches=MATCHES, pages=
         and "label" in micro
     records = []
     for label, group in (samples.groupby("label", sort=False) if "label" in samples else [(None, samples)]):
-        ms = micro_ms_per_gib(micro[micro["label"] == label] if by_label else micro)
+        values = micro_per_gib(micro[micro["label"] == label] if by_label else micro)
         for match in matches:
             rows = _rows(group, match, clock)
             if rows is not None:
-                records += _records(match, rows, ms, label)
+                records += _records(match, rows, values, label)
     return pd.DataFrame(records)

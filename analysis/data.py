@@ -48,7 +48,7 @@ class Data:
     samples: object  # lockstep rows, with rate columns (pandas.DataFrame)
     concurrent: object  # concurrent rows (pandas.DataFrame, maybe empty)
     latency: object = None
-    micro: object = None  # label, run_id, benchmark, unit, value
+    micro: object = None  # label, run_id, benchmark, unit, arena_bytes (per-GiB cases), value
     eviction: object = None
     pages: object = None
     errors: object = None  # rows whose status is an error (dropped from the statistics)
@@ -131,9 +131,9 @@ def _micro(run_dir: Path, label: str, run_id: str):
             why = (str(e).splitlines() or [type(e).__name__])[0]
             raise HotbenchError(f"cannot read pyperf file {path.name} in {run_dir.name}: {why}") from None
         for bench in suite.get_benchmarks():
-            unit = bench.get_unit()
+            unit, arena = bench.get_unit(), bench.get_metadata().get("hotbench_arena_bytes")
             rows += [{"label": label, "run_id": run_id, "file": path.name, "benchmark": bench.get_name(),
-                      "unit": unit, "value": float(v)} for v in bench.get_values()]
+                      "unit": unit, "arena_bytes": arena, "value": float(v)} for v in bench.get_values()]
     return pd.DataFrame(rows)
 
 

@@ -290,15 +290,15 @@ def _micro_match(data: Data) -> Table | None:
         return "-" if value != value else _num(value)
 
     headers = (["kernel"] if multi else []) + ["tracker", "phase", "slope", "fitted ms/GiB", "micro ms/GiB",
-                                               "ratio", "n", "verdict"]
+                                               "micro", "ratio", "n", "verdict"]
     rows = [([rec["label"]] if multi else []) + [
         rec["tracker"], rec["phase"], rec["coefficient"] + (f" ({rec['state']})" if rec.get("state") else ""),
         "-" if rec.get("fit_ms_per_gib") != rec.get("fit_ms_per_gib") else
         f"{_num(rec['fit_ms_per_gib'])} ± {_num(rec['fit_se'], rec['fit_ms_per_gib'])}",
-        num(rec.get("micro_ms_per_gib", float("nan"))),
+        num(rec.get("micro_ms_per_gib", float("nan"))), rec.get("micro_at") or "-",
         "-" if rec.get("ratio") != rec.get("ratio") else f"{rec['ratio']:.2f}", str(rec["n"]), rec["verdict"]]
         for rec in table.to_dict("records")]
-    right = [False] * (len(headers) - 5) + [True] * 4 + [False]
+    right = [False] * (len(headers) - 6) + [True, True, False, True, True, False]
     return Table("micro_match", headers, rows, right, table)
 
 
@@ -405,7 +405,9 @@ def _sections(data: Data, figures: list[Path], skipped: dict[str, str]) -> list[
                       "pages) the phase's primitive works on (reported: this collect's; reported before: the "
                       "previous collect's, every page at interval 0) and blocks the 2 MiB page-table blocks "
                       "holding them (runs and blocks need 'hotbench run --pages'). The micro-benchmarks of the "
-                      "same primitive at 0, 1 and 100 % of its pages in that state predict a, b and c. A slope "
+                      "same primitive at 0, 1 and 100 % of its pages in that state predict a, b and c: measured "
+                      "at several arena sizes ('hotbench micro --size 256M,16G'), as slopes over them, like the "
+                      "sweep's; at one size, as that arena's time per GiB, its fixed cost included. A slope "
                       "is judged when it exceeds twice its standard error or the micro predicts it at 10 % or "
                       "more of the largest cost, and agrees within 1.3x. tables/micro_match.csv names the cases "
                       "and why each matches (analysis/_micro_match.py)."),

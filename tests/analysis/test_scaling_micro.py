@@ -200,3 +200,36 @@ def test_report_section():
     row = next(r for r in table.rows if r[:3] == ["uffd-wp", "collect", "state (reported)"])
     assert row[4] == "30.0" and row[-1] == "within 1.3x (significant)"
     assert report._micro_match(Data(runs=[], labels=["k"], samples=data.samples, concurrent=pd.DataFrame())) is None
+
+
+def _micro_at(sizes_gib, fixed_ms, true=TRUE):
+    """The micro frame of 'hotbench micro --size LIST': each case at every size (CASE@SIZE, arena_bytes),
+    its time per GiB being (fixed_ms + per-GiB cost x size) / size."""
+    frame = _micro(true)
+    rows = []
+    for name, per_gib in zip(frame["benchmark"], frame["value"] * 1e3):
+        for gib in sizes_gib:
+            arena = int(gib * (1 << 30))
+            benchmark = name if len(sizes_gib) == 1 else f"{name}@{arena >> 20}M"
+            rows.append({"benchmark": benchmark, "arena_bytes": arena, "value": (fixed_ms / gib + per_gib) / 1e3})
+    return pd.DataFrame(rows)
+
+
+def test_micro_at_several_sizes_gives_the_marginal_cost_per_gib():
+    """A call's fixed cost inflates one small arena's time per GiB; fitted across sizes it drops out,
+    as it does from a sweep's slope. Without that, a fixed cost of 1 ms at 64 MiB fails the match."""
+    single = mm.micro_per_gib(_micro_at([0.0625], fixed_ms=1.0))
+    several = mm.micro_per_gib(_micro_at([0.0625, 1, 16], fixed_ms=1.0))
+    exact = mm.micro_ms_per_gib(_micro())
+    for case, value in exact.items():
+        assert several[case][0] == pytest.approx(value, rel=1e-9, abs=1e-9), case
+        assert several[case][1] == (64 << 20, 1 << 30, 16 << 30)
+        assert single[case][0] == pytest.approx(value + 16.0)
+    assert mm.sizes_text(several[case][1]) == "slope 64M-16G (3 sizes)"
+    assert mm.sizes_text(single[case][1]) == "at 64M" and mm.sizes_text(()) == ""
+    judged = _table(SWEEP, _micro_at([0.0625, 1, 16], fixed_ms=1.0))
+    judged = judged[~judged["verdict"].str.startswith("not judged")]
+    assert judged["verdict"].str.startswith("within").all(), judged["verdict"].to_dict()
+    assert (judged["micro_at"] == "slope 64M-16G (3 sizes)").all()
+    inflated = _table(SWEEP, _micro_at([0.0625], fixed_ms=1.0))
+    assert inflated.loc[("mprotect", "arm", "memory"), "verdict"].startswith("outside")
