@@ -119,6 +119,8 @@ def _run_step(step: experiments.Step, quick: bool, out: Path) -> StepRecord:
     options = step.options(quick)
     if step.command == "run":
         options = _filter_sizes(_filter_trackers(options, record), record)
+    elif step.command == "micro":
+        options = _filter_sizes(options, record)
     elif step.command == "evict":
         options = _filter_variants(options, record)
     if not options:

@@ -15,7 +15,7 @@ from bench.errors import HotbenchError
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ["idle-vs-rwp", "mglru-vs-idle", "eviction-read-blocking", "damon-vs-exact", "tlb-missed-accesses",
-           "shmem-faultaround", "thp-granularity", "numa-balancing-rwp", "scaling"]
+           "shmem-faultaround", "thp-granularity", "numa-balancing-rwp", "scaling", "sweep-vs-micro"]
 
 
 def hotbench(*args, cwd=ROOT, timeout=900):

@@ -233,3 +233,26 @@ def test_micro_at_several_sizes_gives_the_marginal_cost_per_gib():
     assert (judged["micro_at"] == "slope 64M-16G (3 sizes)").all()
     inflated = _table(SWEEP, _micro_at([0.0625], fixed_ms=1.0))
     assert inflated.loc[("mprotect", "arm", "memory"), "verdict"].startswith("outside")
+
+
+def _answer(micro):
+    from analysis import answers
+    from analysis.data import Data, RunInfo
+
+    samples, pages = SWEEP
+    data = Data(runs=[RunInfo("r", "k", {"environment": {"kernel_release": "6.18", "accel": "native"}})],
+                labels=["k"], samples=samples.assign(label="k"), concurrent=pd.DataFrame(),
+                micro=micro.assign(label="k"), pages=pages.assign(label="k"))
+    return answers.answer("sweep-vs-micro", answers.Context(data, quick=False)).paragraph
+
+
+def test_the_sweep_vs_micro_answer_counts_the_slopes_that_agree():
+    agree = _answer(_micro_at([0.0625, 1], fixed_ms=1.0))
+    assert "kernel 6.18, native" in agree and "micro slope 64M-1G (2 sizes)" in agree
+    assert "mprotect arm 9 vs 9 (1.00×)" in agree
+    judged = mm.micro_comparison(SWEEP[0], _micro_at([0.0625, 1], fixed_ms=1.0), pages=SWEEP[1])
+    judged = judged[~judged["verdict"].str.startswith(("not judged", "not fitted"))]
+    memory = int((judged["coefficient"] == "memory").sum())
+    assert f"{memory} of {memory} within 1.3×" in agree
+    single = _answer(_micro_at([0.0625], fixed_ms=1.0))
+    assert f"{memory} of {memory} within" not in single and "its fixed cost included" in single
