@@ -158,6 +158,22 @@ class Arena:
             _libc.madvise(self.addr, self.size, _libc.MADV_DONTNEED)
         self.prefault()
 
+    def huge_bytes(self) -> int | None:
+        """Bytes of the arena mapped by 2 MiB page-table entries now (smaps AnonHugePages, ShmemPmdMapped,
+        FilePmdMapped; hugetlb: all of it); None when its smaps entry cannot be read.
+
+        A THP arena gets huge pages only where the allocator found free 2 MiB blocks: a
+        fragmented machine silently gives 4 KiB pages, so the runner records what it got.
+        """
+        from bench.kernel import procfs
+
+        if self.backing == "hugetlb":
+            return self.size
+        entry = procfs.smaps_vma(self.addr)
+        if entry is None:
+            return None
+        return sum(int(entry.get(key, 0)) for key in ("AnonHugePages", "ShmemPmdMapped", "FilePmdMapped"))
+
     def describe(self) -> dict:
         return {"backing": self.backing, "size_bytes": self.size, "page_size": self.page_size,
                 "npages": self.npages}

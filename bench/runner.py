@@ -206,7 +206,7 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
                 "workload_params": json.dumps(workload.params(), sort_keys=True), "workload_version": workload.version,
                 "backing": cell.backing, "size_bytes": arena.size, "page_size": arena.page_size,
                 "npages": arena.npages, "repeat": cell.repeat, "seed": cell.seed, "intervals": cell.intervals,
-                "interfere": cell.interfere}
+                "interfere": cell.interfere, "huge_bytes": arena.huge_bytes()}
         try:
             tracker.start(arena)
             for i in range(cell.intervals):

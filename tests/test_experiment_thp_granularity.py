@@ -22,7 +22,7 @@ def _huge(bits: np.ndarray) -> np.ndarray:
     return np.repeat(bits.reshape(-1, 512).any(axis=1), 512)
 
 
-def _cell(tracker, granularity, backing, report):
+def _cell(tracker, granularity, backing, report, thp_huge=1.0):
     """Rows and page bitmaps of one cell; *report* maps the truth to what the tracker answers."""
     rows, pages = [], []
     for i in range(INTERVALS):
@@ -33,7 +33,8 @@ def _cell(tracker, granularity, backing, report):
         obs = Observation(wss_pages=int(answer.sum())) if granularity == "aggregate" else Observation(accessed=answer)
         base = {"run_id": "run-1", "tracker": tracker, "workload_spec": "uniform", "backing": backing,
                 "size_bytes": NPAGES * 4096, "repeat": 0, "npages": NPAGES}
-        rows.append({**base, "mechanism": tracker, "granularity": granularity, "sees": "reads+writes",
+        huge = int(NPAGES * 4096 * thp_huge) if backing == "thp" else 0
+        rows.append({**base, "huge_bytes": huge, "mechanism": tracker, "granularity": granularity, "sees": "reads+writes",
                      "workload": "uniform", "workload_params": json.dumps({"accesses": 8, "seed": 1}),
                      "page_size": 4096, "interval": i, "arm_ns": 1000, "collect_ns": 1000, "arm_cpu_ns": 1000,
                      "collect_cpu_ns": 1000, "status": "ok", **score(obs, truth, "reads+writes", NPAGES)})
@@ -52,12 +53,12 @@ def whole_on_thp(bits, backing):
     return _huge(bits) if backing == "thp" else bits.copy()
 
 
-def _data(tmp_path, trackers: dict, backings=("anon", "thp"), accel="native"):
+def _data(tmp_path, trackers: dict, backings=("anon", "thp"), accel="native", thp_huge=1.0):
     run_dir = results.create_run_dir(tmp_path, "run-1")
     rows = []
     for n, (tracker, (granularity, report)) in enumerate(trackers.items()):
         for m, backing in enumerate(backings):
-            cell_rows, cell_pages = _cell(tracker, granularity, backing, report)
+            cell_rows, cell_pages = _cell(tracker, granularity, backing, report, thp_huge)
             rows += cell_rows
             results.write_pages(run_dir, n * 10 + m, cell_pages)
     results.write_samples(run_dir, rows)
@@ -69,7 +70,7 @@ def _data(tmp_path, trackers: dict, backings=("anon", "thp"), accel="native"):
 def test_whole_huge_page_reporting_shows_in_the_numbers(tmp_path):
     ctx = _data(tmp_path, {"exact-t": ("page", exact), "huge-t": ("page", whole_on_thp)})
     text = ans.answer(ctx).paragraph
-    assert "kernel 7.3.4-synth, native" in text
+    assert "kernel 7.3.4-synth, native" in text and "anon → THP, 100 % of it in 2 MiB pages)" in text
     # precision 5 / 2048
     assert ("exact-t reported 1.00× the touched pages on 4 KiB pages and 1.00× on THP (whole huge pages: 410×)"
             in text)
@@ -98,3 +99,9 @@ def test_no_data_without_both_backings(tmp_path):
     ctx = _data(tmp_path, {"exact-t": ("page", exact)}, backings=("anon",))
     with pytest.raises(NoData):
         ans.answer(ctx)
+
+
+def test_the_share_of_the_thp_arena_in_huge_pages_is_stated(tmp_path):
+    """A fragmented machine gives a THP arena 4 KiB pages: the answer says how much was huge."""
+    ctx = _data(tmp_path, {"exact-t": ("page", exact)}, thp_huge=0.5)
+    assert "anon → THP, 50 % of it in 2 MiB pages)" in ans.answer(ctx).paragraph

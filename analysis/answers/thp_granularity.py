@@ -112,6 +112,18 @@ def _verdicts(s, label: str, accesses, huge: dict) -> str:
     return f" On THP, reported/touched (within {tol}) " + " and ".join(parts) + "." if parts else ""
 
 
+def _huge_share(ctx: Context, label: str) -> str:
+    """', 100 % of it in 2 MiB pages' (the runner's smaps reading of each THP arena), or '' unrecorded."""
+    df = ctx.lockstep
+    rows = df[(df["label"] == label) & (df["backing"] == "thp")]
+    if "huge_bytes" not in rows or rows["huge_bytes"].isna().all():
+        return ""
+    share = (rows["huge_bytes"] / rows["size_bytes"]).dropna() * 100
+    low, high = share.min(), share.max()
+    return f", {low:.0f} % of it in 2 MiB pages" if round(low) == round(high) else \
+        f", {low:.0f}–{high:.0f} % of it in 2 MiB pages"
+
+
 def _sentence(ctx: Context, s, label: str, huge: dict) -> str:
     mine = s[s["label"] == label]
     levels = sorted(mine["accesses"].unique())
@@ -120,7 +132,8 @@ def _sentence(ctx: Context, s, label: str, huge: dict) -> str:
     npages = int(sparse["npages"].iloc[0])
     clauses = [_clause(s, label, t, levels[0], huge) for t in dict.fromkeys(sparse["tracker"])]
     text = (f"On {ctx.where(label)}, uniform with {int(levels[0]):,} accesses per interval over {npages:,} pages "
-            f"({num(touched)} pages touched per interval; anon → THP): " + "; ".join(clauses) + ".")
+            f"({num(touched)} pages touched per interval; anon → THP{_huge_share(ctx, label)}): "
+            + "; ".join(clauses) + ".")
     text += _verdicts(s, label, levels[0], huge)
     return text + "".join(_denser(s, label, a, huge) for a in levels[1:])
 
