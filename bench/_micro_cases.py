@@ -47,6 +47,7 @@ ARM_FRACTION = 0.01
 # the arm cases whose cost depends on the pages in state also run at these (after 1pct)
 STATE_PERCENTS = {"0pct": 0.0, "100pct": 1.0}
 _SEED = 1
+VMA_SLACK = 1024  # VMAs a worker may map beyond the manager's (numba, pyperf) when too_big() is asked
 _UFFD_WP_SCAN = dict(category_mask=pagemap.PAGE_IS_WRITTEN, return_mask=pagemap.PAGE_IS_WRITTEN)
 _WP_MATCHING = pagemap.PM_SCAN_WP_MATCHING | pagemap.PM_SCAN_CHECK_WPASYNC
 
@@ -59,6 +60,25 @@ class Case:
     backing: str
     what: str  # the timed region and the state before it, one line
     setup: Callable[[int, contextlib.ExitStack], Callable[[], float]]
+    splits: float = 0.0  # share of the arena's pages opened one by one, each splitting a VMA (mprotect)
+
+    def too_big(self, size: int) -> str | None:
+        """Why this case cannot reach its state in an arena of *size* bytes (None: it can).
+
+        Each scattered page the mprotect handler opens is a VMA of its own, two more in all;
+        past vm.max_map_count the handler gives up and opens the whole arena (as the tracker
+        does, reporting map-count-limit), so the timed call would meet a state it does not
+        name: at 16 GiB, 1 % is 41,943 pages, 83,887 VMAs against the default 65,530.
+        """
+        if not self.splits:
+            return None
+        needed = 2 * round(size // BASE_PAGE * self.splits) + 1
+        limit = int(procfs.read_text("/proc/sys/vm/max_map_count") or 0)
+        in_use = len((procfs.read_text("/proc/self/maps") or "").splitlines()) + VMA_SLACK
+        if needed + in_use <= limit:
+            return None
+        return (f"{needed:,} VMAs for its scattered opened pages, {in_use:,} in use (with slack) and "
+                f"vm.max_map_count {limit:,}: raise it or use a smaller --size")
 
     def unavailable(self) -> str | None:
         """None when this primitive exists on the running kernel, else the one-line reason."""
@@ -453,7 +473,7 @@ def _cases() -> list[Case]:
              "UFFDIO_RWPROTECT over the whole arena (7.3)", _arm_rwprotect),
         Case("arm/mprotect/1pct/4k", "GiB", "mprotect", "anon",
              "mprotect(PROT_NONE) + mprotect(RW) of the whole arena; the 1 % opened in between "
-             "by the mprotect tracker's SIGSEGV handler (untimed)", _arm_mprotect),
+             "by the mprotect tracker's SIGSEGV handler (untimed)", _arm_mprotect, splits=ARM_FRACTION),
         Case("arm/madv_dontneed/1pct/4k", "GiB", "shmem-zap", "shmem",
              "MADV_DONTNEED over a shmem arena whose 1 % was refaulted since the previous zap", _arm_dontneed),
         Case("arm/idle_bitmap_set/1pct/4k", "GiB", "idle-page", "anon",
@@ -467,7 +487,7 @@ def _cases() -> list[Case]:
         Case("arm/mprotect_none/1pct/4k", "GiB", "mprotect", "anon",
              "mprotect(PROT_NONE) of the whole arena alone (the mprotect tracker's arm): one RW VMA, its "
              "1 % opened by the handler and the arena restored since the previous arm (untimed)",
-             _arm_mprotect_none),
+             _arm_mprotect_none, splits=ARM_FRACTION),
     ]
     for pct, fraction in STATE_PERCENTS.items():
         out += [
@@ -507,7 +527,7 @@ def _cases() -> list[Case]:
             out.append(Case(f"scan/mprotect/restore/{pct}/4k", "GiB", "mprotect", "anon",
                             "mprotect(RW) of the whole arena (the mprotect tracker's collect); PROT_NONE, then P "
                             "of the pages opened by the handler, each scattered one a VMA of its own",
-                            partial(_scan_mprotect_restore, fraction=fraction)))
+                            partial(_scan_mprotect_restore, fraction=fraction), splits=fraction))
     faults = [
         ("uffd-wp-async", "uffd-wp", ("anon", "thp"), "write to a uffd-wp async protected page", _fault_uffd_wp),
         ("rwp-async", "rwp", ("anon", "thp"), "write to an RWP async protected page (7.3)", _fault_rwp_async),

@@ -281,6 +281,33 @@ def plan(cases, sizes: list[int], fault_size: int) -> list[tuple[str, object, in
     return out
 
 
+def _planned(names: str, sizes: list[int], fault_size: int) -> list[tuple[str, object, int]]:
+    """The worker's side of ``plan``: the manager's exact benchmark names back to (name, case, arena)."""
+    by_name = {case.name: case for case in _cases_module().CASES}
+    out = []
+    for name in names.split(","):
+        case_name, _, at = name.partition("@")
+        if case_name not in by_name:
+            raise HotbenchError(f"worker asked for unknown benchmark {name!r} (manager and worker differ?)")
+        case = by_name[case_name]
+        out.append((name, case, parse_size(at) if at else sizes[0] if case.per == "GiB" else fault_size))
+    return out
+
+
+def _cases_module():
+    from bench import _micro_cases
+
+    return _micro_cases
+
+
+def _too_big(planned: tuple[str, object, int], skipped: list[tuple[str, str]]) -> bool:
+    name, case, arena = planned
+    reason = case.too_big(arena)
+    if reason:
+        skipped.append((name, f"not at {format_size(arena)}: {reason}"))
+    return bool(reason)
+
+
 def _print_list(cases, fault_size: int, sizes: list[int]) -> None:
     for case in cases:
         reason = case.unavailable()
@@ -308,19 +335,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     fault_size = args.fault_size or (FAST_FAULT_SIZE if args.fast else DEFAULT_FAULT_SIZE)
 
     if args.worker:
-        by_name = {case.name: case for case in _micro_cases.CASES}
-        try:
-            chosen = [by_name[name] for name in (args.micro_selected or "").split(",")]
-        except KeyError as e:
-            raise HotbenchError(f"worker asked for unknown benchmark {e.args[0]!r} (manager and worker differ?)")
+        planned = _planned(args.micro_selected or "", sizes, fault_size)
     else:
         if args.list:
             _print_list(_micro_cases.CASES, fault_size, sizes)
             return 0
         chosen, skipped = select(_micro_cases.CASES, args.bench)
+        planned = [p for p in plan(chosen, sizes, fault_size) if not _too_big(p, skipped)]
         for name, reason in skipped:
             print(f"skip {name}: {reason}", file=sys.stderr)
-        if not chosen:
+        if not planned:
             raise HotbenchError("no benchmark to run" + (f" matches --bench {args.bench!r}" if args.bench else "")
                                 + (f" ({len(skipped)} matching ones unavailable here)" if skipped else ""))
         per_gib = any(c.per == "GiB" for c in chosen)
@@ -341,13 +365,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             args.loops = 1
         _worker_environment(args)
         worker_options += ["--size", ",".join(map(str, sizes)), "--fault-size", str(fault_size),
-                           "--micro-selected", ",".join(case.name for case in chosen)]
+                           "--micro-selected", ",".join(name for name, _, _ in planned)]
         if args.cold:
             worker_options += ["--cold", str(args.cold)]
         sys.stdout.flush()
         sys.stderr.flush()
 
-    for name, case, arena in plan(chosen, sizes, fault_size):
+    for name, case, arena in planned:
         bench = _Benchmark(case, arena, args.cold or 0)
         try:
             runner.bench_time_func(name, bench.time_func, inner_loops=bench.inner_loops,

@@ -313,3 +313,29 @@ def test_plan_and_bad_size_lists():
     for bad in ("", "1G,3M", "0"):
         with pytest.raises(argparse.ArgumentTypeError):
             micro._sizes(bad)
+
+
+def test_an_mprotect_state_past_the_map_count_limit_is_skipped_not_measured(monkeypatch):
+    """At 16 GiB, 1 % scattered opened pages need more VMAs than the default vm.max_map_count: the
+    handler would open the whole arena and the restore would time an arena with nothing to merge."""
+    from bench import _micro_cases, micro
+    from bench.kernel import procfs
+
+    cases = {case.name: case for case in _micro_cases.CASES}
+    restore, scan = cases["scan/mprotect/restore/1pct/4k"], cases["scan/pagemap_scan/wp_matching/1pct/4k"]
+    real = procfs.read_text
+    monkeypatch.setattr(procfs, "read_text",
+                        lambda path: "65530\n" if path == "/proc/sys/vm/max_map_count" else real(path))
+    assert restore.too_big(1 << 30) is None and scan.too_big(16 << 30) is None
+    assert "83,887 VMAs" in restore.too_big(16 << 30) and "vm.max_map_count 65,530" in restore.too_big(16 << 30)
+    assert cases["scan/mprotect/restore/0pct/4k"].too_big(16 << 30) is None
+    skipped = []
+    kept = [p for p in micro.plan([restore, scan], [1 << 30, 16 << 30], 2 << 20) if not micro._too_big(p, skipped)]
+    assert [name for name, _, _ in kept] == ["scan/mprotect/restore/1pct/4k@1G",
+                                             "scan/pagemap_scan/wp_matching/1pct/4k@1G",
+                                             "scan/pagemap_scan/wp_matching/1pct/4k@16G"]
+    assert skipped[0][0] == "scan/mprotect/restore/1pct/4k@16G" and skipped[0][1].startswith("not at 16G: ")
+    # the worker rebuilds exactly the manager's list from the names it is given
+    names = ",".join(name for name, _, _ in kept)
+    assert [(n, c.name, a) for n, c, a in micro._planned(names, [1 << 30, 16 << 30], 2 << 20)] == \
+        [(n, c.name, a) for n, c, a in kept]
