@@ -19,7 +19,7 @@ import numpy as np
 from bench.kernel import _libc
 from bench.kernel._libc import _IOWR
 
-__all__ = ["Scanner", "read_entries", "regions_to_bitmap", "supported_categories", "page_region_dtype"]
+__all__ = ["Scanner", "read_entries", "regions_to_bitmap", "supported_categories", "page_region_dtype", "warmup"]
 
 
 class pm_scan_arg(ctypes.Structure):
@@ -123,6 +123,12 @@ def regions_to_bitmap(regions: np.ndarray, base: int, npages: int, page_size: in
     from bench.kernel._ranges import fill_ranges
 
     return fill_ranges(regions["start"], regions["end"], base, page_size.bit_length() - 1, npages)
+
+
+def warmup() -> None:
+    """Load ``regions_to_bitmap``'s compiled code now (from numba's cache, or compile it), so
+    that a tracker's first timed collect does not pay for it."""
+    regions_to_bitmap(np.zeros(1, dtype=page_region_dtype), 0, 1)
 
 
 def read_entries(start: int, npages: int, pid: int | str = "self", fd: int | None = None) -> np.ndarray:
