@@ -149,8 +149,12 @@ def run_concurrent_cell(cell, params: Overhead, run_id: str, interrupts) -> tupl
 
 
 def _warm(workload, arena, params: Overhead) -> None:
-    """Compile the batch driver and fault the arena in, outside any measured run."""
+    """Compile the batch driver and the trackers' range->bitmap helper, fault the arena in, outside
+    any measured run."""
+    from bench.kernel import pagemap
+
     workload.warmup()
+    pagemap.warmup()
     _join(*_run_workload(workload, arena, 0.0, params.batch))
 
 
