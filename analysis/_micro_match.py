@@ -218,13 +218,19 @@ def _shape(blob: bytes, npages: int) -> tuple[int, int, int]:
     return int(bits.sum()), runs, blocks
 
 
+def _by_cell(frame) -> bool:
+    """Rows written since results carry the cell's number (``cell``): that, not a key, joins them."""
+    return "cell" in frame and frame["cell"].notna().all()
+
+
 def page_shapes(pages):
     """Per interval of a pages frame (``hotbench run --pages``): reported pages, their runs and blocks.
 
     Blocks count from the arena's start (2 MiB aligned where the kernel aligned the mapping).
-    pages.parquet does not name the workload's parameters, so the count of reported pages joins
-    each bitmap to its samples row too (cells differing only in, say, accesses report different
-    counts); a key that still matches two bitmaps is dropped.
+    Bitmaps join their samples row by (run_id, cell, interval). Older results have no ``cell``
+    and do not name the workload's parameters, so there the count of reported pages joins
+    each bitmap to its row too (cells differing only in, say, accesses report different
+    counts) and a key that still matches two bitmaps is dropped.
     """
     import pandas as pd
 
@@ -233,7 +239,9 @@ def page_shapes(pages):
     rows = pages.dropna(subset=["reported"])
     shapes = pd.DataFrame([_shape(blob, int(n)) for blob, n in zip(rows["reported"], rows["npages"])],
                           columns=["reported", "runs", "blocks"], index=rows.index)
-    out = pd.concat([rows[_PAGES_KEY], shapes], axis=1)
+    out = pd.concat([rows[_PAGES_KEY + (["cell"] if _by_cell(rows) else [])], shapes], axis=1)
+    if _by_cell(out):
+        return out.reset_index(drop=True)
     return out.drop_duplicates(_PAGES_KEY + ["reported"], keep=False).reset_index(drop=True)
 
 
@@ -242,7 +250,7 @@ def _with_shapes(samples, pages):
     shapes = page_shapes(pages)
     if shapes is None or not set(_PAGES_KEY) <= set(samples):
         return samples
-    keys = _PAGES_KEY + ["reported"]
+    keys = ["run_id", "cell", "interval"] if _by_cell(shapes) and _by_cell(samples) else _PAGES_KEY + ["reported"]
     found = dict(zip(shapes[keys].itertuples(index=False, name=None), zip(shapes["runs"], shapes["blocks"])))
     matched = [found.get(key, (np.nan, np.nan)) for key in samples[keys].itertuples(index=False, name=None)]
     return samples.assign(runs=[m[0] for m in matched], blocks=[m[1] for m in matched])

@@ -192,11 +192,13 @@ def _timed(fn: Callable[[], object]):
 
 
 def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None,
-             interrupts: DeferredInterrupts = _NO_INTERRUPTS, pages: list[dict] | None = None) -> list[dict]:
+             interrupts: DeferredInterrupts = _NO_INTERRUPTS, pages: list[dict] | None = None,
+             number: int | None = None) -> list[dict]:
     """One cell in lockstep; returns its rows (a tracker's OSError becomes an ``error:`` row).
 
     With *pages* (a list), per-interval bitmaps of truth and observation are appended to it
     for page and region trackers (packed bits: ``results.write_pages``), outside timed code.
+    *number* (the cell's place in its plan) goes into both as ``cell``, which joins them.
     """
     import workloads
 
@@ -216,7 +218,7 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
                 "workload_params": json.dumps(workload.params(), sort_keys=True), "workload_version": workload.version,
                 "backing": cell.backing, "size_bytes": arena.size, "page_size": arena.page_size,
                 "npages": arena.npages, "repeat": cell.repeat, "seed": cell.seed, "intervals": cell.intervals,
-                "interfere": cell.interfere, "huge_bytes": arena.huge_bytes()}
+                "interfere": cell.interfere, "huge_bytes": arena.huge_bytes(), "cell": number}
         try:
             tracker.start(arena)
             for i in range(cell.intervals):
@@ -276,7 +278,7 @@ def _page_bits(base: dict, i: int, observation, truth, npages: int) -> dict:
     reported = observation.accessed
     if reported is None and observation.regions is not None:
         reported = regions_to_pages(observation.regions, npages)
-    keys = ("run_id", "tracker", "workload_spec", "backing", "size_bytes", "repeat", "npages")
+    keys = ("run_id", "cell", "tracker", "workload_spec", "backing", "size_bytes", "repeat", "npages")
     return {**{k: base[k] for k in keys}, "interval": i, "truth_read": packed(truth.read),
             "truth_written": packed(truth.written), "reported": packed(reported),
             "reported_read": packed(observation.read), "reported_written": packed(observation.written)}
@@ -301,7 +303,7 @@ def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_page
                 interrupts.check()
                 if overhead is None:
                     pages: list[dict] | None = [] if keep_pages else None
-                    rows.extend(run_cell(cell, manifest["run_id"], progress, interrupts, pages))
+                    rows.extend(run_cell(cell, manifest["run_id"], progress, interrupts, pages, number))
                     if pages:
                         results.write_pages(run_dir, number, pages)
                 else:

@@ -169,8 +169,10 @@ def test_pages_are_kept_and_match_the_scores(tmp_path):
     pages = pd.read_parquet(run_dir / "pages.parquet")
     samples = pd.read_parquet(run_dir / "samples.parquet")
     assert len(pages) == len(samples) == 4
-    bitmaps = pages[["tracker", "interval", "npages", "reported", "truth_read", "truth_written"]].add_suffix("_bits")
-    merged = bitmaps.merge(samples, left_on=["tracker_bits", "interval_bits"], right_on=["tracker", "interval"])
+    assert sorted(samples["cell"].unique()) == sorted(pages["cell"].unique()) == [0, 1]  # the join key
+    bitmaps = pages[["cell", "interval", "npages", "reported", "truth_read", "truth_written"]].add_suffix("_bits")
+    merged = bitmaps.merge(samples, left_on=["cell_bits", "interval_bits"], right_on=["cell", "interval"])
+    assert len(merged) == 4
     for rec in merged.to_dict("records"):
         bits = lambda blob: np.unpackbits(np.frombuffer(blob, np.uint8), count=rec["npages"], bitorder="little")
         reported, written = bits(rec["reported_bits"]).astype(bool), bits(rec["truth_written_bits"]).astype(bool)

@@ -256,3 +256,18 @@ def test_the_sweep_vs_micro_answer_counts_the_slopes_that_agree():
     assert f"{memory} of {memory} within 1.3×" in agree
     single = _answer(_micro_at([0.0625], fixed_ms=1.0))
     assert f"{memory} of {memory} within" not in single and "its fixed cost included" in single
+
+
+def test_bitmaps_join_their_rows_by_cell_number_when_results_have_it():
+    """Two cells that differ only in a workload parameter and report the same count: the old key
+    (tracker, size, interval, reported...) cannot tell their bitmaps apart, the cell number can."""
+    samples, pages = SWEEP
+    one = samples[(samples["tracker"] == "mprotect") & (samples["size_bytes"] == samples["size_bytes"].min())]
+    cells = one.groupby("workload_params").ngroup().to_numpy()
+    rows = one.assign(cell=cells, reported=int(one["reported"].iloc[0]))
+    bitmaps = pages.loc[one.index].assign(cell=cells)  # _samples appends one bitmap per row, in order
+    expect = mm.page_shapes(bitmaps).set_index(["cell", "interval"])["runs"]
+    expect = [expect[(c, i)] for c, i in zip(rows["cell"], rows["interval"])]
+    by_key = mm._with_shapes(rows.drop(columns="cell"), bitmaps.drop(columns="cell"))["runs"]
+    assert by_key.tolist() != expect  # rows of the other cells get a wrong bitmap, or none
+    assert mm._with_shapes(rows, bitmaps)["runs"].tolist() == expect
