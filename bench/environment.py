@@ -46,6 +46,7 @@ def describe() -> dict:
         "hostname": os.uname().nodename,
         "cpu_model": _cpu_model(),
         "cpus": os.cpu_count(),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)),  # hotbench run --affinity
         "mem_total_bytes": info.get("MemTotal"),
         "thp_enabled": procfs.thp_mode(),
         "thp_defrag": procfs.bracketed_choice(procfs.read_text("/sys/kernel/mm/transparent_hugepage/defrag")),

@@ -26,6 +26,7 @@ def hotbench(*args, timeout=300, **kw):
     (["--size", "100T"], "is more than this machine can give"),
     (["--backing", "floppy"], "unknown backing 'floppy'"),
     (["--intervals", "0"], "--intervals and --repeats must be at least 1"),
+    (["--affinity", "4096"], "--affinity 4096: this process may run only on CPUs"),
 ])
 def test_bad_input_is_one_line(tmp_path, args, message):
     out = hotbench("run", "--out", str(tmp_path), *args)
@@ -64,11 +65,12 @@ def test_unprivileged_run_says_root(tmp_path):
 @pytest.mark.root
 def test_run_writes_manifest_and_samples(tmp_path):
     out = hotbench("run", "--out", str(tmp_path), "--trackers", "uffd-wp,shmem-zap", "--workloads",
-                   "uniform,hotcold", "--size", "16M", "--intervals", "2", "--accesses", "5000")
+                   "uniform,hotcold", "--size", "16M", "--intervals", "2", "--accesses", "5000", "--affinity", "0")
     assert out.returncode == 0, out.stderr
     (run_dir,) = tmp_path.iterdir()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["format_version"] == 2
+    assert manifest["environment"]["cpu_affinity"] == [0]  # --affinity, applied before the run began
     assert manifest["environment"]["kernel_release"] == os.uname().release
     assert set(manifest["environment"]["kernel_facts"]) and manifest["command"][1:3] == ["run", "--out"]
     samples = pd.read_parquet(run_dir / "samples.parquet")

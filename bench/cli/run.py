@@ -34,6 +34,37 @@ def _ints(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _cpus(text: str) -> list[int]:
+    """'0', '0,2' or '0-3' -> sorted CPU numbers."""
+    cpus = set()
+    try:
+        for part in _csv(text):
+            first, _, last = part.partition("-")
+            cpus.update(range(int(first), int(last or first) + 1))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected CPUs such as 0, 0,2 or 0-3, got {text!r}") from None
+    if not cpus:
+        raise argparse.ArgumentTypeError(f"expected CPUs such as 0, 0,2 or 0-3, got {text!r}")
+    return sorted(cpus)
+
+
+def _pin(cpus: list[int] | None) -> None:
+    """Run every thread of this run (workload and tracker alike) on *cpus*.
+
+    Why: a TLB flush waits for an IPI to every other CPU the process has run on, and a CPU
+    idling in HLT (the workload's, between lockstep intervals, in a VM) answers slowly, so an
+    unpinned run's arm and collect include that wait; pinned, they compare with pinned micro
+    benchmarks. Threads created afterwards inherit the mask.
+    """
+    if cpus is None:
+        return
+    allowed = os.sched_getaffinity(0)
+    if not set(cpus) <= allowed:
+        raise HotbenchError(f"--affinity {','.join(map(str, cpus))}: this process may run only on CPUs "
+                            f"{','.join(map(str, sorted(allowed)))}")
+    os.sched_setaffinity(0, cpus)
+
+
 def _seconds(text: str) -> list[float]:
     """'100ms,1s,2' -> seconds."""
     out = []
@@ -85,6 +116,8 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--thp", choices=("always", "madvise", "never"), help="set the THP mode for the run, then restore")
     parser.add_argument("--fault-around", metavar="4K|64K|BYTES", help="set debugfs fault_around_bytes for the run "
                         "(4K: no fault-around; a power of two), then restore; mounts debugfs for the run if needed")
+    parser.add_argument("--affinity", type=_cpus, metavar="CPUS", help="run every thread on these CPUs (e.g. 0): "
+                        "no TLB-flush IPIs to CPUs the workload left idle; recorded in the manifest")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results directory (default ./results)")
     parser.add_argument("--list", action="store_true", help="list trackers and workloads, then exit")
 
@@ -154,6 +187,7 @@ def main(args: argparse.Namespace) -> int:
     requested = {name: getattr(args, name.replace("-", "_")) for name in settings.SETTINGS}
     requested = {name: choice for name, choice in requested.items() if choice}
     settings.validate(requested)
+    _pin(args.affinity)
     with settings.applied(requested) as applied:  # before planning: THP mode decides whether 'thp' is possible
         rows, run_dir = _run(args, sizes, applied)
     import pandas as pd
