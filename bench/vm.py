@@ -258,9 +258,8 @@ for name in workloads.names():
 from bench.kernel import uffd_server
 uffd_server.warmup()
 try:  # best effort: helpers outside the workloads that trackers call
-    import numpy as np
-    from bench.kernel._ranges import fill_ranges
-    fill_ranges(np.zeros(1, np.uint64), np.ones(1, np.uint64), 0, 12, 1)
+    from bench.kernel import pagemap
+    pagemap.warmup()
     from bench import trackers
     trackers.registry()
 except Exception as e:

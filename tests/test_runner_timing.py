@@ -37,3 +37,26 @@ def test_compiled_helpers_load_before_the_tracker_starts(monkeypatch):
     monkeypatch.setattr(cls, "start", lambda self, arena: (order.append("start"), start(self, arena))[1])
     rows = runner.run_cell(runner.Cell("mprotect", "uniform", "anon", 4 << 20, 1, 0, 1, accesses=100))
     assert rows[0]["status"] == "ok" and order == ["warmup", "start"]
+
+
+@pytest.mark.root
+def test_the_warmup_loads_the_version_a_real_scan_uses():
+    """numba keeps one compiled version per array layout: warming with another layout than the
+    scanner's answers left the first collect to load the right one (107 ms in a sweep)."""
+    from bench.arena import Arena
+    from bench.kernel import _libc, pagemap
+    from bench.kernel._ranges import fill_ranges
+
+    pagemap.warmup()
+    versions = len(fill_ranges.signatures)
+    with Arena(8 << 20, "anon") as a, pagemap.Scanner() as scanner:
+        for holes in (False, True):  # one region, then several
+            if holes:
+                a.view[::8 << 12] = 1  # write every 8th page, then drop the others
+                for page in range(1, a.npages, 8):
+                    _libc.madvise(a.addr + page * 4096, 7 * 4096, _libc.MADV_DONTNEED)
+            regions = scanner.scan(a.addr, a.end, category_mask=pagemap.PAGE_IS_PRESENT,
+                                   return_mask=pagemap.PAGE_IS_PRESENT)
+            assert len(regions) == (a.npages // 8 if holes else 1)
+            pagemap.regions_to_bitmap(regions, a.addr, a.npages)
+    assert len(fill_ranges.signatures) == versions, fill_ranges.signatures

@@ -128,7 +128,10 @@ def regions_to_bitmap(regions: np.ndarray, base: int, npages: int, page_size: in
 def warmup() -> None:
     """Load ``regions_to_bitmap``'s compiled code now (from numba's cache, or compile it), so
     that a tracker's first timed collect does not pay for it."""
-    regions_to_bitmap(np.zeros(1, dtype=page_region_dtype), 0, 1)
+    # numba compiles (or loads) one version per memory layout, and the scanner answers both: the
+    # fields of a one-region answer are contiguous, of a longer one strided
+    for rows in (1, 2):
+        regions_to_bitmap(np.zeros(rows, dtype=page_region_dtype), 0, 1)
 
 
 def read_entries(start: int, npages: int, pid: int | str = "self", fd: int | None = None) -> np.ndarray:
