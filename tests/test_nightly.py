@@ -40,7 +40,7 @@ def test_default_suite_and_its_quick_variant():
     from analysis.compare import FAMILIES
 
     full, quick = load_suite("default"), load_suite("default", quick=True)
-    assert (full.name, full.version, full.variant, quick.variant) == ("default", 3, "full", "quick")
+    assert (full.name, full.version, full.variant, quick.variant) == ("default", 4, "full", "quick")
     assert full.sha256 == quick.sha256 and full.source == "default.toml"
     assert quick.sections["accuracy"]["size"] == "16M" and quick.sections["overhead"]["size"] == "16M"
     assert full.sections["accuracy"]["workloads"] == ["uniform", "zipf", "hotcold"]

