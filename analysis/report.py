@@ -277,7 +277,7 @@ def _growth(data: Data) -> Table | None:
 
 def _micro_match(data: Data) -> Table | None:
     """Each tracker phase's fitted slopes against the micro-benchmarks of its primitive (analysis._micro_match)."""
-    from analysis._micro_match import micro_comparison
+    from analysis._micro_match import ALL, micro_comparison
 
     if data.micro is None or not len(data.micro) or not len(data.samples):
         return None
@@ -292,7 +292,8 @@ def _micro_match(data: Data) -> Table | None:
     headers = (["kernel"] if multi else []) + ["tracker", "phase", "slope", "fitted ms/GiB", "micro ms/GiB",
                                                "micro", "ratio", "n", "verdict"]
     rows = [([rec["label"]] if multi else []) + [
-        rec["tracker"], rec["phase"], rec["coefficient"] + (f" ({rec['state']})" if rec.get("state") else ""),
+        rec["tracker"], rec["phase"], rec["coefficient"] + (f" ({rec['state']})" if rec.get("state") else "")
+        + (f" [{rec['rows']}]" if rec.get("rows") not in (None, ALL) and rec.get("rows") == rec.get("rows") else ""),
         "-" if rec.get("fit_ms_per_gib") != rec.get("fit_ms_per_gib") else
         f"{_num(rec['fit_ms_per_gib'])} ± {_num(rec['fit_se'], rec['fit_ms_per_gib'])}",
         num(rec.get("micro_ms_per_gib", float("nan"))), rec.get("micro_at") or "-",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from analysis._micro_match import ALL
 from analysis.answers import Answer, Context, NoData, sizes
 from analysis.report import _micro_match
 
@@ -22,8 +23,13 @@ def _per(coefficient: str, state: str) -> str:
     return f" per GiB of pages {state}"
 
 
+def _when(rows) -> str:
+    """' (interval 0 only)' for a phase fitted in parts (a zap's first arm), '' for every interval."""
+    return f" ({rows})" if isinstance(rows, str) and rows != ALL else ""
+
+
 def _listing(rows) -> str:
-    return "; ".join(f"{r['tracker']} {r['phase']}{_per(r['coefficient'], r['state'])} "
+    return "; ".join(f"{r['tracker']} {r['phase']}{_when(r.get('rows'))}{_per(r['coefficient'], r['state'])} "
                      f"{r['fit_ms_per_gib']:.3g} vs {r['micro_ms_per_gib']:.3g} ({r['ratio']:.2f}×)"
                      for r in rows.to_dict("records"))
 
