@@ -25,8 +25,8 @@ ARGS`` and ``python -m bench.micro ARGS`` are the same program.
 size, named ``CASE@SIZE`` (``arm/mprotect/1pct/4k@16G``), so that the analysis can fit its cost
 against the size the way it fits a sweep's — slope per GiB plus a fixed cost — instead of
 dividing one arena's time by its size, which folds the call's fixed cost and that size's cache
-regime into the "per GiB" (at 256 MiB, mprotect(PROT_NONE) costs 1.8x its per-GiB cost at 16 GiB
-here). One size keeps the plain names, which the nightly suite compares. Arenas of 4 GiB and
+regime into the "per GiB" (mprotect(PROT_NONE) measured 5.0 ms/GiB at 256 MiB, 12.7 at 4 GiB and
+9.3 at 16 GiB here). One size keeps the plain names, which the nightly suite compares. Arenas of 4 GiB and
 more imply ``--loops 1``: pyperf calibrates loops on the timed call alone, but each call first
 re-prepares its arena untimed, which at 16 GiB made one benchmark take minutes.
 
