@@ -220,8 +220,10 @@ def _mprotect_tracked(stack: contextlib.ExitStack, size: int) -> Arena:
     return arena
 
 
-def _arm_mprotect(size, stack):
-    """PROT_NONE then restore, with the 1 % opened in between by the mprotect tracker's handler."""
+def _arm_mprotect(size, stack, restore_timed=True):
+    """PROT_NONE then restore, with the 1 % opened in between by the mprotect tracker's handler;
+    without *restore_timed*, the tracker's arm alone: PROT_NONE over the one RW VMA that the
+    previous collect (the untimed restore, which merges the opened pages back) left."""
     arena = _mprotect_tracked(stack, size)
     pages = _pages(arena.npages, ARM_FRACTION)
     rw = _libc.PROT_READ | _libc.PROT_WRITE
@@ -229,19 +231,8 @@ def _arm_mprotect(size, stack):
     def once():
         protect = _timed(_libc.mprotect, arena.addr, arena.size, _libc.PROT_NONE)
         _touch(arena, pages)  # each fault opens its page (splits the VMA)
-        return protect + _timed(_libc.mprotect, arena.addr, arena.size, rw)
-    return once
-
-
-def _arm_mprotect_none(size, stack):
-    """The mprotect tracker's arm alone: PROT_NONE over the one RW VMA that the previous collect left."""
-    arena = _mprotect_tracked(stack, size)
-    pages = _pages(arena.npages, ARM_FRACTION)
-    rw = _libc.PROT_READ | _libc.PROT_WRITE
-
-    def once():
-        protect = _timed(_libc.mprotect, arena.addr, arena.size, _libc.PROT_NONE)
-        _touch(arena, pages)  # the 1 % opened by the handler, then the restore merges them: untimed
+        if restore_timed:
+            return protect + _timed(_libc.mprotect, arena.addr, arena.size, rw)
         _libc.mprotect(arena.addr, arena.size, rw)
         return protect
     return once
@@ -502,7 +493,7 @@ def _cases() -> list[Case]:
         Case("arm/mprotect_none/1pct/4k", "GiB", "mprotect", "anon",
              "mprotect(PROT_NONE) of the whole arena alone (the mprotect tracker's arm): one RW VMA, its "
              "1 % opened by the handler and the arena restored since the previous arm (untimed)",
-             _arm_mprotect_none),  # no splits: past the map-count limit the handler re-opens the whole
+             partial(_arm_mprotect, restore_timed=False)),  # no splits: past the map-count limit the handler re-opens the whole
         #                           arena, and the timed PROT_NONE meets the same one RW VMA either way
     ]
     out.append(Case("arm/madv_dontneed_fresh/100pct/4k", "GiB", "shmem-zap", "shmem",

@@ -83,8 +83,8 @@ def write_pages(run_dir: Path, cell_number: int, rows: list[dict]) -> None:
 
     # An explicit schema: a tracker that cannot split reads from writes leaves those columns
     # null, and every part must still have the same column types to be read as one table.
-    schema = pa.schema([("run_id", pa.string()), ("cell", pa.int64()), ("tracker", pa.string()), ("workload_spec", pa.string()),
-                        ("backing", pa.string()), ("size_bytes", pa.int64()), ("repeat", pa.int64()),
+    schema = pa.schema([("run_id", pa.string()), ("cell", pa.int64()), ("tracker", pa.string()),
+                        ("workload_spec", pa.string()), ("backing", pa.string()), ("size_bytes", pa.int64()), ("repeat", pa.int64()),
                         ("npages", pa.int64()), ("interval", pa.int64()), ("truth_read", pa.binary()),
                         ("truth_written", pa.binary()), ("reported", pa.binary()), ("reported_read", pa.binary()),
                         ("reported_written", pa.binary())])
