@@ -24,6 +24,7 @@ import re
 import socket
 from pathlib import Path
 
+from bench import clock as clock_mod
 from bench import results
 from bench.errors import HotbenchError
 
@@ -46,10 +47,13 @@ def default_history_dir() -> Path:
 
 def machine_label(env: dict, name: str | None = None) -> str:
     """*name* ($HOTBENCH_MACHINE when the run was made) or the host name, plus the accelerator for
-    runs inside 'hotbench vm' (kvm/tcg are other machines; every guest is called hotbench-vm, so
-    name VM runs with HOTBENCH_MACHINE)."""
+    runs inside 'hotbench vm' (kvm, tcg and tcg-icount are other machines; every guest is called
+    hotbench-vm, so name VM runs with HOTBENCH_MACHINE)."""
     host = str(name or env.get("hostname") or "unknown-host")
     accel = env.get("accel") or "native"
+    clock = clock_mod.of_environment(env)
+    if clock.instructions:  # instruction counts are their own series: never a point on a wall-clock line
+        accel = f"{accel}-icount{clock.shift}" if clock.shift else f"{accel}-icount"
     return host if accel == "native" else f"{host}/{accel}"
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench import arena as arena_mod
+from bench import clock
 from bench import trackers
 from bench.kernel import procfs
 
@@ -134,7 +135,7 @@ def run_concurrent_cell(cell, params: Overhead, run_id: str, interrupts) -> tupl
                 "workload_version": workload.version, "backing": cell.backing, "size_bytes": arena.size,
                 "page_size": arena.page_size, "npages": arena.npages, "threads": workload.threads,
                 "repeat": cell.repeat, "seed": cell.seed, "duration_s": params.duration,
-                "cycle_ms": params.cycle * 1e3, "batch": params.batch}
+                "cycle_ms": params.cycle * 1e3, "batch": params.batch, **clock.row_fields()}
         for pair in range(params.pairs):
             interrupts.check()
             base_aps, base_lat = _baseline(workload, arena, params)

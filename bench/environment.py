@@ -6,6 +6,7 @@ import os
 import platform
 
 from bench import __version__
+from bench import clock as clock_mod
 from bench.kernel import procfs
 
 
@@ -33,6 +34,14 @@ def _numa_nodes() -> int | None:
     return count
 
 
+def _clock_fields() -> dict:
+    clock = clock_mod.current()
+    # Under icount every vCPU runs round-robin on one host thread: the count of them says how
+    # many other CPUs' instructions a wall-clock region may include.
+    vcpus = os.cpu_count() if os.environ.get("HOTBENCH_IN_VM") else None
+    return {"clock": clock.kind, "icount_shift": clock.shift, "vcpus": vcpus}
+
+
 def describe() -> dict:
     """The manifest's ``environment`` block."""
     from bench.kernel import probe
@@ -55,6 +64,8 @@ def describe() -> dict:
         "cpufreq_governor": _governor(),
         # Set by 'hotbench vm' inside its guest: timings under emulation (tcg) are not comparable.
         "accel": os.environ.get("HOTBENCH_ACCEL", "native"),
+        # 'hotbench vm --icount': the *_ns columns count guest instructions (bench/clock.py).
+        **_clock_fields(),
         "python": platform.python_version(),
         "kernel_facts": probe.raw_facts(),
     }

@@ -63,6 +63,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from bench import _evict_core as core
+from bench import clock
 from bench._evict_stats import pct, round_rows, summarize
 from bench._evict_variants import UFFD_TRACKERS, VARIANTS, Variant
 from bench.arena import Arena, backing_unavailable, parse_size
@@ -342,7 +343,7 @@ def _base_row(variant: str, params: EvictParams, repeat: int) -> dict:
     d["hold_ms"] = d.pop("hold") * 1e3
     d.pop("detector")
     return {"variant": variant, "blocks": cls.blocks, "detector": detector_for(variant, params), "repeat": repeat,
-            **d, "seed": params.seed + repeat}
+            **d, "seed": params.seed + repeat, **clock.row_fields()}
 
 
 def run(variant: str, params: EvictParams = EvictParams(), *, repeat: int = 0) -> EvictResult:

@@ -49,7 +49,7 @@ import re
 import sys
 from pathlib import Path
 
-from bench import __version__
+from bench import __version__, clock
 from bench.arena import BASE_PAGE, HUGE_PAGE, format_size, parse_size
 from bench.errors import HotbenchError
 
@@ -81,6 +81,9 @@ def _metadata() -> dict:
         "kernel_release": os.uname().release,
         "accel": accel,
         "hotbench_comparable": "native" if accel == "native" else f"not comparable to native (accel={accel})",
+        # Under 'hotbench vm --icount' a "second" is 10**9 * 2**-shift guest instructions (bench/clock.py).
+        "hotbench_clock": clock.current().kind,
+        **({"hotbench_icount_shift": clock.current().shift} if clock.current().instructions else {}),
         "thp_enabled": procfs.thp_mode() or "absent",
     }
 

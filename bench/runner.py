@@ -26,6 +26,7 @@ from typing import Callable
 
 from analysis.metrics import score
 from bench import arena as arena_mod
+from bench import clock
 from bench import interference as interference_mod
 from bench import results, trackers
 from bench._progress import Progress
@@ -218,7 +219,8 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
                 "workload_params": json.dumps(workload.params(), sort_keys=True), "workload_version": workload.version,
                 "backing": cell.backing, "size_bytes": arena.size, "page_size": arena.page_size,
                 "npages": arena.npages, "repeat": cell.repeat, "seed": cell.seed, "intervals": cell.intervals,
-                "interfere": cell.interfere, "huge_bytes": arena.huge_bytes(), "cell": number}
+                "interfere": cell.interfere, "huge_bytes": arena.huge_bytes(), "cell": number,
+                **clock.row_fields()}
         try:
             tracker.start(arena)
             for i in range(cell.intervals):

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from bench import _vm_init
+from bench import _vm_init, clock
 from bench.errors import HotbenchError
 
-__all__ = ["LostVMError", "VMTimeoutError", "VM", "kernel_release", "choose_accel", "qemu_command", "mem_mib",
+__all__ = ["LostVMError", "VMTimeoutError", "VM", "kernel_release", "choose_accel", "check_icount", "qemu_command", "mem_mib",
            "numa_layout", "find_modules", "find_config", "numba_cache_dir", "warm_numba_cache", "run", "CHECKOUT"]
 
 QEMU = "qemu-system-x86_64"
@@ -177,6 +177,7 @@ class VM:
     verbose: bool = False
     extra_append: str = ""
     numa_nodes: int = 1
+    icount: int | None = None  # QEMU's instruction clock, this shift (bench/clock.py); TCG only
 
 
 def mem_mib(mem: str) -> int:
@@ -232,14 +233,34 @@ def kernel_cmdline(vm: VM) -> str:
     return " ".join(parts + ([vm.extra_append] if vm.extra_append else []))
 
 
+def _accel_args(vm: VM) -> list[str]:
+    """``-accel``, plus ``-icount`` for the instruction clock: icount needs single-threaded TCG
+    (all vCPUs round-robin on one host thread); sleep=off lets an idle vCPU's clock jump to its
+    next timer instead of waiting for it in host time, so guest time is instructions alone."""
+    if vm.accel == "kvm":
+        return ["-accel", "kvm"]
+    if vm.icount is None:
+        return ["-accel", "tcg,thread=multi"]
+    return ["-accel", "tcg,thread=single", "-icount", f"shift={vm.icount},sleep=off"]
+
+
+def check_icount(accel: str, shift: int | None) -> None:
+    """Refuse what QEMU cannot do: an instruction clock under KVM, or a shift outside 0..10."""
+    if shift is None:
+        return
+    if accel == "kvm":
+        raise HotbenchError("--icount needs TCG emulation (QEMU counts instructions only there): drop --accel kvm")
+    if not 0 <= shift <= 10:
+        raise HotbenchError(f"--icount={shift}: the shift must be 0..10 (guest ns per instruction = 2**shift)")
+
+
 def qemu_command(vm: VM, qemu: str = QEMU) -> list[str]:
-    accel = "kvm" if vm.accel == "kvm" else "tcg,thread=multi"
 
     def fsdev(n: int, tag: str, path: str, readonly: bool) -> list[str]:
         opts = f"local,id=fs{n},path={path},security_model=none,multidevs=remap" + (",readonly=on" if readonly else "")
         return ["-fsdev", opts, "-device", f"virtio-9p-pci,fsdev=fs{n},mount_tag={tag}"]
 
-    cmd = [qemu, "-machine", "q35", "-cpu", _cpu_model(vm.accel), "-accel", accel, "-m", vm.mem, "-smp", _smp(vm),
+    cmd = [qemu, "-machine", "q35", "-cpu", _cpu_model(vm.accel), *_accel_args(vm), "-m", vm.mem, "-smp", _smp(vm),
            *_numa_args(vm), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
            "-kernel", str(vm.image), "-initrd", str(vm.initrd), "-append", kernel_cmdline(vm)]
     cmd += fsdev(0, _vm_init.ROOT_TAG, "/", True)
@@ -337,16 +358,18 @@ def _lost_reason(tail: list[str], qemu_status: int) -> str:
 def run(image: Path, command: list[str], *, modules: Path | None = None, mem: str = "2G",
         cpus: int | None = None, accel: str = "auto", timeout: float | None = None,
         shares: list[Path] = (), require: list[str] | None = None, env: dict[str, str] | None = None,
-        warm: bool = True, verbose: bool = False, append: str = "", numa_nodes: int = 1,
+        warm: bool = True, verbose: bool = False, append: str = "", numa_nodes: int = 1, icount: int | None = None,
         console: TextIO = sys.stdout, log: TextIO = sys.stderr) -> int:
     """Boot *image*, run *command* in the guest, return its exit status (see the module doc).
-    *numa_nodes* > 1 splits the guest's memory and CPUs over that many NUMA nodes (``numa_layout``)."""
+    *numa_nodes* > 1 splits the guest's memory and CPUs over that many NUMA nodes (``numa_layout``).
+    *icount* (a shift) runs the guest on QEMU's instruction clock (TCG only; ``bench/clock.py``)."""
     image = Path(image)
     cpus = cpus or os.cpu_count() or 1
     layout = numa_layout(mem, cpus, numa_nodes)  # a bad split is refused before anything is started
+    check_icount(accel, icount)
     release = kernel_release(image)
     qemu = find_qemu()
-    accel, note = choose_accel(accel)
+    accel, note = choose_accel("tcg" if icount is not None else accel)
     if note:
         print(f"hotbench vm: {note}", file=log)
     moddir = find_modules(image, release, modules)
@@ -371,7 +394,7 @@ def run(image: Path, command: list[str], *, modules: Path | None = None, mem: st
         shim = ctl / "bin" / "hotbench"
         shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m bench "$@"\n')
         shim.chmod(0o755)
-        guest_env = _guest_env(accel, require, f"{_vm_init.GUEST_CTL}/bin", env or {})
+        guest_env = _guest_env(accel, require, f"{_vm_init.GUEST_CTL}/bin", {**clock.guest_env(icount), **(env or {})})
         (ctl / "run.sh").write_text(_vm_init.run_script(list(command), guest_env, os.getcwd(), str(CHECKOUT)))
         wanted = _vm_init.needed_modules(moddir)
         init = _vm_init.init_script([m for m, _ in wanted], vm_shares,
@@ -379,10 +402,11 @@ def run(image: Path, command: list[str], *, modules: Path | None = None, mem: st
                                     str(config) if config else None, release)
         initrd = _vm_init.build_initramfs(Path(tmp) / "initramfs.cpio", wanted, init)
         vm = VM(image=image, initrd=initrd, ctl_dir=ctl, accel=accel, mem=mem, cpus=cpus, shares=vm_shares,
-                verbose=verbose, extra_append=append, numa_nodes=numa_nodes)
+                verbose=verbose, extra_append=append, numa_nodes=numa_nodes, icount=icount)
         nodes = "" if numa_nodes == 1 else " over NUMA nodes " + ", ".join(
             f"{k}: {mib}M/{'+'.join(map(str, c)) or 'no'} CPU" for k, (mib, c) in enumerate(layout))
-        print(f"hotbench vm: booting {image} ({release or 'release unknown'}) with {accel}, {vm.cpus} CPUs, "
+        clock_note = "" if icount is None else f" (icount shift {icount}: costs in instructions)"
+        print(f"hotbench vm: booting {image} ({release or 'release unknown'}) with {accel}{clock_note}, {vm.cpus} CPUs, "
               f"{mem}{nodes}; {len(wanted)} modules in the initramfs"
               + (f" from {moddir}" if wanted else ""), file=log)
         qemu_status, tail, seconds = _boot(qemu_command(vm, qemu), timeout, console)

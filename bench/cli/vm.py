@@ -4,6 +4,7 @@ paths (so results land on the host) and the rest of the host root read-only.
 
     hotbench vm --kernel arch/x86/boot/bzImage -- hotbench probe
     hotbench vm --kernel debian-7.3.4+deb13-amd64-7.3.4-1_bpo13+1 --require auto -- python3 -m pytest tests/kernel
+    hotbench vm --kernel debian-7.3.4+deb13-amd64-7.3.4-1_bpo13+1 --icount -- hotbench run --trackers rwp
 
 Exit status: the guest command's own; 1 setup error (no QEMU, unreadable image, bad
 option); 124 timeout (QEMU killed); 125 VM lost (kernel panic, init failure, QEMU died:
@@ -44,6 +45,17 @@ def _numa_nodes(text: str) -> int:
     return value
 
 
+def _icount_shift(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"an icount shift 0..10, not {text!r} (write --icount=N, or --icount -- "
+                                         "COMMAND)") from None
+    if not 0 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"the shift must be 0..10 (guest ns per instruction = 2**shift), not {value}")
+    return value
+
+
 def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", required=True, metavar="IMAGE",
                         help="bzImage/vmlinuz to boot, or a key from 'hotbench kernel list'")
@@ -57,6 +69,11 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                              "CPU count get memory only) over N NUMA nodes (default 1: no NUMA topology)")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
                         help="KVM, TCG emulation, or auto: KVM when it really works (default auto)")
+    parser.add_argument("--icount", nargs="?", const=0, type=_icount_shift, metavar="SHIFT",
+                        help="run on QEMU's instruction clock (TCG single-threaded, -icount shift=SHIFT,sleep=off; "
+                             "default shift 0: 1 guest ns = 1 instruction): every cost inside is an exact "
+                             "instruction count, labelled so; implies --accel tcg and, unless --cpus is given, "
+                             "1 vCPU (vCPUs share one host thread and one clock; docs/icount.md)")
     parser.add_argument("--timeout", type=float, help="seconds before QEMU is killed (default: none)")
     parser.add_argument("--share", type=Path, action="append", default=[], metavar="DIR",
                         help="also share DIR read-write at the same path (repeatable; the checkout and the "
@@ -115,13 +132,16 @@ def main(args: argparse.Namespace) -> int:
         if not eq or not key:
             raise HotbenchError(f"--env {item!r}: write KEY=VALUE")
         env[key] = value
-    vm.numa_layout(args.mem, args.cpus or os.cpu_count() or 1, args.numa_nodes)  # refuse a bad split up front
+    vm.check_icount(args.accel, args.icount)  # one line, before anything is built or booted
+    cpus = args.cpus or (1 if args.icount is not None else None)
+    vm.numa_layout(args.mem, cpus or os.cpu_count() or 1, args.numa_nodes)  # refuse a bad split up front
     image = resolve_image(args.kernel)
     try:
-        return vm.run(image, command, modules=args.modules, mem=args.mem, cpus=args.cpus, accel=args.accel,
+        return vm.run(image, command, modules=args.modules, mem=args.mem, cpus=cpus, accel=args.accel,
                       timeout=args.timeout, shares=args.share,
                       require=resolve_require(args.require, image, args.modules), env=env,
-                      warm=not args.no_warm, verbose=args.verbose, append=args.append, numa_nodes=args.numa_nodes)
+                      warm=not args.no_warm, verbose=args.verbose, append=args.append, numa_nodes=args.numa_nodes,
+                      icount=args.icount)
     except vm.LostVMError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_status

@@ -84,6 +84,30 @@ def test_qemu_command_line(tmp_path):
     assert kvm[kvm.index("-accel") + 1] == "kvm"
 
 
+def test_qemu_icount_is_single_threaded_tcg_with_the_instruction_clock():
+    def argv(**kw):
+        return vm.qemu_command(vm.VM(image=Path("k"), initrd=Path("i"), ctl_dir=Path("c"), **kw), "qemu")
+
+    cmd = argv(accel="tcg", icount=0)
+    accel = cmd.index("-accel")
+    assert cmd[accel:accel + 4] == ["-accel", "tcg,thread=single", "-icount", "shift=0,sleep=off"]
+    assert argv(accel="tcg", icount=3)[accel + 3] == "shift=3,sleep=off"
+    assert "-icount" not in argv(accel="tcg") and "-icount" not in argv(accel="kvm")
+    vm.check_icount("auto", 0)
+    vm.check_icount("kvm", None)
+    with pytest.raises(HotbenchError, match="--icount needs TCG emulation"):
+        vm.check_icount("kvm", 0)
+
+
+def test_guest_environment_names_the_instruction_clock():
+    from bench import clock
+
+    assert clock.guest_env(None) == {}
+    env = clock.guest_env(2)
+    assert env == {"HOTBENCH_CLOCK": "instructions", "HOTBENCH_ICOUNT_SHIFT": "2"}
+    assert clock.current(env) == clock.Clock("instructions", 2) and clock.current({}) == clock.Clock("wall", None)
+
+
 def test_qemu_numa_nodes_split_memory_and_deal_cpus():
     def argv(**kw):
         return vm.qemu_command(vm.VM(image=Path("k"), initrd=Path("i"), ctl_dir=Path("c"), **kw), "qemu")
@@ -326,6 +350,10 @@ def test_bad_vm_options_are_refused():
 
 
 @pytest.mark.parametrize("args, code, message", [
+    (["--icount", "--accel", "kvm"], 1, "error: --icount needs TCG emulation (QEMU counts instructions only there): "
+                                        "drop --accel kvm\n"),
+    (["--icount=11"], 2, "hotbench vm: error: argument --icount: the shift must be 0..10 (guest ns per instruction "
+                         "= 2**shift), not 11\n"),
     (["--numa-nodes", "0"], 2, "hotbench vm: error: argument --numa-nodes: must be at least 1, not 0\n"),
     (["--numa-nodes", "two"], 2, "hotbench vm: error: argument --numa-nodes: a whole number of NUMA nodes, not 'two'\n"),
     (["--numa-nodes", "1.5"], 2, "hotbench vm: error: argument --numa-nodes: a whole number of NUMA nodes, not '1.5'\n"),
