@@ -14,6 +14,7 @@ Failures raise ``HotbenchError``: missing build tools, a fragment option that di
 from __future__ import annotations
 
 import collections
+import fcntl
 import hashlib
 import os
 import re
@@ -21,6 +22,8 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.errors import HotbenchError
@@ -139,8 +142,25 @@ def build_source(src: Path, jobs: int | None = None, log=None) -> Kernel:
     tag = hashlib.sha256(str(src).encode()).hexdigest()[:8]
     key = f"build-src-{version}-{tag}-{kconfig.fragment_hash()}"
     out = cache_dir() / "build" / key
-    return build_tree(src, out, key, {"kind": "build", "source": str(src), "version": version},
-                      jobs or os.cpu_count() or 1, watch)
+    with _build_lock(key, watch):
+        return build_tree(src, out, key, {"kind": "build", "source": str(src), "version": version},
+                          jobs or os.cpu_count() or 1, watch)
+
+
+@contextmanager
+def _build_lock(key: str, watch: Stopwatch) -> Iterator[None]:
+    """One build per cache key at a time. A second build of the same key (another shell, a test
+    session) would otherwise delete or share the first one's object directory mid-build; it waits
+    here instead, and then finds the finished entry in the cache."""
+    path = cache_dir() / "build" / f"{key}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            watch.say(f"another process is building {key}; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 def build_debian(version: str, jobs: int | None = None, log=None) -> Kernel:
@@ -156,10 +176,16 @@ def build_debian(version: str, jobs: int | None = None, log=None) -> Kernel:
     if pkg_version is None:
         raise HotbenchError(f"no package {package} in {', '.join(apt.suites)}")
     key = re.sub(r"[^\w.+-]", "_", f"build-debian-{pkg_version}-{kconfig.fragment_hash()}")
-    cached = lookup(key)
-    if cached:
-        watch.say(f"{package} {pkg_version} with fragment {kconfig.fragment_hash()} cached")
-        return cached
+    with _build_lock(key, watch):
+        cached = lookup(key)  # looked up under the lock: a build that held it may have just finished
+        if cached:
+            watch.say(f"{package} {pkg_version} with fragment {kconfig.fragment_hash()} cached")
+            return cached
+        return _build_debian_locked(package, pkg_version, key, apt, jobs, watch)
+
+
+def _build_debian_locked(package: str, pkg_version: str, key: str, apt, jobs: int | None,
+                         watch: Stopwatch) -> Kernel:
     check_build_deps()
     require_tools("dpkg-deb")
     work = cache_dir() / "build" / key
