@@ -2,7 +2,8 @@
 loads the 9p/overlay modules a modular kernel needs, mounts the host root read-only over 9p
 (``cache=loose``) under a tmpfs overlay, mounts the read-write shares at their host paths
 (uncached, so host edits show and guest writes land at once), chroots, runs ``run.sh``
-from the control share and writes its exit status there.
+from the control share and writes its exit status there; right before the command it leaves
+``started`` there, so the host knows on which side of that line a lost guest died.
 
 Modules are found in a ``lib/modules/RELEASE`` tree by file name; their dependencies come
 from each module's own ``.modinfo`` ``depends=`` (so a developer's tree needs no
@@ -31,6 +32,11 @@ BUSYBOX = Path("/bin/busybox")  # Debian busybox-static
 # What the guest init must be able to mount, in load order; any of them may be built in.
 WANTED_MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
 INIT_ERROR = "HOTBENCH-INIT-ERROR:"  # marks the one line the host reports when the init gives up
+# The handshake: the init creates this file in the control share right before it runs the
+# command. A guest lost without it died before the command started (the host may boot again);
+# with it, the command's own kernel crashed (never retried). 9p writes reach the host before
+# the syscall returns, so a panic a moment later cannot lose it.
+STARTED, STATUS = "started", "status"
 ROOT_TAG, CTL_TAG = "hbroot", "hbctl"
 GUEST_CTL = "/run/hotbench"  # where the control share appears inside the chroot
 _9P = "trans=virtio,version=9p2000.L,msize=512000"
@@ -170,10 +176,12 @@ def init_script(modules: list[str], shares: list[Share], release_modules: tuple[
         lines.append(f"mkdir -p boot && cp /mnt/lower{q(config)} boot/config-{q(release)}")
     lines += [
         "cd /",
+        f": > /newroot{GUEST_CTL}/{STARTED}",
         f"chroot /newroot /bin/sh {GUEST_CTL}/run.sh",
         "rc=$?",
         "sync",
-        f"echo $rc > /newroot{GUEST_CTL}/status.tmp && mv /newroot{GUEST_CTL}/status.tmp /newroot{GUEST_CTL}/status",
+        f"echo $rc > /newroot{GUEST_CTL}/{STATUS}.tmp && mv /newroot{GUEST_CTL}/{STATUS}.tmp"
+        f" /newroot{GUEST_CTL}/{STATUS}",
         "sync",
         "poweroff -f",
         "",

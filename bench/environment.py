@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 
@@ -42,6 +43,16 @@ def _clock_fields() -> dict:
     return {"clock": clock.kind, "icount_shift": clock.shift, "vcpus": vcpus}
 
 
+def _vm_boot() -> dict | None:
+    """Which boot of 'hotbench vm' ran this and why the earlier ones died before the command
+    started ({"attempts": N, "earlier_failures": [...]}); None outside a hotbench guest."""
+    text = os.environ.get("HOTBENCH_VM_BOOT")  # bench.vm.BOOT_ENV
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return {"unparsed": text}
+
+
 def describe() -> dict:
     """The manifest's ``environment`` block."""
     from bench.kernel import probe
@@ -66,6 +77,7 @@ def describe() -> dict:
         "accel": os.environ.get("HOTBENCH_ACCEL", "native"),
         # 'hotbench vm --icount': the *_ns columns count guest instructions (bench/clock.py).
         **_clock_fields(),
+        "vm_boot": _vm_boot(),
         "python": platform.python_version(),
         "kernel_facts": probe.raw_facts(),
     }

@@ -8,12 +8,21 @@ Failures: setup problems (no QEMU, unreadable image, no busybox) raise ``Hotbenc
 a guest that never reports a status — kernel panic, init failure, QEMU crash — raises
 ``LostVMError`` (exit status 125), a timeout ``VMTimeoutError`` (124): "VM lost" is kept
 apart from "the command failed", whose status is returned as is.
+
+A guest that dies before its command starts (the init's handshake, ``_vm_init.STARTED``) is
+booted again, up to ``boot_retries`` times: QEMU 7.2's multi-threaded TCG sometimes runs
+kernel code that text patching has already rewritten (an ``int3`` oops at a jump label
+early in boot), which says nothing about the kernel under test. A crash after the command
+started is the command's kernel's own and is never retried; nor is an init that gives up
+(``INIT_ERROR``), QEMU failing or a timeout. The guest's environment says which boot ran
+the command and why the earlier ones died (``BOOT_ENV``, recorded in every manifest).
 """
 
 from __future__ import annotations
 
 import collections
 import ctypes
+import json
 import os
 import re
 import shutil
@@ -36,7 +45,14 @@ __all__ = ["LostVMError", "VMTimeoutError", "VM", "kernel_release", "choose_acce
 QEMU = "qemu-system-x86_64"
 CHECKOUT = Path(__file__).resolve().parents[1]
 LOST_STATUS, TIMEOUT_STATUS = 125, 124
+BOOT_ENV = "HOTBENCH_VM_BOOT"  # JSON {"attempts": N, "earlier_failures": [reason, ...]} in the guest
 _PANIC = re.compile(r"Kernel panic - not syncing: (.*)")
+# x86 die(): "Oops: int3: 0000 [#1] SMP NOPTI" (older kernels print no "Oops: " prefix); a
+# "BUG: ..." or "kernel BUG at ...!" line a few lines before it says what went wrong; RIP with
+# CS 0010 says where, in the kernel: "RIP: 0010:set_next_task_fair+0x609/0x8a0".
+_DIE = re.compile(r"(?:^|\] )(?:Oops: )?([^:[\]]+?): [0-9a-f]{4} \[#\d+\]")
+_BUG = re.compile(r"\b((?:kernel )?BUG(?::| at) .*?)!?\s*$")
+_KERNEL_RIP = re.compile(r"RIP: 0010:([^\s/]+)")
 _KVM_FAILED = "KVM internal error"
 
 
@@ -342,13 +358,28 @@ def _cpu_model(accel: str) -> str:
     return "max" if accel == "kvm" else TCG_CPU
 
 
+def oops_summary(tail: list[str]) -> str | None:
+    """The first oops on the console in one phrase, None if there is none: ``Oops: int3 at
+    set_next_task_fair+0x609``; a ``BUG`` line before it comes first (``kernel BUG at
+    arch/x86/kernel/alternative.c:2531; Oops: invalid opcode at __text_poke+0x29c``)."""
+    for i, line in enumerate(tail):
+        if m := _DIE.search(line):
+            kind = m[1].split(",")[0]  # "general protection fault, probably for non-canonical address ..."
+            oops = "Oops" if kind == "Oops" else f"Oops: {kind}"  # page faults die("Oops")
+            rip = next((r[1] for r in map(_KERNEL_RIP.search, tail[i:]) if r), None)
+            bug = next((b[1] for b in map(_BUG.search, reversed(tail[max(0, i - 6):i])) if b), None)
+            return (f"{bug}; " if bug else "") + oops + (f" at {rip}" if rip else "")
+    return None
+
+
 def _lost_reason(tail: list[str], qemu_status: int) -> str:
     for line in reversed(tail):
         if _vm_init.INIT_ERROR in line:
             return "guest init failed: " + line.split(_vm_init.INIT_ERROR, 1)[1].strip()
     for line in tail:
         if m := _PANIC.search(line):
-            return f"kernel panic: {m[1].strip()}"
+            oops = oops_summary(tail)
+            return f"kernel panic: {m[1].strip()}" + (f" ({oops})" if oops else "")
     if qemu_status not in (0, None):
         last = next((line for line in reversed(tail) if line.strip()), "")
         return f"QEMU exited with status {qemu_status}" + (f": {last.strip()}" if last else "")
@@ -359,10 +390,12 @@ def run(image: Path, command: list[str], *, modules: Path | None = None, mem: st
         cpus: int | None = None, accel: str = "auto", timeout: float | None = None,
         shares: list[Path] = (), require: list[str] | None = None, env: dict[str, str] | None = None,
         warm: bool = True, verbose: bool = False, append: str = "", numa_nodes: int = 1, icount: int | None = None,
-        console: TextIO = sys.stdout, log: TextIO = sys.stderr) -> int:
+        boot_retries: int = 2, console: TextIO = sys.stdout, log: TextIO = sys.stderr) -> int:
     """Boot *image*, run *command* in the guest, return its exit status (see the module doc).
     *numa_nodes* > 1 splits the guest's memory and CPUs over that many NUMA nodes (``numa_layout``).
-    *icount* (a shift) runs the guest on QEMU's instruction clock (TCG only; ``bench/clock.py``)."""
+    *icount* (a shift) runs the guest on QEMU's instruction clock (TCG only; ``bench/clock.py``).
+    A guest that dies before the command starts is booted again, at most *boot_retries* times;
+    *timeout* applies to each boot."""
     image = Path(image)
     cpus = cpus or os.cpu_count() or 1
     layout = numa_layout(mem, cpus, numa_nodes)  # a bad split is refused before anything is started
@@ -395,7 +428,6 @@ def run(image: Path, command: list[str], *, modules: Path | None = None, mem: st
         shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m bench "$@"\n')
         shim.chmod(0o755)
         guest_env = _guest_env(accel, require, f"{_vm_init.GUEST_CTL}/bin", {**clock.guest_env(icount), **(env or {})})
-        (ctl / "run.sh").write_text(_vm_init.run_script(list(command), guest_env, os.getcwd(), str(CHECKOUT)))
         wanted = _vm_init.needed_modules(moddir)
         init = _vm_init.init_script([m for m, _ in wanted], vm_shares,
                                     (release, str(moddir)) if moddir and release else None,
@@ -409,16 +441,65 @@ def run(image: Path, command: list[str], *, modules: Path | None = None, mem: st
         print(f"hotbench vm: booting {image} ({release or 'release unknown'}) with {accel}{clock_note}, {vm.cpus} CPUs, "
               f"{mem}{nodes}; {len(wanted)} modules in the initramfs"
               + (f" from {moddir}" if wanted else ""), file=log)
-        qemu_status, tail, seconds = _boot(qemu_command(vm, qemu), timeout, console)
-        status_file = ctl / "status"
-        if status_file.exists():
-            text = status_file.read_text().strip()
-            if text.isdigit():
-                print(f"hotbench vm: guest command exited {text} after {seconds:.1f} s", file=log)
-                return int(text)
+        return _run_until_started(qemu_command(vm, qemu), ctl, list(command), guest_env, boot_retries, timeout,
+                                  console, log)
+
+
+def _run_until_started(argv: list[str], ctl: Path, command: list[str], guest_env: dict[str, str],
+                       boot_retries: int, timeout: float | None, console: TextIO, log: TextIO) -> int:
+    """Boot until the command has started, at most 1 + *boot_retries* times; return its exit status."""
+    failures: list[str] = []  # why each earlier boot died before the command started
+    while True:
+        boot = len(failures) + 1
+        _prepare_ctl(ctl, command, {**guest_env, BOOT_ENV: json.dumps({"attempts": boot,
+                                                                       "earlier_failures": failures})})
+        qemu_status, tail, seconds = _boot(argv, timeout, console)
+        status = _command_status(ctl)
+        if status is not None:
+            which = f" (boot {boot} of {boot_retries + 1})" if failures else ""
+            print(f"hotbench vm: guest command exited {status} after {seconds:.1f} s{which}", file=log)
+            return status
         if any(_KVM_FAILED in line for line in tail):
             raise LostVMError("KVM could not run this guest (KVM internal error): retry with --accel tcg")
-        raise LostVMError(f"VM lost after {seconds:.1f} s: {_lost_reason(tail, qemu_status)}")
+        reason = _lost_reason(tail, qemu_status)
+        if not _died_before_command(ctl, tail, qemu_status):
+            raise LostVMError(f"VM lost after {seconds:.1f} s: {reason}")
+        failures.append(reason)
+        if len(failures) > boot_retries:
+            raise LostVMError(_never_started(failures, seconds))
+        print(f"hotbench vm: boot {boot} of {boot_retries + 1} died after {seconds:.1f} s, before the command "
+              f"started: {reason}; booting again", file=log)
+
+
+def _prepare_ctl(ctl: Path, command: list[str], guest_env: dict[str, str]) -> None:
+    """The control share as a fresh boot needs it: this boot's run.sh, no handshake or status left."""
+    for name in (_vm_init.STARTED, _vm_init.STATUS, _vm_init.STATUS + ".tmp"):
+        (ctl / name).unlink(missing_ok=True)
+    (ctl / "run.sh").write_text(_vm_init.run_script(command, guest_env, os.getcwd(), str(CHECKOUT)))
+
+
+def _command_status(ctl: Path) -> int | None:
+    try:
+        text = (ctl / _vm_init.STATUS).read_text().strip()
+    except FileNotFoundError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _died_before_command(ctl: Path, tail: list[str], qemu_status: int) -> bool:
+    """The guest stopped by itself (under -no-reboot a panic ends QEMU with status 0) before the
+    init's handshake, and not because the init gave up (that fails the same way every time)."""
+    return (qemu_status == 0 and not (ctl / _vm_init.STARTED).exists()
+            and not any(_vm_init.INIT_ERROR in line for line in tail))
+
+
+def _never_started(failures: list[str], seconds: float) -> str:
+    if len(failures) == 1:
+        return f"VM lost after {seconds:.1f} s, before the command started: {failures[0]}"
+    if len(set(failures)) == 1:
+        return f"VM lost: {len(failures)} boots died before the command started, each the same way: {failures[0]}"
+    return (f"VM lost: {len(failures)} boots died before the command started: "
+            + "; ".join(f"boot {n}: {why}" for n, why in enumerate(failures, start=1)))
 
 
 def _boot(argv: list[str], timeout: float | None, console: TextIO) -> tuple[int, list[str], float]:

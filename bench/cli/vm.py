@@ -8,7 +8,8 @@ paths (so results land on the host) and the rest of the host root read-only.
 
 Exit status: the guest command's own; 1 setup error (no QEMU, unreadable image, bad
 option); 124 timeout (QEMU killed); 125 VM lost (kernel panic, init failure, QEMU died:
-the command's status never came back).
+the command's status never came back). A guest that dies before the command starts is
+booted again first (``--boot-retries``), each time announced in one line.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Callable
 
 from bench.errors import HotbenchError
 
@@ -29,20 +31,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _whole_number(minimum: int, what: str = "a whole number") -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what}, not {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+    return parse
+
+
 def _mem(text: str) -> str:
     if not re.fullmatch(r"\d+[MG]?", text.upper()):
         raise argparse.ArgumentTypeError(f"memory size like 2G or 512M, not {text!r}")
     return text.upper()
-
-
-def _numa_nodes(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a whole number of NUMA nodes, not {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
 
 
 def _icount_shift(text: str) -> int:
@@ -64,7 +68,7 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                              "with 9p/overlay as modules (default: found beside the image or in /lib/modules)")
     parser.add_argument("--mem", type=_mem, default="2G", help="guest memory (default 2G)")
     parser.add_argument("--cpus", type=_positive_int, help="guest CPUs (default: as many as the host)")
-    parser.add_argument("--numa-nodes", type=_numa_nodes, default=1, metavar="N",
+    parser.add_argument("--numa-nodes", type=_whole_number(1, "a whole number of NUMA nodes"), default=1, metavar="N",
                         help="split guest memory (evenly; it must divide) and CPUs (round-robin; nodes beyond the "
                              "CPU count get memory only) over N NUMA nodes (default 1: no NUMA topology)")
     parser.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
@@ -74,7 +78,11 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                              "default shift 0: 1 guest ns = 1 instruction): every cost inside is an exact "
                              "instruction count, labelled so; implies --accel tcg and, unless --cpus is given, "
                              "1 vCPU (vCPUs share one host thread and one clock; docs/icount.md)")
-    parser.add_argument("--timeout", type=float, help="seconds before QEMU is killed (default: none)")
+    parser.add_argument("--timeout", type=float, help="seconds before QEMU is killed, per boot (default: none)")
+    parser.add_argument("--boot-retries", type=_whole_number(0), default=2, metavar="N",
+                        help="boot again, at most N times, when the guest dies before the command starts (an "
+                             "emulator fault, e.g. a text-patching int3 oops under multi-threaded TCG); a crash "
+                             "after it started is never retried (default %(default)s)")
     parser.add_argument("--share", type=Path, action="append", default=[], metavar="DIR",
                         help="also share DIR read-write at the same path (repeatable; the checkout and the "
                              "numba cache always are)")
@@ -88,7 +96,7 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND...",
                         help="what to run in the guest (default: hotbench probe)")
     parser.epilog = ("exit status: the guest command's; 1 setup error; 124 timeout; 125 VM lost "
-                     "(panic, init failure, QEMU died)")
+                     "(panic, init failure, QEMU died; after --boot-retries if before the command started)")
 
 
 def resolve_image(text: str) -> Path:
@@ -141,7 +149,7 @@ def main(args: argparse.Namespace) -> int:
                       timeout=args.timeout, shares=args.share,
                       require=resolve_require(args.require, image, args.modules), env=env,
                       warm=not args.no_warm, verbose=args.verbose, append=args.append, numa_nodes=args.numa_nodes,
-                      icount=args.icount)
+                      icount=args.icount, boot_retries=args.boot_retries)
     except vm.LostVMError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_status

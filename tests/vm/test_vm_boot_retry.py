@@ -1,0 +1,204 @@
+"""``hotbench vm`` boots again when the guest dies before its command starts, and only then.
+
+No kernel is booted: a stand-in ``qemu-system-x86_64`` on PATH plays one guest per line of a
+plan (what the console shows, whether the init's handshake and the status reach the control
+share), so every way a boot ends is checked exactly. The real kernels' side is in
+test_vm_boot.py (an early panic retried, a panic after the command started not)."""
+
+import io
+import json
+import os
+import shlex
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bench import _vm_init, vm
+from tests.vm.test_vm_launcher import fake_bzimage, hotbench
+
+# The console of a boot that died 1.1 s in under multi-threaded TCG (issue 17), abridged.
+INT3_OOPS = """\
+[    1.104561] Oops: int3: 0000 [#1] SMP NOPTI
+[    1.104561] CPU: 1 UID: 0 PID: 0 Comm: swapper/1 Not tainted 7.3.4+deb13-amd64 #1 PREEMPT(lazy)  Debian 7.3.4-1~bpo13+1
+[    1.104561] RIP: 0010:set_next_task_fair+0x609/0x8a0
+[    1.104561] Code: 48 8b 45 00 <cc> 1f 44 00 00 48 83 c4 08 5b 5d c3 cc cc cc cc
+[    1.104561] Kernel panic - not syncing: Fatal exception in interrupt
+"""
+SYSRQ_PANIC = "[    9.9] sysrq: Trigger a crash\n[    9.9] Kernel panic - not syncing: sysrq triggered crash\n"
+
+# The stand-in QEMU: boot number N follows line N of the plan (the last line repeats).
+#   died        the console shows INT3_OOPS; no handshake, no status; exit 0 (a panic under -no-reboot)
+#   ran STATUS  handshake, the command "runs" (its run.sh is kept as run-N.sh), status written
+#   crashed     handshake, then the sysrq panic: the command's kernel crashed
+#   init-error  the init gives up (HOTBENCH-INIT-ERROR line), as without 9p
+#   qemu-error  QEMU refuses its options and exits 1
+FAKE_QEMU = """\
+#!{python}
+import os, shutil, sys
+from pathlib import Path
+
+here = Path(os.environ["FAKE_QEMU_DIR"])
+ctl = next(Path(a.split("path=", 1)[1].split(",", 1)[0]) for a in sys.argv if a.startswith("local,id=fs1,"))
+boots = here / "boots"
+n = int(boots.read_text()) + 1 if boots.exists() else 1
+boots.write_text(str(n))
+plan = (here / "plan").read_text().split("\\n")
+step = plan[min(n, len(plan)) - 1].split()
+shutil.copy(ctl / "run.sh", here / f"run-{{n}}.sh")
+if step[0] == "died":
+    print((here / "oops").read_text(), end="")
+elif step[0] == "ran":
+    (ctl / "{started}").write_text("")
+    (ctl / "{status}").write_text(step[1] + "\\n")
+elif step[0] == "crashed":
+    (ctl / "{started}").write_text("")
+    print({sysrq!r}, end="")
+elif step[0] == "init-error":
+    print("{init_error} cannot mount the host root over 9p: ...")
+elif step[0] == "qemu-error":
+    print("qemu-system-x86_64: -m 99T: cannot set up guest memory 'pc.ram'")
+    sys.exit(1)
+"""
+
+
+@pytest.fixture
+def fake_qemu(tmp_path, monkeypatch):
+    """Run ``vm.run`` against the stand-in QEMU; returns (plan -> (status or exception, log), dir)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    qemu = bindir / vm.QEMU
+    qemu.write_text(FAKE_QEMU.format(python=sys.executable, started=_vm_init.STARTED, status=_vm_init.STATUS,
+                                     sysrq=SYSRQ_PANIC, init_error=_vm_init.INIT_ERROR))
+    qemu.chmod(0o755)
+    (tmp_path / "oops").write_text(INT3_OOPS)
+    monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_QEMU_DIR", str(tmp_path))
+    # The initramfs is never read by the stand-in: no busybox or cpio needed.
+    monkeypatch.setattr(_vm_init, "build_initramfs", lambda dest, modules, init: dest)
+    image = fake_bzimage(tmp_path / "bzImage")
+
+    def boot(plan, **kw):
+        (tmp_path / "plan").write_text("\n".join(plan))
+        (tmp_path / "boots").unlink(missing_ok=True)
+        log = io.StringIO()
+        try:
+            result = vm.run(image, ["true"], accel="tcg", cpus=1, warm=False, console=io.StringIO(), log=log, **kw)
+        except vm.LostVMError as e:
+            result = e
+        return result, log.getvalue()
+
+    return boot, tmp_path
+
+
+def guest_boot_record(run_sh: Path) -> dict:
+    """What the guest's manifest would record: HOTBENCH_VM_BOOT as exported by run.sh."""
+    for line in run_sh.read_text().splitlines():
+        if line.startswith(f"export {vm.BOOT_ENV}="):
+            return json.loads(shlex.split(line.split("=", 1)[1])[0])
+    raise AssertionError(f"no {vm.BOOT_ENV} in {run_sh}")
+
+
+def retry_lines(log: str) -> list[str]:
+    return [line for line in log.splitlines() if "booting again" in line]
+
+
+def test_death_before_the_command_is_booted_again_and_recorded(fake_qemu):
+    boot, d = fake_qemu
+    status, log = boot(["died", "ran 3"])
+    assert status == 3, log
+    assert int((d / "boots").read_text()) == 2
+    why = "kernel panic: Fatal exception in interrupt (Oops: int3 at set_next_task_fair+0x609)"
+    assert retry_lines(log) == [line for line in log.splitlines() if line.startswith("hotbench vm: boot 1 of 3 died")]
+    assert len(retry_lines(log)) == 1 and retry_lines(log)[0].endswith(f"before the command started: {why}; "
+                                                                       "booting again")
+    assert "guest command exited 3 after" in log and "(boot 2 of 3)" in log
+    assert guest_boot_record(d / "run-1.sh") == {"attempts": 1, "earlier_failures": []}
+    assert guest_boot_record(d / "run-2.sh") == {"attempts": 2, "earlier_failures": [why]}
+
+
+def test_first_boot_that_runs_says_nothing_of_retries(fake_qemu):
+    boot, d = fake_qemu
+    status, log = boot(["ran 0"])
+    assert status == 0 and not retry_lines(log) and "(boot" not in log
+    assert guest_boot_record(d / "run-1.sh") == {"attempts": 1, "earlier_failures": []}
+
+
+def test_retries_are_bounded(fake_qemu):
+    boot, d = fake_qemu
+    error, log = boot(["died"])
+    assert isinstance(error, vm.LostVMError) and error.exit_status == 125
+    assert int((d / "boots").read_text()) == 3 and len(retry_lines(log)) == 2  # the default: 2 retries
+    assert str(error) == ("VM lost: 3 boots died before the command started, each the same way: kernel panic: "
+                          "Fatal exception in interrupt (Oops: int3 at set_next_task_fair+0x609)")
+    error, log = boot(["died"], boot_retries=0)
+    assert int((d / "boots").read_text()) == 1 and not retry_lines(log)
+    assert str(error).startswith("VM lost after ") and str(error).endswith(
+        " s, before the command started: kernel panic: Fatal exception in interrupt "
+        "(Oops: int3 at set_next_task_fair+0x609)")
+    error, log = boot(["died", "init-error", "ran 0"], boot_retries=5)
+    assert str(error).startswith("VM lost after ") and "guest init failed" in str(error)
+    assert int((d / "boots").read_text()) == 2
+
+
+@pytest.mark.parametrize("plan, reason", [
+    (["crashed", "ran 0"], "kernel panic: sysrq triggered crash"),  # the command's kernel: never booted again
+    (["init-error", "ran 0"], "guest init failed: cannot mount the host root over 9p"),  # the same every time
+    (["qemu-error", "ran 0"], "QEMU exited with status 1: qemu-system-x86_64: -m 99T"),
+])
+def test_other_losses_are_not_retried(fake_qemu, plan, reason):
+    boot, d = fake_qemu
+    error, log = boot(plan)
+    assert isinstance(error, vm.LostVMError) and error.exit_status == 125, error
+    assert str(error).startswith("VM lost after ") and reason in str(error)
+    assert int((d / "boots").read_text()) == 1 and not retry_lines(log)
+
+
+def test_timeout_is_not_retried(fake_qemu):
+    boot, d = fake_qemu
+    (d / "bin" / vm.QEMU).write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
+    error, log = boot(["died"], timeout=1)
+    assert isinstance(error, vm.VMTimeoutError) and error.exit_status == 124 and not retry_lines(log)
+
+
+def test_different_deaths_are_listed_per_boot():
+    first = "kernel panic: Fatal exception in interrupt (Oops: int3 at set_next_task_fair+0x609)"
+    second = "kernel panic: Fatal exception (Oops: int3 at __queue_work+0x2a1)"
+    assert vm._never_started([first, second], 2.0) == (
+        f"VM lost: 2 boots died before the command started: boot 1: {first}; boot 2: {second}")
+
+
+# ---------------------------------------------------------------- the oops, in one phrase
+
+def test_oops_summary_names_kind_and_place():
+    assert vm.oops_summary(INT3_OOPS.splitlines()) == "Oops: int3 at set_next_task_fair+0x609"
+    null = textwrap.dedent("""\
+        [    5.1] BUG: kernel NULL pointer dereference, address: 0000000000000008
+        [    5.1] #PF: supervisor read access in kernel mode
+        [    5.1] #PF: error_code(0x0000) - not-present page
+        [    5.1] PGD 0 P4D 0
+        [    5.1] Oops: Oops: 0000 [#1] SMP NOPTI
+        [    5.1] RIP: 0010:p9_client_rpc+0x4f/0x3b0 [9pnet]
+        """).splitlines()
+    assert vm.oops_summary(null) == ("BUG: kernel NULL pointer dereference, address: 0000000000000008; "
+                                     "Oops at p9_client_rpc+0x4f")
+    patch_bug = ["[ 14.22] kernel BUG at arch/x86/kernel/alternative.c:2531!",
+                 "[ 14.22] Oops: invalid opcode: 0000 [#1] SMP NOPTI", "[ 14.22] RIP: 0010:__text_poke+0x29c/0x400"]
+    assert vm.oops_summary(patch_bug) == ("kernel BUG at arch/x86/kernel/alternative.c:2531; "
+                                          "Oops: invalid opcode at __text_poke+0x29c")
+    old_style = ["[ 1985.07] int3: 0000 [#1] PREEMPT SMP NOPTI", "[ 1985.07] RIP: 0010:netif_rx_internal+0x2c/0x110"]
+    assert vm.oops_summary(old_style) == "Oops: int3 at netif_rx_internal+0x2c"
+    gpf = ["[ 3.3] Oops: general protection fault, probably for non-canonical address 0xdead000000000100: "
+           "0000 [#1] SMP NOPTI", "[ 3.3] RIP: 0010:list_del+0x8/0x40"]
+    assert vm.oops_summary(gpf) == "Oops: general protection fault at list_del+0x8"
+    # a user-space RIP (CS 0033) is not where the kernel died; a panic without an oops has no summary
+    assert vm.oops_summary(["[ 2.0] Oops: int3: 0000 [#1] SMP", "[ 2.0] RIP: 0033:0x466a31"]) == "Oops: int3"
+    assert vm.oops_summary(SYSRQ_PANIC.splitlines()) is None
+    assert vm._lost_reason(SYSRQ_PANIC.splitlines(), 0) == "kernel panic: sysrq triggered crash"
+
+
+def test_boot_retries_option_is_checked():
+    out = hotbench("vm", "--kernel", "x", "--boot-retries", "-1", "--", "true")
+    assert out.returncode == 2 and out.stderr.endswith(
+        "hotbench vm: error: argument --boot-retries: must be at least 0, not -1\n"), out.stderr
