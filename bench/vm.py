@@ -11,7 +11,7 @@ apart from "the command failed", whose status is returned as is.
 
 A guest that dies before its command starts (the init's handshake, ``_vm_init.STARTED``) is
 booted again, up to ``boot_retries`` times: QEMU 7.2's multi-threaded TCG sometimes runs
-kernel code that text patching has already rewritten (an ``int3`` oops at a jump label
+kernel code that text patching has already rewritten (an ``int3`` oops where a NOP was patched
 early in boot), which says nothing about the kernel under test. A crash after the command
 started is the command's kernel's own and is never retried; nor is an init that gives up
 (``INIT_ERROR``), QEMU failing or a timeout. The guest's environment says which boot ran
