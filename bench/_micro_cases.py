@@ -412,10 +412,19 @@ def _fault_rwp_async(size, stack, backing):
     return once
 
 
-def _fault_rwp_sync(size, stack, backing):
+def _placed(stack: contextlib.ExitStack, name: str):
+    """The fault_path placement *name*, the calling thread (the toucher) pinned to it until *stack* closes."""
+    from bench import fault_path
+
+    placement = fault_path.placement_cpus(name)
+    stack.callback(fault_path.unpin, fault_path.pin(placement))
+    return placement
+
+
+def _fault_rwp_sync(size, stack, backing, placement="unpinned"):
     arena, loops = _fault_arena(stack, size, backing)
     u = _rwp(stack, arena, asynchronous=False)
-    server = loops.RwpServer(u, arena.page_size)
+    server = loops.RwpServer(u, arena.page_size, _placed(stack, placement).server)
     stack.callback(server.stop)
     stack.callback(u.close)  # unregister first, so no fault can wait with nobody to resolve it
 
@@ -425,14 +434,15 @@ def _fault_rwp_sync(size, stack, backing):
     return once
 
 
-def _fault_uffd_minor(size, stack, backing):
+def _fault_uffd_minor(size, stack, backing, placement="unpinned"):
     from bench.kernel import uffd_server
 
     arena, loops = _fault_arena(stack, size, backing)
     uffd_server.warmup()
     u = stack.enter_context(uffd.Userfaultfd(uffd.UFFD_FEATURE_MINOR_SHMEM))
     u.register(arena.addr, arena.size, uffd.UFFDIO_REGISTER_MODE_MINOR)
-    server = uffd_server.MinorFaultServer(u, arena.addr, arena.npages, arena.page_size)
+    server = uffd_server.MinorFaultServer(u, arena.addr, arena.npages, arena.page_size,
+                                          _placed(stack, placement).server)
     stack.callback(server.stop)
     stack.callback(u.close)  # unregister first, so no fault can wait with nobody to resolve it
 
@@ -551,6 +561,14 @@ def _cases() -> list[Case]:
         ("first-touch", None, ("anon", "thp"), "first write to freshly unpopulated anonymous memory",
          partial(_fault_zap, prefault=False)),
     ]
+    served = {"same-cpu": "toucher and server pinned to one CPU", "other-cpu": "toucher and server pinned to two CPUs"}
+    for placement, where in served.items():  # the unpinned round trips above keep their names
+        faults += [
+            (f"rwp-sync-{placement}", "rwp", ("anon",), f"as fault/rwp-sync, {where}",
+             partial(_fault_rwp_sync, placement=placement)),
+            (f"uffd-minor-{placement}", "uffd-minor", ("shmem",), f"as fault/uffd-minor, {where}",
+             partial(_fault_uffd_minor, placement=placement)),
+        ]
     for kind, mechanism, backings, what, setup in faults:
         for backing in backings:
             out.append(Case(f"fault/{kind}/{'thp' if backing == 'thp' else '4k'}", "page", mechanism, backing,

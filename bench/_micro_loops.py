@@ -9,7 +9,6 @@ too (``uffd_server._serve`` for MINOR, ``_serve_rwp`` below for 7.3 RWP sync).
 from __future__ import annotations
 
 import os
-import threading
 
 import numpy as np
 from numba import njit
@@ -66,7 +65,7 @@ def warm() -> None:
 class RwpServer:
     """A thread running ``_serve_rwp`` for one sync RWP ``Userfaultfd``."""
 
-    def __init__(self, u: uffd.Userfaultfd, page_size: int):
+    def __init__(self, u: uffd.Userfaultfd, page_size: int, cpus: set[int] | None = None):
         self.counters = np.zeros(2, np.int64)
         stop = os.eventfd(1, os.EFD_CLOEXEC)  # compile / load outside the timed region
         try:
@@ -74,9 +73,12 @@ class RwpServer:
         finally:
             os.close(stop)
         self._stop_fd = os.eventfd(0, os.EFD_CLOEXEC)
-        self._thread = threading.Thread(target=_serve_rwp, args=(u.fd, self._stop_fd, page_size, self.counters),
-                                        name="hotbench-micro-rwp", daemon=True)
-        self._thread.start()
+        self._thread = uffd_server.start_server_thread(
+            lambda: _serve_rwp(u.fd, self._stop_fd, page_size, self.counters), "hotbench-micro-rwp", cpus)
+
+    @property
+    def native_id(self) -> int:
+        return self._thread.native_id
 
     def stop(self) -> None:
         if self._stop_fd >= 0:

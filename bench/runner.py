@@ -28,7 +28,7 @@ from analysis.metrics import score
 from bench import arena as arena_mod
 from bench import clock
 from bench import interference as interference_mod
-from bench import results, trackers
+from bench import fault_path, results, trackers
 from bench._progress import Progress
 from bench.errors import HotbenchError
 from bench.kernel import pagemap, procfs
@@ -50,6 +50,7 @@ class Cell:
     write_ratio: float | None = None
     cycle: float | None = None  # concurrent mode: seconds between arm and collect
     interfere: str = interference_mod.NONE  # lockstep mode: a bench.interference name
+    placement: str = "auto"  # fault-served trackers: where server and workload run (bench.fault_path)
 
 
 @dataclass
@@ -70,7 +71,8 @@ def _choose_backing(cls: type[trackers.Tracker], requested: str) -> tuple[str | 
 def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backings: list[str], sizes: list[int],
               intervals: int, repeats: int, seed: int, *, threads: list[int | None] = (None,),
               accesses: list[int | None] = (None,), cycles: list[float | None] = (None,),
-              write_ratio: float | None = None, interferences: list[str] = (interference_mod.NONE,)) -> Plan:
+              write_ratio: float | None = None, interferences: list[str] = (interference_mod.NONE,),
+              placement: str = "auto") -> Plan:
     """The cells of a run (a sweep is just longer lists), and the trackers (and interferences, or
     tracker + interference pairs) skipped with their reasons."""
     import workloads
@@ -115,7 +117,7 @@ def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backin
                     sizes, workload_specs, threads, accesses, cycles, kinds):
                 for repeat in range(repeats):
                     cells.append(Cell(cls.name, spec, chosen, size, intervals, repeat, seed + repeat,
-                                      n_accesses, n_threads, write_ratio, cycle, interfere))
+                                      n_accesses, n_threads, write_ratio, cycle, interfere, placement))
     return Plan(cells, skipped)
 
 
@@ -213,14 +215,16 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
                                     write_ratio=cell.write_ratio)
         workload.warmup()
         pagemap.warmup()  # else the first collect pays for loading its compiled helper (~0.3 s)
-        tracker = cls()
+        placement = fault_path.resolve(cell.placement, workload.threads) if cls.serves_faults else None
+        tracker = cls(server_cpus=placement.server) if placement else cls()
         base = {"run_id": run_id, "tracker": cls.name, "mechanism": cls.mechanism, "granularity": cls.granularity,
                 "sees": cls.sees, "workload": workload.name, "workload_spec": cell.workload,
                 "workload_params": json.dumps(workload.params(), sort_keys=True), "workload_version": workload.version,
                 "backing": cell.backing, "size_bytes": arena.size, "page_size": arena.page_size,
                 "npages": arena.npages, "repeat": cell.repeat, "seed": cell.seed, "intervals": cell.intervals,
                 "interfere": cell.interfere, "huge_bytes": arena.huge_bytes(), "cell": number,
-                **clock.row_fields()}
+                "placement": placement.name if placement else None, **clock.row_fields()}
+        affinity = fault_path.pin(placement)
         try:
             tracker.start(arena)
             for i in range(cell.intervals):
@@ -234,6 +238,7 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
             rows.append({**base, "interval": len(rows), "status": f"error: {e}"})
         finally:
             tracker.stop()
+            fault_path.unpin(affinity)
     return rows
 
 
@@ -331,5 +336,7 @@ def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_page
 
 def plan_manifest(plan: Plan) -> dict:
     used = dict.fromkeys(c.interfere for c in plan.cells)
+    placements = dict.fromkeys(c.placement for c in plan.cells if trackers.get(c.tracker).serves_faults)
     return {"cells": [asdict(c) for c in plan.cells], "skipped": plan.skipped,
-            "interference": {name: interference_mod.get(name).describe() for name in used}}
+            "interference": {name: interference_mod.get(name).describe() for name in used},
+            "fault_placement": {name: fault_path.describe_all(name) for name in placements}}

@@ -118,6 +118,12 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                         "(4K: no fault-around; a power of two), then restore; mounts debugfs for the run if needed")
     parser.add_argument("--affinity", type=_cpus, metavar="CPUS", help="run every thread on these CPUs (e.g. 0): "
                         "no TLB-flush IPIs to CPUs the workload left idle; recorded in the manifest")
+    parser.add_argument("--placement", choices=("auto", "same-cpu", "other-cpu", "unpinned"), default="auto",
+                        help="fault-served trackers (uffd-minor, shmem-zap-minor): where the fault server and the "
+                        "workload run. same-cpu: both on one CPU (each wake-up a local switch); other-cpu: on two "
+                        "(each wake-up crosses CPUs: on a VM a halted vCPU's VM exit); unpinned: the scheduler "
+                        "decides; auto: same-cpu for one workload thread, else unpinned (default). Recorded per row "
+                        "and in the manifest")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results directory (default ./results)")
     parser.add_argument("--list", action="store_true", help="list trackers and workloads, then exit")
 
@@ -150,7 +156,8 @@ def _run(args: argparse.Namespace, sizes: list[int], applied: dict) -> tuple[lis
     default_workloads = ["hotcold"] if overhead else list(runner.DEFAULT_WORKLOADS)
     plan = runner.make_plan(args.trackers, args.workloads or default_workloads, args.backing, sizes,
                             args.intervals, args.repeats, args.seed, threads=args.threads, accesses=args.accesses,
-                            cycles=args.cycle, write_ratio=args.write_ratio, interferences=args.interfere)
+                            cycles=args.cycle, write_ratio=args.write_ratio, interferences=args.interfere,
+                            placement=args.placement)
     for name, reason in plan.skipped.items():
         print(f"skip {name}: {reason}", file=sys.stderr)
     if not plan.cells:

@@ -87,16 +87,35 @@ def _serve(uffd: int, stop_fd: int, base: int, page_size: int, seen: np.ndarray,
                 counters[1] += 1
 
 
+def start_server_thread(target, name: str, cpus: set[int] | None) -> threading.Thread:
+    """Start a daemon thread running *target*, on *cpus* (None: wherever the caller may run).
+
+    The affinity is set by the thread itself before it serves its first fault, so no fault
+    is ever served from another CPU than the one the placement names.
+    """
+    def pinned() -> None:
+        if cpus is not None:
+            os.sched_setaffinity(0, cpus)  # 0: the calling thread
+        target()
+
+    thread = threading.Thread(target=pinned, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
 class MinorFaultServer:
     """A thread serving MINOR faults on ``[base, base + npages*4096)`` for one ``Userfaultfd``."""
 
-    def __init__(self, uffd: Userfaultfd, base: int, npages: int, page_size: int):
+    def __init__(self, uffd: Userfaultfd, base: int, npages: int, page_size: int, cpus: set[int] | None = None):
         self.seen = np.zeros(npages, np.uint8)
         self.counters = np.zeros(2, np.int64)
         self._uffd, self._base, self._page_size = uffd, base, page_size
         self._stop_fd = os.eventfd(0, os.EFD_CLOEXEC)
-        self._thread = threading.Thread(target=self._run, name="hotbench-uffd-minor", daemon=True)
-        self._thread.start()
+        self._thread = start_server_thread(self._run, "hotbench-uffd-minor", cpus)
+
+    @property
+    def native_id(self) -> int:
+        return self._thread.native_id
 
     def _run(self) -> None:
         _serve(self._uffd.fd, self._stop_fd, self._base, self._page_size, self.seen, self.counters)

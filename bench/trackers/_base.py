@@ -53,6 +53,9 @@ class Tracker:
     sees: ClassVar[str] = READS_AND_WRITES
     backings: ClassVar[tuple[str, ...]] = ("anon", "shmem", "thp", "hugetlb")
     summary: ClassVar[str] = ""
+    # True when the workload's accesses wait for a server thread of the tracker (synchronous
+    # userfaultfd): the runner then places that thread (option server_cpus) and the workload.
+    serves_faults: ClassVar[bool] = False
 
     @classmethod
     def unavailable(cls, backing: str | None = None) -> str | None:

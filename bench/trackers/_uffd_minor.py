@@ -16,23 +16,37 @@ from bench.trackers._base import Tracker
 
 
 class MinorServed(Tracker):
-    """Mixin, first in the bases: MINOR registration + fault server from ``start`` to ``stop``."""
+    """Mixin, first in the bases: MINOR registration + fault server from ``start`` to ``stop``.
+
+    Option ``server_cpus`` (a set of CPUs, default: not pinned) places the server thread;
+    the runner sets it from the run's fault placement (``bench.fault_path``).
+    """
+
+    serves_faults = True
 
     def __init__(self, **options):
         super().__init__(**options)
         self._uffd: uffd.Userfaultfd | None = None
         self._server: uffd_server.MinorFaultServer | None = None
+        self._counters_at_arm = (0, 0)
 
     def start(self, arena) -> None:
         uffd_server.warmup()
         super().start(arena)
         self._uffd = uffd.Userfaultfd(uffd.UFFD_FEATURE_MINOR_SHMEM)
         self._uffd.register(arena.addr, arena.size, uffd.UFFDIO_REGISTER_MODE_MINOR)
-        self._server = uffd_server.MinorFaultServer(self._uffd, arena.addr, arena.npages, arena.page_size)
+        self._server = uffd_server.MinorFaultServer(self._uffd, arena.addr, arena.npages, arena.page_size,
+                                                    self.options.get("server_cpus"))
 
     def _zap(self) -> None:
         """Drop the arena's PTEs; the pages stay in the page cache, the next access is a MINOR fault."""
+        self._counters_at_arm = (int(self._server.counters[0]), int(self._server.counters[1]))
         _libc.madvise(self.arena.addr, self.arena.size, _libc.MADV_DONTNEED)
+
+    def _served_since_arm(self) -> dict:
+        """Faults the server resolved since the last zap, and CONTINUEs that failed (then retried)."""
+        return {"uffd_faults": int(self._server.counters[0]) - self._counters_at_arm[0],
+                "continue_failed": int(self._server.counters[1]) - self._counters_at_arm[1]}
 
     def stop(self) -> None:
         # Unregister before stopping the server, so no access can block with nobody to resolve it.

@@ -56,9 +56,11 @@ class ShmemZapMinorTracker(MinorServed, ShmemZapTracker):
     mechanism = "uffd-minor"
     summary = "shmem-zap with the range registered for userfaultfd MINOR faults: no fault-around, exact"
 
+    def arm(self) -> None:
+        self._zap()
+
     def collect(self) -> Observation:
-        faults = int(self._server.counters[0])
-        return Observation(accessed=self._present(), extra={"uffd_faults": faults})
+        return Observation(accessed=self._present(), extra=self._served_since_arm())
 
 
 TRACKERS = [ShmemZapTracker, ShmemZapMinorTracker]

@@ -28,10 +28,6 @@ class UffdMinorTracker(MinorServed):
     backings = ("shmem",)
     summary = "MADV_DONTNEED on shmem + userfaultfd MINOR faults served by compiled code (UFFDIO_CONTINUE): exact"
 
-    def __init__(self, **options):
-        super().__init__(**options)
-        self._counters_at_arm = (0, 0)
-
     def _live(self):
         if self._server is None or self.arena is None:
             raise RuntimeError("uffd-minor tracker used before start() or after stop()")
@@ -40,15 +36,11 @@ class UffdMinorTracker(MinorServed):
     def arm(self) -> None:
         server = self._live()
         server.seen[:] = 0  # nothing touches the arena between intervals (lockstep)
-        self._counters_at_arm = (int(server.counters[0]), int(server.counters[1]))
         self._zap()
 
     def collect(self) -> Observation:
         server = self._live()
-        accessed = server.seen.astype(bool)
-        faults = int(server.counters[0]) - self._counters_at_arm[0]
-        retried = int(server.counters[1]) - self._counters_at_arm[1]
-        return Observation(accessed=accessed, extra={"uffd_faults": faults, "continue_failed": retried})
+        return Observation(accessed=server.seen.astype(bool), extra=self._served_since_arm())
 
 
 TRACKERS = [UffdMinorTracker]

@@ -2,8 +2,9 @@
 per page touched; nothing left behind however the run ends.
 
 ``python -m tests.trackers.test_uffd_minor [MiB]`` measures the cost of one MINOR fault
-round trip (kernel -> compiled server -> UFFDIO_CONTINUE -> retry) against a Python server
-and against a plain shmem refault with no userfaultfd.
+round trip (kernel -> compiled server -> UFFDIO_CONTINUE -> retry) in each thread placement
+(``bench.fault_path``: the same loop and server as ``hotbench micro``'s fault/uffd-minor*),
+against a Python server and against a plain shmem refault with no userfaultfd.
 """
 
 import os
@@ -128,9 +129,16 @@ def _python_server(u, base, npages, stop_evt, counters):
 def measure_fault_cost(size_mb: int = 64, rounds: int = 5) -> dict:
     """µs per page for: a touch of present pages, a plain shmem refault (fault-around on: 16 pages
     per fault), a plain refault per fault (one page per 16-page window), a MINOR fault served by
-    the compiled server, and one served by a Python thread (one fault per page for both)."""
+    the compiled server in each placement (same-cpu, other-cpu on two CPUs, unpinned), and one
+    served by a Python thread (unpinned; one fault per page for all of these)."""
+    from bench import fault_path
+
     uffd_server.warmup()
-    results = {"present": [], "refault_no_uffd": [], "refault_per_fault": [], "minor_numba": [], "minor_python": []}
+    results = {"present": [], "refault_no_uffd": [], "refault_per_fault": [], "minor_python": []}
+    for name in fault_path.PLACEMENTS:
+        if name != fault_path.OTHER_CPU or len(os.sched_getaffinity(0)) > 1:
+            place = fault_path.placement_cpus(name)
+            results[f"minor_numba_{name}"] = fault_path.round_trip("uffd-minor", place, size_mb << 20, rounds)
     with Arena(f"{size_mb}M", "shmem") as a:
         n = a.npages
         _touch_pages(a.view, 4096)  # compile
@@ -140,18 +148,6 @@ def measure_fault_cost(size_mb: int = 64, rounds: int = 5) -> dict:
             results["refault_no_uffd"].append(_time_touch(a.view) / n)
             _libc.madvise(a.addr, a.size, _libc.MADV_DONTNEED)  # one page per fault-around window:
             results["refault_per_fault"].append(_time_touch(a.view, 16 * 4096) / (n // 16))  # one fault each
-        with uffd.Userfaultfd(uffd.UFFD_FEATURE_MINOR_SHMEM) as u:
-            u.register(a.addr, a.size, uffd.UFFDIO_REGISTER_MODE_MINOR)
-            server = uffd_server.MinorFaultServer(u, a.addr, n, a.page_size)
-            try:
-                for _ in range(rounds):
-                    _libc.madvise(a.addr, a.size, _libc.MADV_DONTNEED)
-                    before = int(server.counters[0])
-                    results["minor_numba"].append(_time_touch(a.view) / n)
-                    assert int(server.counters[0]) - before >= n - 1
-            finally:
-                u.unregister(a.addr, a.size)
-                server.stop()
         with uffd.Userfaultfd(uffd.UFFD_FEATURE_MINOR_SHMEM) as u:
             u.register(a.addr, a.size, uffd.UFFDIO_REGISTER_MODE_MINOR)
             stop_evt, counters = threading.Event(), [0]
@@ -165,7 +161,7 @@ def measure_fault_cost(size_mb: int = 64, rounds: int = 5) -> dict:
                 u.unregister(a.addr, a.size)
                 stop_evt.set()
                 th.join()
-    return {k: 1e6 * float(np.median(v)) for k, v in results.items()}
+    return {k: float(np.median(v)) * (1 if k.startswith("minor_numba") else 1e6) for k, v in results.items()}
 
 
 def test_fault_cost_is_measurable(capsys):

@@ -1,0 +1,51 @@
+"""tracefs: the text parser on recorded lines (no kernel), and a live private instance that
+records this thread's page faults and leaves no instance or mount behind."""
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.kernel import tracefs
+
+# Lines as the 6.18 host printed them: a counter clock (x86-tsc) and the mono clock.
+RECORDED = """\
+# tracer: nop
+#
+            python3-20606   [000] d..2. 40189553360620: page_fault_user: address=0x7f4525e9a000 ip=0x7f45413bc27a error_code=0x6
+ hotbench-uffd-m-20675   [001] d..2. 40189553369382: sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 prev_state=R ==> next_comm=hotbench-uffd-m next_pid=20675 next_prio=120
+            python3-20606   [000] d..2. 20075.073022: sched_waking: comm=python3 pid=20675 prio=120 target_cpu=000
+"""
+
+
+def test_parse_recorded_lines():
+    events = tracefs.parse(RECORDED)
+    assert [e.name for e in events] == ["sched_waking", "page_fault_user", "sched_switch"]  # time order
+    fault = events[1]
+    assert (fault.pid, fault.cpu, fault.ns) == (20606, 0, 40189553360620 * 10**9)
+    assert fault.fields["address"] == "0x7f4525e9a000"
+    switch = events[2]
+    assert switch.pid == 20675 and switch.cpu == 1 and switch.fields["next_pid"] == "20675"
+    assert events[0].ns == 20075_073022_000 and events[0].fields["pid"] == "20675"
+
+
+@pytest.mark.root
+def test_live_instance_records_this_threads_faults_and_leaves_nothing():
+    why = tracefs.unavailable()
+    if why:
+        pytest.skip(why)
+    mounts_before = Path("/proc/self/mounts").read_text()
+    buf = np.zeros(256 * 4096, np.uint8)  # mmap-backed (above malloc's threshold), untouched: writes fault
+    with tracefs.Session({"exceptions/page_fault_user": f"common_pid == {os.getpid()}"}, clock="x86-tsc") as t:
+        instance = t._instance
+        t.start()
+        buf[::4096] = 1
+        events = t.stop()
+    faults = [e for e in events if e.name == "page_fault_user"]
+    lo, hi = buf.ctypes.data, buf.ctypes.data + buf.size
+    assert sum(lo <= int(e.fields["address"], 16) < hi for e in faults) >= 1
+    assert all(e.pid == os.getpid() for e in faults)
+    assert all(b.ns >= a.ns for a, b in zip(faults, faults[1:]))
+    assert not instance.exists()
+    assert Path("/proc/self/mounts").read_text() == mounts_before
