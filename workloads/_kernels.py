@@ -12,10 +12,21 @@ Three generator kinds cover every pattern:
   segments    a table of segments (start page, pages, cumulative weight, write threshold);
               an access picks a segment by weight, then a page uniformly inside it
               (a one-segment table takes a leaner loop, touch_span)
-  cdf         a per-page cumulative distribution (float64), searched by bisection from a
-              guide table of the same length
+  alias       a per-page alias table (Walker/Vose: one uint64 per page, a 32-bit threshold
+              and a 32-bit alias page): one draw picks a page, a second word keeps it or
+              takes its alias; one table load per access and no data-dependent branch
   sequential  a cursor walking start, start+stride, ... < start+span, wrapping; the cursor
               position of any access is arithmetic, so truth replays exactly
+
+The touch kernels work in batches of ``BATCH`` accesses: first the generator fills a small
+buffer with the batch's offsets (write flag in the low bit), then a second loop does the
+loads and stores. A random-access loop is memory bound, and how many cache misses the CPU
+keeps in flight depends on how many loop iterations fit in its reorder window: the access
+loop has a handful of instructions per access whatever the pattern, so every pattern keeps
+as many misses in flight as the bare loop (one loop mixing generator and access measured
+0.76-0.85x the bare loop for hotcold, phase and masim; batched, 0.93-0.97x the batched
+bare loop, which is itself ~10 % faster than the unbatched one). The accesses, their order
+and the bytes written are those of the unbatched loop: truth is unchanged.
 
 Every access also picks a 64-byte line inside its page, and read versus write (with 22-bit
 resolution: ``write_threshold``). Segment weights have 32-bit resolution.
@@ -35,14 +46,15 @@ from numba import njit
 
 __all__ = [
     "LINE", "MAX_PAGE_SIZE", "SEG_START", "SEG_PAGES", "SEG_CUM", "SEG_WTHR", "SEG_COLUMNS",
-    "ONE32", "ONE22", "MASK64",
-    "touch_segments", "touch_span", "record_segments", "touch_cdf", "record_cdf",
+    "ONE32", "ONE22", "MASK64", "BATCH",
+    "touch_segments", "touch_span", "record_segments", "touch_alias", "record_alias", "alias_table",
     "touch_sequential", "record_sequential", "bare_touch",
     "mix64", "stream_key", "stream_state", "hash_array", "write_threshold",
     "DOMAIN_STREAM", "DOMAIN_ZIPF_PERMUTATION", "DOMAIN_PHASE_SLOT",
 ]
 
 LINE = 64                          # bytes per cache line; one access touches one line
+BATCH = 64                         # accesses generated before they are made (see above)
 MAX_PAGE_SIZE = 1 << 16            # line index uses random bits 0..9 (see _place)
 ONE32 = 1 << 32                    # segment choice is 32-bit fixed point
 ONE22 = 1 << 22                    # write probabilities are 22-bit fixed point
@@ -56,15 +68,15 @@ SEG_COLUMNS = 4
 # Every constant is a uint64 so numba never mixes signed and unsigned (it would go float64).
 _SCRAMBLE = np.uint64(0x2545F4914F6CDD1D)   # odd: spreads a small seed over 64 bits
 _WEYL = np.uint64(0x9E3779B97F4A7C15)        # odd, 2**64 / golden ratio
-_S7, _S10, _S11 = np.uint64(7), np.uint64(10), np.uint64(11)
+_S7, _S10 = np.uint64(7), np.uint64(10)
 _S13, _S17, _S32 = np.uint64(13), np.uint64(17), np.uint64(32)
 _LOW22 = np.uint64(ONE22 - 1)
 _LOW32 = np.uint64(ONE32 - 1)
 _ZERO = np.uint64(0)
 _ONE = np.uint64(1)
 _LINE = np.uint64(LINE)
-_INV53 = 2.0 ** -53
 _COUNT = np.uint32(1)
+_BATCH = np.int64(BATCH)
 
 
 # ---- the stream ------------------------------------------------------------------------
@@ -121,24 +133,17 @@ def _segment_step(state, table, line_mask):
 
 
 @njit(inline="always")
-def _cdf_step(state, cdf, guide, wthr, line_mask):
-    # Bisection for the first page whose cdf exceeds u, started from a guide table
-    # (guide[b] = first page with cdf > b/m): a plain bisection over millions of pages is a
-    # chain of ~20 dependent loads; the guide leaves one or two.
+def _alias_step(state, table, wthr, line_mask):
+    # The high 32 bits pick a page (bucket) uniformly; the high half of _second(r) keeps it
+    # when below the bucket's threshold (table >> 32), else takes its alias (low 32 bits).
+    # LLVM makes the choice a conditional move: no branch to mispredict.
     state, r = _next(state)
-    u = np.float64(r >> _S11) * _INV53            # uniform in [0, 1)
-    m = guide.size - 1
-    b = min(np.int64(u * m), m - 1)               # rounding can reach m
-    lo = guide[b]
-    hi = guide[b + 1]
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if cdf[mid] > u:
-            hi = mid
-        else:
-            lo = mid + 1
-    _, line, write = _place(_second(r), _ZERO, _ZERO, wthr, line_mask)
-    return state, np.uint64(lo), line, write
+    bucket = _below(r >> _S32, np.uint64(table.size))
+    entry = table[bucket]
+    r2 = _second(r)
+    page = bucket if (r2 >> _S32) < (entry >> _S32) else entry & _LOW32
+    _, line, write = _place(r2, _ZERO, _ZERO, wthr, line_mask)
+    return state, page, line, write
 
 
 @njit(inline="always")
@@ -179,6 +184,21 @@ def _access(arena, at, write, j, checksum):
 
 
 @njit(inline="always")
+def _encode(at, write):
+    # A batch buffer entry: the byte offset, shifted, with the write flag in bit 0.
+    return (at << _ONE) | np.uint64(write)
+
+
+@njit(inline="always")
+def _access_batch(arena, offsets, m, first, checksum):
+    # The second half of a batch: access j = first + b is the one the generator made b-th.
+    for b in range(m):
+        entry = offsets[b]
+        checksum = _access(arena, entry >> _ONE, entry & _ONE, first + b, checksum)
+    return checksum
+
+
+@njit(inline="always")
 def _count(reads, writes, page, write):
     if write:
         writes[page] += _COUNT
@@ -192,9 +212,13 @@ def touch_segments(arena: np.ndarray, page_size: int, n: int, key: np.uint64,
     """Segment tables of two or more rows; one row goes to touch_span."""
     line_mask, psize = _line_mask(page_size), np.uint64(page_size)
     state, checksum = key, _ZERO
-    for j in range(n):
-        state, page, line, write = _segment_step(state, table, line_mask)
-        checksum = _access(arena, page * psize + line * _LINE, write, j, checksum)
+    offsets = np.empty(BATCH, np.uint64)
+    for first in range(0, n, _BATCH):
+        m = min(_BATCH, n - first)
+        for b in range(m):
+            state, page, line, write = _segment_step(state, table, line_mask)
+            offsets[b] = _encode(page * psize + line * _LINE, write)
+        checksum = _access_batch(arena, offsets, m, first, checksum)
     return checksum
 
 
@@ -206,10 +230,14 @@ def touch_span(arena: np.ndarray, page_size: int, n: int, key: np.uint64, start:
     which cost ~5% against bare_touch."""
     line_mask, psize = _line_mask(page_size), np.uint64(page_size)
     state, checksum = key, _ZERO
-    for j in range(n):
-        state, r = _next(state)
-        page, line, write = _place(r, start, pages, wthr, line_mask)
-        checksum = _access(arena, page * psize + line * _LINE, write, j, checksum)
+    offsets = np.empty(BATCH, np.uint64)
+    for first in range(0, n, _BATCH):
+        m = min(_BATCH, n - first)
+        for b in range(m):
+            state, r = _next(state)
+            page, line, write = _place(r, start, pages, wthr, line_mask)
+            offsets[b] = _encode(page * psize + line * _LINE, write)
+        checksum = _access_batch(arena, offsets, m, first, checksum)
     return checksum
 
 
@@ -230,23 +258,62 @@ def record_segments(reads: np.ndarray, writes: np.ndarray, page_size: int, n: in
 
 
 @njit(nogil=True, cache=True)
-def touch_cdf(arena: np.ndarray, page_size: int, n: int, key: np.uint64, cdf: np.ndarray,
-              guide: np.ndarray, wthr: np.uint64) -> int:
+def touch_alias(arena: np.ndarray, page_size: int, n: int, key: np.uint64, table: np.ndarray,
+                wthr: np.uint64) -> int:
     line_mask, psize = _line_mask(page_size), np.uint64(page_size)
     state, checksum = key, _ZERO
-    for j in range(n):
-        state, page, line, write = _cdf_step(state, cdf, guide, wthr, line_mask)
-        checksum = _access(arena, page * psize + line * _LINE, write, j, checksum)
+    offsets = np.empty(BATCH, np.uint64)
+    for first in range(0, n, _BATCH):
+        m = min(_BATCH, n - first)
+        for b in range(m):
+            state, page, line, write = _alias_step(state, table, wthr, line_mask)
+            offsets[b] = _encode(page * psize + line * _LINE, write)
+        checksum = _access_batch(arena, offsets, m, first, checksum)
     return checksum
 
 
 @njit(nogil=True, cache=True)
-def record_cdf(reads: np.ndarray, writes: np.ndarray, page_size: int, n: int, key: np.uint64,
-               cdf: np.ndarray, guide: np.ndarray, wthr: np.uint64) -> None:
+def record_alias(reads: np.ndarray, writes: np.ndarray, page_size: int, n: int, key: np.uint64,
+                 table: np.ndarray, wthr: np.uint64) -> None:
     line_mask, state = _line_mask(page_size), key
     for _ in range(n):
-        state, page, _line, write = _cdf_step(state, cdf, guide, wthr, line_mask)
+        state, page, _line, write = _alias_step(state, table, wthr, line_mask)
         _count(reads, writes, page, write)
+
+
+@njit(nogil=True, cache=True)
+def alias_table(weights: np.ndarray) -> np.ndarray:
+    """Vose's alias method over pages: uint64[n], (threshold << 32) | alias, from weights >= 0
+    (not all 0). Page i keeps a draw with probability threshold / 2**32, else yields alias."""
+    n = weights.size
+    scaled = weights * (n / weights.sum())       # mean 1
+    small = np.empty(n, np.int64)
+    large = np.empty(n, np.int64)
+    n_small = n_large = 0
+    for i in range(n):
+        if scaled[i] < 1.0:
+            small[n_small] = i
+            n_small += 1
+        else:
+            large[n_large] = i
+            n_large += 1
+    table = np.empty(n, np.uint64)
+    while n_small and n_large:
+        n_small -= 1
+        s = small[n_small]
+        big = large[n_large - 1]
+        table[s] = (np.uint64(min(scaled[s] * ONE32, ONE32 - 1)) << _S32) | np.uint64(big)
+        scaled[big] = (scaled[big] + scaled[s]) - 1.0
+        if scaled[big] < 1.0:                    # the donor became small itself
+            n_large -= 1
+            small[n_small] = big
+            n_small += 1
+    full = np.uint64(ONE32 - 1) << _S32          # left over (1 up to rounding): always kept
+    for k in range(n_large):
+        table[large[k]] = full | np.uint64(large[k])
+    for k in range(n_small):
+        table[small[k]] = full | np.uint64(small[k])
+    return table
 
 
 @njit(nogil=True, cache=True)
@@ -255,10 +322,14 @@ def touch_sequential(arena: np.ndarray, page_size: int, n: int, key: np.uint64,
                      wthr: np.uint64) -> int:
     line_mask, psize = _line_mask(page_size), np.uint64(page_size)
     state, checksum = key, _ZERO
-    for j in range(n):
-        state, pos, page, line, write = _sequential_step(state, pos, start, stride, span, wthr,
-                                                         line_mask)
-        checksum = _access(arena, page * psize + line * _LINE, write, j, checksum)
+    offsets = np.empty(BATCH, np.uint64)
+    for first in range(0, n, _BATCH):
+        m = min(_BATCH, n - first)
+        for b in range(m):
+            state, pos, page, line, write = _sequential_step(state, pos, start, stride, span, wthr,
+                                                             line_mask)
+            offsets[b] = _encode(page * psize + line * _LINE, write)
+        checksum = _access_batch(arena, offsets, m, first, checksum)
     return checksum
 
 
@@ -278,18 +349,23 @@ def bare_touch(arena: np.ndarray, page_size: int, npages: int, n: int, seed: int
                write_ratio: float = 0.3) -> int:
     """The cheapest loop doing the same per-access work: one plain xorshift64 draw gives a
     uniform page, a line and read/write (write with *write_ratio*), laid out as in the
-    workloads; returns the read checksum. The yardstick for the workloads' accesses/s."""
+    workloads and accessed in the same batches; returns the read checksum. The yardstick for
+    the workloads' accesses/s: only the generator differs."""
     line_mask, psize = _line_mask(page_size), np.uint64(page_size)
     pages = np.uint64(npages)
     wthr = np.uint64(write_ratio * ONE22)
     x = np.uint64(seed) * _SCRAMBLE | _ONE           # xorshift state must be non-zero
     checksum = _ZERO
-    for j in range(n):
-        x ^= x << _S13                            # written out: the simplest generator
-        x ^= x >> _S7
-        x ^= x << _S17
-        page, line, write = _place(x, _ZERO, pages, wthr, line_mask)
-        checksum = _access(arena, page * psize + line * _LINE, write, j, checksum)
+    offsets = np.empty(BATCH, np.uint64)
+    for first in range(0, n, _BATCH):
+        m = min(_BATCH, n - first)
+        for b in range(m):
+            x ^= x << _S13                        # written out: the simplest generator
+            x ^= x >> _S7
+            x ^= x << _S17
+            page, line, write = _place(x, _ZERO, pages, wthr, line_mask)
+            offsets[b] = _encode(page * psize + line * _LINE, write)
+        checksum = _access_batch(arena, offsets, m, first, checksum)
     return checksum
 
 

@@ -2,7 +2,7 @@
 
   SegmentWorkload     patterns say which segments (start, pages, weight, write prob) an
                       interval uses; uniform, hotcold, phase, masim
-  CdfWorkload         patterns give a weight per page once; zipf
+  AliasWorkload       patterns give a weight per page once; zipf
   SequentialWorkload  patterns give start, stride; scan, stride
 
 Tables are checked against the arena here, once per interval, because the kernels do not
@@ -22,7 +22,7 @@ from workloads._base import Workload
 # _base cannot import numba code (import workloads stays cheap) so it keeps its own copy.
 assert K.MAX_PAGE_SIZE == _base.MAX_PAGE_SIZE
 
-__all__ = ["Segment", "SegmentWorkload", "CdfWorkload", "SequentialWorkload"]
+__all__ = ["Segment", "SegmentWorkload", "AliasWorkload", "SequentialWorkload"]
 
 
 class Segment(NamedTuple):
@@ -73,28 +73,21 @@ class SegmentWorkload(Workload):
         return table
 
 
-class CdfWorkload(Workload):
-    _touch = staticmethod(K.touch_cdf)
-    _record = staticmethod(K.record_cdf)
-    _cdf: np.ndarray
+class AliasWorkload(Workload):
+    _touch = staticmethod(K.touch_alias)
+    _record = staticmethod(K.record_alias)
+    _alias: np.ndarray
 
     def _set_weights(self, weights: np.ndarray) -> None:
-        """Per-page access weights (float64[npages], >= 0) -> the cumulative table."""
+        """Per-page access weights (float64[npages], >= 0) -> the alias table."""
         self._require(weights.shape == (self.npages,) and bool(np.all(weights >= 0))
                       and float(weights.sum()) > 0, "page weights must be >= 0, not all 0")
-        cdf = np.cumsum(weights, dtype=np.float64)
-        cdf /= cdf[-1]
-        cdf[-1] = 1.0    # exactly: bisection relies on cdf[-1] > every u in [0, 1)
-        # guide[b]: the first page whose cdf exceeds b/npages (the kernel's search start).
-        marks = np.arange(self.npages + 1, dtype=np.float64) / self.npages
-        guide = np.minimum(np.searchsorted(cdf, marks, side="right"), self.npages - 1)
-        guide = guide.astype(np.int64)
-        for table in (cdf, guide):       # shared by every interval and thread
-            table.flags.writeable = False
-        self._cdf, self._guide = cdf, guide
+        table = K.alias_table(np.ascontiguousarray(weights, np.float64))
+        table.flags.writeable = False    # shared by every interval and thread
+        self._alias = table
 
     def _interval_args(self, interval: int) -> tuple:
-        return (self._cdf, self._guide, K.write_threshold(self.write_ratio))
+        return (self._alias, K.write_threshold(self.write_ratio))
 
 
 class SequentialWorkload(Workload):

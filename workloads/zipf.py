@@ -2,6 +2,8 @@
 
 With scatter=0 page 0 is rank 0 (the hottest) and popularity falls with the address; with
 scatter=1 ranks go to pages through a seeded permutation, so hot pages are spread out.
+Pages are drawn from an alias table over pages (``_kinds.AliasWorkload``): the permutation
+is applied once, to the weights, so scattering costs nothing per access.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import numpy as np
 
 from workloads._kernels import DOMAIN_ZIPF_PERMUTATION, hash_array, stream_key
-from workloads._kinds import CdfWorkload
+from workloads._kinds import AliasWorkload
 
 __all__ = ["Zipf"]
 
 
-class Zipf(CdfWorkload):
+class Zipf(AliasWorkload):
     """Zipf(s) over pages, in address order or scattered."""
 
     name = "zipf"

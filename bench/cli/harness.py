@@ -13,7 +13,7 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fraction", type=float, default=0.01, help="fraction of pages written per interval "
                         "in the collect benchmark (default 0.01)")
     parser.add_argument("--repeats", type=int, default=7, help="A/B pairs per measurement (default 7)")
-    parser.add_argument("--patterns", default="uniform,hotcold,zipf,scan", help="workloads to time")
+    parser.add_argument("--patterns", default="uniform,hotcold,zipf,phase,masim,scan", help="workloads to time")
 
 
 def _print(rows: list[dict]) -> None:
@@ -28,7 +28,8 @@ def main(args: argparse.Namespace) -> int:
     from bench import harness
     from bench.arena import parse_size
 
-    print("workload loop vs bare numba touch loop (ratio = workload speed / bare speed; goal >= 0.9)")
+    print("workload loop vs bare numba touch loop, thread CPU time (ratio = workload speed / bare speed; "
+          "goal >= 0.9)")
     _print(harness.loop_speed(parse_size(args.size), args.patterns.split(","), args.accesses, args.repeats))
     print(f"\ntracker collect vs raw primitive, {args.fraction:.0%} of pages written (ratio goal <= 1.3)")
     rows, skipped = harness.collect_cost(parse_size(args.collect_size), args.fraction, args.repeats)

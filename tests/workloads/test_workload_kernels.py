@@ -8,8 +8,8 @@ import numpy as np
 import workloads
 from workloads import _kernels as K
 
-TOUCH = [K.touch_segments, K.touch_span, K.touch_cdf, K.touch_sequential, K.bare_touch]
-RECORD = [K.record_segments, K.record_cdf, K.record_sequential]
+TOUCH = [K.touch_segments, K.touch_span, K.touch_alias, K.touch_sequential, K.bare_touch]
+RECORD = [K.record_segments, K.record_alias, K.record_sequential]
 
 
 def test_kernels_release_the_gil():
@@ -47,3 +47,35 @@ def test_write_threshold_edges():
     assert K.write_threshold(0.0) == 0
     assert K.write_threshold(1.0) == K.ONE22
     assert K.stream_state(0, 0, 0) != 0
+
+
+def _alias_probabilities(table):
+    """Each page's probability implied by an alias table: kept share plus the shares aliased to it."""
+    n = table.size
+    keep = (table >> np.uint64(32)).astype(np.float64) / K.ONE32
+    alias = (table & np.uint64(K.ONE32 - 1)).astype(np.int64)
+    p = keep.copy()
+    np.add.at(p, alias, 1.0 - keep)
+    return p / n
+
+
+def test_alias_table_reproduces_the_weights():
+    rng = np.random.default_rng(3)
+    for weights in (rng.random(1000), np.arange(1, 5001, dtype=np.float64) ** -1.2,
+                    np.r_[np.zeros(10), np.ones(3), np.zeros(5)], np.ones(7)):
+        table = K.alias_table(weights)
+        assert table.dtype == np.uint64 and table.size == weights.size
+        np.testing.assert_allclose(_alias_probabilities(table), weights / weights.sum(), atol=1e-9)
+        assert not (_alias_probabilities(table)[weights == 0]).any()  # never a page of weight 0
+
+
+def test_batched_touch_matches_its_replay_across_batch_edges():
+    # n not a multiple of BATCH: the last, partial batch must still be made and counted.
+    arena = np.zeros(64 * 4096, np.uint8)
+    table = K.alias_table(np.arange(1, 65, dtype=np.float64))
+    n = 3 * K.BATCH + 5
+    reads, writes = np.zeros(64, np.uint32), np.zeros(64, np.uint32)
+    K.record_alias(reads, writes, np.int64(4096), np.int64(n), np.uint64(9), table, K.write_threshold(1.0))
+    K.touch_alias(arena, np.int64(4096), np.int64(n), np.uint64(9), table, K.write_threshold(1.0))
+    assert int(writes.sum()) == n and not reads.any()
+    assert (arena.reshape(64, 4096).any(axis=1) == (writes > 0)).all()
