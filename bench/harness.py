@@ -7,6 +7,10 @@
    their speed, and other processes on a shared machine do not count against them.
 2. Each page tracker's ``collect`` against the raw kernel primitive it is built on, on the
    same arena after the same 1 % of pages were written (goal: <= 1.3x).
+3. Each fault-served tracker's cost per fault inside a lockstep run (workload time / faults
+   its server resolved) against the micro round trip (``bench.fault_path.round_trip``, the
+   loop and server of ``hotbench micro``'s fault/uffd-minor*), in each thread placement
+   (goal: <= 1.3x), with the traced per-fault breakdown of each placement beside it.
 
 Runs alternate A/B/A/B and report medians: this machine is noisy.
 """
@@ -152,3 +156,51 @@ def collect_cost(size: int, fraction: float, repeats: int) -> tuple[list[dict], 
         rows.append({"tracker": name, "backing": backing, "collect ms/GiB": c, "primitive": primitive,
                      "primitive ms/GiB": r, "ratio": c / r})
     return rows, skipped
+
+
+# fault-served tracker -> the fault_path round trip it is held against
+FAULT_KINDS = {"uffd-minor": "uffd-minor", "shmem-zap-minor": "uffd-minor"}
+
+
+def _in_run_us_per_fault(name: str, placement: str, size: int, accesses: int) -> float:
+    """µs of workload time per served fault over a 3-interval lockstep cell (uniform)."""
+    import json
+
+    from bench import runner
+
+    cls = trackers.get(name)
+    cell = runner.Cell(name, "uniform", cls.backings[0], size, 3, 0, 1, accesses, 1, None, None, "none", placement)
+    rows = runner.run_cell(cell)
+    served = sum(json.loads(r["extra"])["uffd_faults"] for r in rows)
+    return sum(r["workload_ns"] for r in rows) / 1e3 / max(served, 1)
+
+
+def fault_cost(size: int, accesses: int, rounds: int) -> tuple[list[dict], list[dict], dict[str, str]]:
+    """(per tracker and placement: micro round trip vs in-run cost per fault; per placement: the
+    traced breakdown; skipped trackers or placements with the reason)."""
+    from bench import fault_path
+    from bench.kernel import tracefs
+
+    rows, splits, skipped = [], [], {}
+    places = {}
+    for name in fault_path.PLACEMENTS:
+        try:
+            places[name] = fault_path.placement_cpus(name)
+        except ValueError as e:
+            skipped[name] = str(e)
+    available = {n: k for n, k in FAULT_KINDS.items() if not trackers.get(n).unavailable()}
+    skipped.update({n: trackers.get(n).unavailable() for n in FAULT_KINDS if n not in available})
+    for placement, place in places.items():
+        micro = {kind: statistics.median(fault_path.round_trip(kind, place, size, rounds))
+                 for kind in set(available.values())}
+        for name, kind in available.items():
+            in_run = _in_run_us_per_fault(name, placement, size, accesses)
+            rows.append({"tracker": name, "placement": placement, "micro µs/fault": micro[kind],
+                         "in-run µs/fault": in_run, "ratio": in_run / micro[kind]})
+        for kind in sorted(set(available.values())):
+            if tracefs.unavailable():
+                skipped["breakdown"] = tracefs.unavailable()
+                continue
+            split = fault_path.breakdown(kind, place)
+            splits.append({"kind": kind, "placement": placement, **split})
+    return rows, splits, skipped

@@ -13,6 +13,10 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fraction", type=float, default=0.01, help="fraction of pages written per interval "
                         "in the collect benchmark (default 0.01)")
     parser.add_argument("--repeats", type=int, default=7, help="A/B pairs per measurement (default 7)")
+    parser.add_argument("--fault-size", default="16M", help="arena of the fault round trips and in-run cells "
+                        "(default 16M)")
+    parser.add_argument("--fault-accesses", type=int, default=20_000, help="accesses per in-run interval of the "
+                        "fault-served trackers (default 20000)")
     parser.add_argument("--patterns", default="uniform,hotcold,zipf,phase,masim,scan", help="workloads to time")
 
 
@@ -35,6 +39,16 @@ def main(args: argparse.Namespace) -> int:
     rows, skipped = harness.collect_cost(parse_size(args.collect_size), args.fraction, args.repeats)
     if rows:
         _print(rows)
+    for name, reason in skipped.items():
+        print(f"skip {name}: {reason}")
+    print("\nfault-served trackers: in-run cost per fault (workload time / faults served, uniform, 3 intervals) "
+          "vs the micro round trip, per thread placement (ratio goal <= 1.3)")
+    rows, splits, skipped = harness.fault_cost(parse_size(args.fault_size), args.fault_accesses, args.repeats)
+    if rows:
+        _print(rows)
+    if splits:
+        print("\nwhere a round trip's time goes, traced (µs per fault, mean; tracing adds its own cost)")
+        _print(splits)
     for name, reason in skipped.items():
         print(f"skip {name}: {reason}")
     return 0
