@@ -25,9 +25,13 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
-from bench import trackers
+from bench import clock, trackers
 from bench.arena import BASE_PAGE, Arena
-from bench.kernel import _libc, pagemap
+from bench.kernel import _libc, page_idle, pagemap, procfs
+
+
+# Every cost below is guest ns; under 'hotbench vm --icount' those count instructions, labelled so.
+_CLOCK = clock.current()
 
 
 def _ns(fn: Callable[[], object]) -> int:
@@ -60,8 +64,10 @@ def loop_speed(size: int, patterns: list[str], accesses: int, repeats: int) -> l
                                                        workload.write_ratio)))
                 truth_ns.append(_cpu_ns(lambda: workload.truth(i)))
             w, b = statistics.median(w_ns), statistics.median(b_ns)
-            rows.append({"pattern": name, "workload Macc/s": accesses / w * 1e3, "bare Macc/s": accesses / b * 1e3,
-                         "ratio": b / w, "truth replay ms (untimed)": statistics.median(truth_ns) / 1e6})
+            per, ms = _CLOCK.scaled_unit("ns"), _CLOCK.scaled_unit("ms")
+            rows.append({"pattern": name, f"workload {per}/access": _CLOCK.to_units(w) / accesses,
+                         f"bare {per}/access": _CLOCK.to_units(b) / accesses, "ratio": b / w,
+                         f"truth replay {ms} (untimed)": _CLOCK.to_units(statistics.median(truth_ns)) / 1e6})
     return rows
 
 
@@ -78,83 +84,156 @@ def _touch(arena: Arena, pages: np.ndarray) -> None:
     thread.join()
 
 
-def _raw_uffd_wp(tracker, arena, scanner):
-    return lambda: scanner.scan(arena.addr, arena.end, **type(tracker)._SCAN)
-
-
-def _raw_present_scan(tracker, arena, scanner):
-    return lambda: scanner.scan(arena.addr, arena.end, category_mask=pagemap.PAGE_IS_PRESENT,
-                                return_mask=pagemap.PAGE_IS_PRESENT)
-
-
-def _raw_mprotect_restore(tracker, arena, scanner):
-    return lambda: _libc.mprotect(arena.addr, arena.size, _libc.PROT_READ | _libc.PROT_WRITE)
-
-
 def _raw_category_scan(category: int):
     def factory(tracker, arena, scanner):
         return lambda: scanner.scan(arena.addr, arena.end, category_mask=category, return_mask=category)
     return factory
 
 
-def _raw_smaps(tracker, arena, scanner):
-    from bench.kernel import procfs
+def _raw_uffd_wp(tracker, arena, scanner):
+    return lambda: scanner.scan(arena.addr, arena.end, **type(tracker)._SCAN)
 
+
+def _raw_mprotect(prot: int):
+    def factory(tracker, arena, scanner):
+        return lambda: _libc.mprotect(arena.addr, arena.size, prot)
+    return factory
+
+
+def _raw_smaps(tracker, arena, scanner):
     return lambda: procfs.smaps_vma(arena.addr)
 
 
-# tracker -> (primitive's name, a factory of a callable running only that primitive)
+def _raw_clear_refs(value: int):
+    def factory(tracker, arena, scanner):
+        return lambda: procfs.clear_refs(value)
+    return factory
+
+
+def _raw_zap(tracker, arena, scanner):
+    return lambda: _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)
+
+
+def _raw_rwprotect(tracker, arena, scanner):
+    return lambda: tracker._live().rwprotect(arena.addr, arena.size, True)
+
+
+def _raw_idle_read(tracker, arena, scanner):
+    return lambda: page_idle.read_words(tracker._bitmap, tracker._words, tracker._runs)
+
+
+def _raw_idle_write(tracker, arena, scanner):
+    # the bitmap write alone, of the PFNs the previous arm found (as micro's arm/idle_bitmap_set)
+    words, values = page_idle.bitmap_words(tracker._pfns[tracker._pfns != 0])
+    runs = page_idle.word_runs(words)
+    return lambda: page_idle.write_words(tracker._bitmap, words, values, runs)
+
+
+def _raw_lru_gen_age(tracker, arena, scanner):
+    from bench.kernel import mglru
+
+    def age_once():
+        memcg = tracker._find()
+        for node, gens in memcg.nodes.items():
+            if gens:
+                mglru.age(tracker._memcg_id, node, max(g.seq for g in gens))
+        return mglru.read_lru_gen()
+    return age_once
+
+
+def _raw_damon_tried(tracker, arena, scanner):
+    def update_and_read():
+        tracker._kdamond.command("update_schemes_tried_regions")
+        return tracker._kdamond.tried_regions()
+    return update_and_read
+
+
+_WP_SCAN = ("PAGEMAP_SCAN WP_MATCHING", _raw_uffd_wp)
+_PRESENT_SCAN = ("PAGEMAP_SCAN PRESENT", _raw_category_scan(pagemap.PAGE_IS_PRESENT))
+_ZAP = ("MADV_DONTNEED whole arena", _raw_zap)
+_DAMON = ("update_schemes_tried_regions + read tried_regions", _raw_damon_tried)
+# tracker -> phase -> (primitive's name, a factory of a callable running only that primitive).
+# A phase missing here is named with its reason in NO_PRIMITIVE.
 RAW_PRIMITIVES = {
-    "uffd-wp": ("PAGEMAP_SCAN WP_MATCHING", _raw_uffd_wp),
-    "shmem-zap": ("PAGEMAP_SCAN PRESENT", _raw_present_scan),
-    "shmem-zap-minor": ("PAGEMAP_SCAN PRESENT", _raw_present_scan),
-    "mprotect": ("mprotect(RW) whole arena", _raw_mprotect_restore),
-    "rwp": ("PAGEMAP_SCAN ACCESSED", _raw_category_scan(pagemap.PAGE_IS_ACCESSED)),
-    "soft-dirty": ("PAGEMAP_SCAN SOFT_DIRTY", _raw_category_scan(pagemap.PAGE_IS_SOFT_DIRTY)),
-    "referenced": ("smaps entry of the arena", _raw_smaps),
+    "uffd-wp": {"collect": _WP_SCAN},
+    "shmem-zap": {"arm": _ZAP, "collect": _PRESENT_SCAN},
+    "shmem-zap-minor": {"arm": _ZAP, "collect": _PRESENT_SCAN},
+    "uffd-minor": {"arm": _ZAP},
+    "mprotect": {"arm": ("mprotect(NONE) whole arena", _raw_mprotect(_libc.PROT_NONE)),
+                 "collect": ("mprotect(RW) whole arena", _raw_mprotect(_libc.PROT_READ | _libc.PROT_WRITE))},
+    "rwp": {"arm": ("UFFDIO_RWPROTECT whole arena", _raw_rwprotect),
+            "collect": ("PAGEMAP_SCAN ACCESSED", _raw_category_scan(pagemap.PAGE_IS_ACCESSED))},
+    "soft-dirty": {"arm": ("clear_refs 4", _raw_clear_refs(procfs.CLEAR_REFS_SOFT_DIRTY)),
+                   "collect": ("PAGEMAP_SCAN SOFT_DIRTY", _raw_category_scan(pagemap.PAGE_IS_SOFT_DIRTY))},
+    "referenced": {"arm": ("clear_refs 1", _raw_clear_refs(procfs.CLEAR_REFS_ALL)),
+                   "collect": ("smaps entry of the arena", _raw_smaps)},
+    "idle-page": {"arm": ("page_idle bitmap pwrite of the arena's words", _raw_idle_write),
+                  "collect": ("page_idle bitmap pread of the arena's words", _raw_idle_read)},
+    "mglru": {"collect": ("lru_gen age of the memcg's nodes + read lru_gen", _raw_lru_gen_age)},
+    "damon-vaddr": {"collect": _DAMON},
+    "damon-paddr": {"collect": _DAMON},
 }
-# Trackers whose collect is not one primitive over the arena, and where their cost is measured instead.
+# Phases that are no primitive of their own, and where their cost is.
 NO_PRIMITIVE = {
-    "uffd-minor": "collect copies the fault server's record; the cost is per fault (hotbench micro fault/uffd-minor)",
-    "idle-page": "collect is the bitmap read of the arena's PFN words (hotbench micro scan/idle_bitmap/read)",
-    "mglru": "collect is one lru_gen aging pass of a whole memcg (a physical-memory walk, not an arena primitive)",
-    "damon-vaddr": "collect waits for DAMON's next aggregation; its cost is the kdamond's CPU (concurrent mode)",
-    "damon-paddr": "collect waits for DAMON's next aggregation; its cost is the kdamond's CPU (concurrent mode)",
+    ("uffd-wp", "arm"): "nothing after the first interval: collect's WP_MATCHING re-protects",
+    ("uffd-minor", "collect"): "copies the fault server's record; the cost is per fault (fault-served table below)",
+    ("mglru", "arm"): "nothing after the first interval: collect's aging starts the next",
+    ("damon-vaddr", "arm"): "waits for DAMON's aggregation boundary; DAMON's cost is the kdamond's CPU (concurrent "
+                            "mode)",
+    ("damon-paddr", "arm"): "waits for DAMON's aggregation boundary; DAMON's cost is the kdamond's CPU (concurrent "
+                            "mode)",
 }
+PHASES = ("arm", "collect")
 
 
-def collect_cost(size: int, fraction: float, repeats: int) -> tuple[list[dict], dict[str, str]]:
+def _interval(tracker, arena: Arena, pages: np.ndarray, phase: str, timed: Callable[[], object]) -> int:
+    """One interval with *timed* in place of the tracker's *phase*; its ns."""
+    if phase == "arm":
+        ns = _ns(timed)
+        _touch(arena, pages)
+        tracker.collect()
+        return ns
+    tracker.arm()
+    _touch(arena, pages)
+    return _ns(timed)
+
+
+def phase_cost(size: int, fraction: float, repeats: int) -> tuple[list[dict], dict[str, str]]:
+    """Each tracker's arm and collect (ms/GiB) against its raw primitive, alternating A/B on
+    the same arena after the same *fraction* of pages were written; (rows, skipped)."""
     rows, skipped = [], {}
     rng = np.random.default_rng(1)
     for name, cls in trackers.registry().items():
         backing = "anon" if "anon" in cls.backings else cls.backings[0]
-        reason = cls.unavailable(backing) or NO_PRIMITIVE.get(name) or \
+        reason = cls.unavailable(backing) or \
             (None if name in RAW_PRIMITIVES else "no raw primitive defined for it in bench/harness.py")
         if reason:
             skipped[name] = reason
             continue
-        primitive, factory = RAW_PRIMITIVES[name]
+        skipped.update({f"{name} {phase}": why for (n, phase), why in NO_PRIMITIVE.items() if n == name})
         with Arena(size, backing) as arena, pagemap.Scanner() as scanner:
             pages = rng.choice(arena.npages, max(1, int(arena.npages * fraction)), replace=False).astype(np.int64)
             tracker = cls()
             try:
                 tracker.start(arena)
-                raw = factory(tracker, arena, scanner)
-                c_ns, r_ns = [], []
-                for _ in range(repeats):
-                    tracker.arm()
-                    _touch(arena, pages)
-                    c_ns.append(_ns(tracker.collect))
-                    tracker.arm()
-                    _touch(arena, pages)
-                    r_ns.append(_ns(raw))
-                    tracker.collect()
+                tracker.arm()
+                _touch(arena, pages)
+                tracker.collect()  # the first interval: state every raw primitive needs (idle-page's words)
+                for phase, (primitive, factory) in RAW_PRIMITIVES[name].items():
+                    raw = factory(tracker, arena, scanner)
+                    own = getattr(tracker, phase)
+                    t_ns, r_ns = [], []
+                    for _ in range(repeats):
+                        t_ns.append(_interval(tracker, arena, pages, phase, own))
+                        r_ns.append(_interval(tracker, arena, pages, phase, raw))
+                        if phase == "collect":
+                            tracker.collect()  # the raw scan may have left the tracker's state as it was
+                    gib, ms = size / (1 << 30), _CLOCK.scaled_unit("ms")
+                    t, r = (_CLOCK.to_units(statistics.median(v)) / 1e6 / gib for v in (t_ns, r_ns))
+                    rows.append({"tracker": name, "phase": phase, "backing": backing, f"{ms}/GiB": t,
+                                 "primitive": primitive, f"primitive {ms}/GiB": r, "ratio": t / r})
             finally:
                 tracker.stop()
-        gib = size / (1 << 30)
-        c, r = statistics.median(c_ns) / 1e6 / gib, statistics.median(r_ns) / 1e6 / gib
-        rows.append({"tracker": name, "backing": backing, "collect ms/GiB": c, "primitive": primitive,
-                     "primitive ms/GiB": r, "ratio": c / r})
     return rows, skipped
 
 
@@ -195,8 +274,9 @@ def fault_cost(size: int, accesses: int, rounds: int) -> tuple[list[dict], list[
                  for kind in set(available.values())}
         for name, kind in available.items():
             in_run = _in_run_us_per_fault(name, placement, size, accesses)
-            rows.append({"tracker": name, "placement": placement, "micro µs/fault": micro[kind],
-                         "in-run µs/fault": in_run, "ratio": in_run / micro[kind]})
+            us = _CLOCK.scaled_unit("µs")
+            rows.append({"tracker": name, "placement": placement, f"micro {us}/fault": _CLOCK.to_units(micro[kind]),
+                         f"in-run {us}/fault": _CLOCK.to_units(in_run), "ratio": in_run / micro[kind]})
         for kind in sorted(set(available.values())):
             if tracefs.unavailable():
                 skipped["breakdown"] = tracefs.unavailable()

@@ -1,5 +1,7 @@
 """``hotbench harness``: benchmarks of the harness itself — workload loop vs a bare touch loop,
-and each tracker's collect vs the raw kernel primitive it uses. Prints numbers; judges nothing."""
+each tracker's arm and collect vs the raw kernel primitive they use, and each fault-served
+tracker's cost per fault in a run vs the micro round trip, per thread placement. Prints
+numbers (in instructions under ``hotbench vm --icount``); judges nothing."""
 
 from __future__ import annotations
 
@@ -29,14 +31,17 @@ def _print(rows: list[dict]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench import harness
+    from bench import clock, harness
     from bench.arena import parse_size
+
+    print(f"clock: {clock.current().describe()}")
 
     print("workload loop vs bare numba touch loop, thread CPU time (ratio = workload speed / bare speed; "
           "goal >= 0.9)")
     _print(harness.loop_speed(parse_size(args.size), args.patterns.split(","), args.accesses, args.repeats))
-    print(f"\ntracker collect vs raw primitive, {args.fraction:.0%} of pages written (ratio goal <= 1.3)")
-    rows, skipped = harness.collect_cost(parse_size(args.collect_size), args.fraction, args.repeats)
+    print(f"\ntracker arm and collect vs their raw primitive, {args.fraction:.0%} of pages written "
+          f"(ratio goal <= 1.3)")
+    rows, skipped = harness.phase_cost(parse_size(args.collect_size), args.fraction, args.repeats)
     if rows:
         _print(rows)
     for name, reason in skipped.items():
