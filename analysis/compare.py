@@ -4,6 +4,9 @@ verdict against per-metric thresholds (``hotbench compare``).
 Metrics (a full name is ``family:key``; docs/nightly.md lists them):
 
   micro:<benchmark>                    pyperf values of 'hotbench micro' (s per GiB or per page)
+  harness:loop/<pattern>,              'hotbench harness' in a nightly, one value per A/B pair: the
+  harness:<arm|collect>/<tracker>,     workload loop's time over the bare loop's, a tracker phase
+  harness:fault/<tracker>/<placement>  over its raw primitive, in-run fault cost over micro's
   arm_ns:<cell>, collect_ns:<cell>     lockstep wall time of each arm / collect, one value per
   arm_cpu_ns:<cell>,                   interval, and the tracker thread's CPU time of each (blind
   collect_cpu_ns:<cell>                to the time other processes take the CPU away); interval
@@ -90,6 +93,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in (
     Family("precision", "absolute", "down", "welch", "fraction", "lockstep: precision per repeat"),
     Family("recall", "absolute", "down", "welch", "fraction", "lockstep: recall per repeat"),
     Family("wss_error", "absolute", "abs_up", "welch", "fraction", "lockstep: relative WSS error per repeat"),
+    Family("harness", "relative", "up", "rank", "ratio", "harness: workload loop time over the bare loop's, a "
+           "tracker's arm/collect over its raw primitive, in-run fault cost over the micro round trip"),
 )}
 _CONCURRENT = {"slowdown": "slowdown", "p99_ratio": "p99_ratio", "cycle_cpu_ns": "tracker_cpu_ns_per_cycle"}
 
@@ -142,13 +147,20 @@ def _micro_rows(run_dir: Path) -> list[dict]:
     return rows
 
 
+def _harness_rows(run_dir: Path) -> list[dict]:
+    import json
+
+    path = run_dir / "harness.json"  # bench.nightly.HARNESS_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
 def run_metrics(run_dir: Path, manifest: dict | None = None):
     """Every metric sample of one results directory, long form (metric, family, value)."""
     import pandas as pd
 
     run_dir = Path(run_dir)
     manifest = manifest or results.load_manifest(run_dir)
-    rows = _micro_rows(run_dir)
+    rows = _micro_rows(run_dir) + _harness_rows(run_dir)
     frames = [pd.DataFrame(rows, columns=["metric", "family", "value"])]
     samples = pd.read_parquet(run_dir / results.SAMPLES) if (run_dir / results.SAMPLES).is_file() else pd.DataFrame()
     if len(samples):

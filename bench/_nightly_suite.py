@@ -3,6 +3,8 @@
 A suite has ``name``, ``version``, three sections — ``[micro]`` (pyperf micro-benchmarks),
 ``[accuracy]`` (lockstep matrix), ``[overhead]`` (concurrent matrix) — an optional
 ``[quick.<section>]`` table per section whose keys replace the section's under ``--quick``,
+an optional ``[harness]`` ('hotbench harness' with these settings: its ratios are judged like
+any other metric, so a harness regression fails the nightly as a kernel regression does),
 and ``[thresholds]`` (regression thresholds, read by ``analysis.compare``; ``[quick.thresholds]``
 replaces or adds keys for the quick variant). Unknown keys are
 refused by name, so a typo never silently changes what a nightly measures.
@@ -32,7 +34,11 @@ _SECTIONS: dict[str, dict[str, tuple]] = {
                  "duration": ((int, float), True), "cycle": ((int, float), False), "batch": (int, False),
                  "pairs": (int, False)},
 }
-_TOP = {"name", "version", "description", "quick", "thresholds", *_SECTIONS}
+# Optional sections: a suite without one skips that phase.
+_OPTIONAL = {"harness": {"size": (str, False), "accesses": (int, False), "patterns": (list, False),
+                         "collect_size": (str, False), "fraction": ((int, float), False), "repeats": (int, False),
+                         "fault_size": (str, False), "fault_accesses": (int, False), "faults": (bool, False)}}
+_TOP = {"name", "version", "description", "quick", "thresholds", *_SECTIONS, *_OPTIONAL}
 
 
 @dataclass(frozen=True)
@@ -73,12 +79,12 @@ def _path(name_or_path: str) -> Path:
 
 
 def _check_section(where: str, section: str, values: dict, partial: bool) -> None:
-    spec = _SECTIONS[section]
+    spec = {**_SECTIONS, **_OPTIONAL}[section]
     for key, value in values.items():
         if key not in spec:
             raise HotbenchError(f"{where}: unknown key {key!r} in [{section}] (known: {', '.join(spec)})")
         kind = spec[key][0]
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise HotbenchError(f"{where}: [{section}] {key} = {value!r} has the wrong type")
         if kind is list and not all(isinstance(item, str) for item in value):
             raise HotbenchError(f"{where}: [{section}] {key} must be a list of strings")
@@ -120,14 +126,20 @@ def load_suite(name_or_path: str = DEFAULT_SUITE, quick: bool = False) -> Suite:
             raise HotbenchError(f"{where}: lacks the [{section}] table")
         _check_section(where, section, values, partial=False)
         sections[section] = copy.deepcopy(values)
+    for section in _OPTIONAL:
+        if section in raw:
+            if not isinstance(raw[section], dict):
+                raise HotbenchError(f"{where}: [{section}] must be a table")
+            _check_section(where, section, raw[section], partial=False)
+            sections[section] = copy.deepcopy(raw[section])
     quick_tables = raw.get("quick", {})
     for section, values in quick_tables.items():
-        if section not in (*_SECTIONS, "thresholds") or not isinstance(values, dict):
+        if section not in (*_SECTIONS, *_OPTIONAL, "thresholds") or not isinstance(values, dict):
             raise HotbenchError(f"{where}: [quick.{section}] is not a section of a suite")
         if section == "thresholds":
             continue
         _check_section(where, section, values, partial=True)
-        if quick:
+        if quick and section in sections:
             sections[section].update(copy.deepcopy(values))
     thresholds = {str(k): parse_threshold(v, f"{where}: [thresholds] {k}")
                   for k, v in (raw.get("thresholds") or {}).items()}

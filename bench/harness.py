@@ -67,7 +67,8 @@ def loop_speed(size: int, patterns: list[str], accesses: int, repeats: int) -> l
             per, ms = _CLOCK.scaled_unit("ns"), _CLOCK.scaled_unit("ms")
             rows.append({"pattern": name, f"workload {per}/access": _CLOCK.to_units(w) / accesses,
                          f"bare {per}/access": _CLOCK.to_units(b) / accesses, "ratio": b / w,
-                         f"truth replay {ms} (untimed)": _CLOCK.to_units(statistics.median(truth_ns)) / 1e6})
+                         f"truth replay {ms} (untimed)": _CLOCK.to_units(statistics.median(truth_ns)) / 1e6,
+                         "_ratios": [bb / ww for bb, ww in zip(b_ns, w_ns)]})
     return rows
 
 
@@ -198,12 +199,15 @@ def _interval(tracker, arena: Arena, pages: np.ndarray, phase: str, timed: Calla
     return _ns(timed)
 
 
-def phase_cost(size: int, fraction: float, repeats: int) -> tuple[list[dict], dict[str, str]]:
+def phase_cost(size: int, fraction: float, repeats: int,
+               only: list[str] | None = None) -> tuple[list[dict], dict[str, str]]:
     """Each tracker's arm and collect (ms/GiB) against its raw primitive, alternating A/B on
     the same arena after the same *fraction* of pages were written; (rows, skipped)."""
     rows, skipped = [], {}
     rng = np.random.default_rng(1)
     for name, cls in trackers.registry().items():
+        if only is not None and name not in only:
+            continue
         backing = "anon" if "anon" in cls.backings else cls.backings[0]
         reason = cls.unavailable(backing) or \
             (None if name in RAW_PRIMITIVES else "no raw primitive defined for it in bench/harness.py")
@@ -231,7 +235,8 @@ def phase_cost(size: int, fraction: float, repeats: int) -> tuple[list[dict], di
                     gib, ms = size / (1 << 30), _CLOCK.scaled_unit("ms")
                     t, r = (_CLOCK.to_units(statistics.median(v)) / 1e6 / gib for v in (t_ns, r_ns))
                     rows.append({"tracker": name, "phase": phase, "backing": backing, f"{ms}/GiB": t,
-                                 "primitive": primitive, f"primitive {ms}/GiB": r, "ratio": t / r})
+                                 "primitive": primitive, f"primitive {ms}/GiB": r, "ratio": t / r,
+                                 "_ratios": [tt / rr for tt, rr in zip(t_ns, r_ns)]})
             finally:
                 tracker.stop()
     return rows, skipped
@@ -254,7 +259,8 @@ def _in_run_us_per_fault(name: str, placement: str, size: int, accesses: int) ->
     return sum(r["workload_ns"] for r in rows) / 1e3 / max(served, 1)
 
 
-def fault_cost(size: int, accesses: int, rounds: int) -> tuple[list[dict], list[dict], dict[str, str]]:
+def fault_cost(size: int, accesses: int, rounds: int, breakdown: bool = True,
+               only: list[str] | None = None) -> tuple[list[dict], list[dict], dict[str, str]]:
     """(per tracker and placement: micro round trip vs in-run cost per fault; per placement: the
     traced breakdown; skipped trackers or placements with the reason)."""
     from bench import fault_path
@@ -267,8 +273,9 @@ def fault_cost(size: int, accesses: int, rounds: int) -> tuple[list[dict], list[
             places[name] = fault_path.placement_cpus(name)
         except ValueError as e:
             skipped[name] = str(e)
-    available = {n: k for n, k in FAULT_KINDS.items() if not trackers.get(n).unavailable()}
-    skipped.update({n: trackers.get(n).unavailable() for n in FAULT_KINDS if n not in available})
+    wanted = {n: k for n, k in FAULT_KINDS.items() if only is None or n in only}
+    available = {n: k for n, k in wanted.items() if not trackers.get(n).unavailable()}
+    skipped.update({n: trackers.get(n).unavailable() for n in wanted if n not in available})
     for placement, place in places.items():
         micro = {kind: statistics.median(fault_path.round_trip(kind, place, size, rounds))
                  for kind in set(available.values())}
@@ -277,10 +284,39 @@ def fault_cost(size: int, accesses: int, rounds: int) -> tuple[list[dict], list[
             us = _CLOCK.scaled_unit("µs")
             rows.append({"tracker": name, "placement": placement, f"micro {us}/fault": _CLOCK.to_units(micro[kind]),
                          f"in-run {us}/fault": _CLOCK.to_units(in_run), "ratio": in_run / micro[kind]})
-        for kind in sorted(set(available.values())):
+        for kind in sorted(set(available.values())) if breakdown else ():
             if tracefs.unavailable():
                 skipped["breakdown"] = tracefs.unavailable()
                 continue
             split = fault_path.breakdown(kind, place)
             splits.append({"kind": kind, "placement": placement, **split})
     return rows, splits, skipped
+
+
+# The family of the nightly's harness metrics (analysis.compare). Every value is a cost over
+# its yardstick, so up is worse: the workload loop's time over the bare loop's (the inverse of
+# the printed speed ratio), a tracker phase over its raw primitive, in-run fault cost over micro.
+FAMILY = "harness"
+
+
+def nightly_metrics(section: dict, only: list[str] | None = None) -> list[dict]:
+    """Run the harness with a nightly suite's ``[harness]`` settings (trackers: *only*, or all);
+    one row per metric and value (per A/B pair where there are pairs): metric, family, value."""
+    from bench.arena import parse_size
+
+    repeats = int(section.get("repeats", 5))
+    out = []
+    for row in loop_speed(parse_size(section.get("size", "64M")), list(section.get("patterns", ["uniform"])),
+                          int(section.get("accesses", 1_000_000)), repeats):
+        out += [{"metric": f"harness:loop/{row['pattern']}", "family": FAMILY, "value": 1 / v} for v in row["_ratios"]]
+    rows, _ = phase_cost(parse_size(section.get("collect_size", "256M")), float(section.get("fraction", 0.01)), repeats,
+                         only)
+    for row in rows:
+        out += [{"metric": f"harness:{row['phase']}/{row['tracker']}", "family": FAMILY, "value": v}
+                for v in row["_ratios"]]
+    if section.get("faults", True):
+        faults, _, _ = fault_cost(parse_size(section.get("fault_size", "16M")),
+                                  int(section.get("fault_accesses", 20_000)), repeats, breakdown=False, only=only)
+        out += [{"metric": f"harness:fault/{r['tracker']}/{r['placement']}", "family": FAMILY,
+                 "value": r["ratio"]} for r in faults]
+    return out

@@ -11,6 +11,8 @@ A nightly run is one ordinary results directory, readable by 'hotbench report' a
   samples.parquet   lockstep rows (``mode`` = "lockstep") and concurrent rows ("concurrent")
   latency.parquet   the concurrent cells' batch latencies
   micro.json        the pyperf suite written by 'hotbench micro'
+  harness.json      the suite's [harness] ratios ('hotbench harness': workload loop vs bare
+                    loop, tracker arm/collect vs raw primitive, in-run vs micro fault cost)
 
 Three phases, each reusing the command that does it alone: ``micro`` runs ``python -m
 bench.micro`` (pyperf needs its own process tree: a Runner per process, workers re-executed);
@@ -43,7 +45,8 @@ from bench.errors import HotbenchError, Interrupted
 __all__ = ["MICRO_FILE", "NightlyRun", "run_nightly", "estimate_seconds"]
 
 MICRO_FILE = "micro.json"
-PHASES = ("micro", "accuracy", "overhead")
+HARNESS_FILE = "harness.json"
+PHASES = ("micro", "accuracy", "overhead", "harness")
 MICRO_SECONDS_PER_BENCHMARK = 8.0  # --fast on this class of machine: 3 worker processes + calibration
 _CHECKOUT = Path(__file__).resolve().parent.parent
 
@@ -140,6 +143,19 @@ def _micro_phase(run: NightlyRun, suite: Suite, bench: str | None, log: TextIO) 
     if proc.returncode != 0:
         return {**phase, "status": f"error: hotbench micro exited with status {proc.returncode} (its output is above)"}
     return {**phase, "status": "ok", "file": MICRO_FILE}
+
+
+def _harness_phase(run: NightlyRun, suite: Suite, trackers: list[str] | None) -> dict:
+    import json
+
+    from bench import harness
+
+    section = suite.sections.get("harness")
+    if section is None:
+        return {"status": "skipped: the suite has no [harness] section"}
+    rows = harness.nightly_metrics(section, trackers)
+    results.atomic_write_bytes(run.run_dir / HARNESS_FILE, (json.dumps(rows, indent=1) + "\n").encode())
+    return {"status": "ok", "file": HARNESS_FILE, "metrics": len({r["metric"] for r in rows})}
 
 
 def _run_phase(run: NightlyRun, name: str, plan, overhead) -> dict:
@@ -251,6 +267,8 @@ def run_nightly(suite: Suite, history: Path, *, bench: str | None = None, tracke
                     phase = _micro_phase(run, suite, bench, log)
                 elif name == "accuracy":
                     phase = _run_phase(run, name, lockstep, None)
+                elif name == "harness":
+                    phase = _harness_phase(run, suite, trackers)
                 else:
                     phase = _run_phase(run, name, concurrent, overhead)
             except KeyboardInterrupt:

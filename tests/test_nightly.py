@@ -40,7 +40,8 @@ def test_default_suite_and_its_quick_variant():
     from analysis.compare import FAMILIES
 
     full, quick = load_suite("default"), load_suite("default", quick=True)
-    assert (full.name, full.version, full.variant, quick.variant) == ("default", 4, "full", "quick")
+    assert (full.name, full.version, full.variant, quick.variant) == ("default", 5, "full", "quick")
+    assert quick.sections["harness"]["faults"] is False and full.sections["harness"]["size"] == "64M"
     assert full.sha256 == quick.sha256 and full.source == "default.toml"
     assert quick.sections["accuracy"]["size"] == "16M" and quick.sections["overhead"]["size"] == "16M"
     assert full.sections["accuracy"]["workloads"] == ["uniform", "zipf", "hotcold"]
@@ -60,6 +61,9 @@ def test_suites_ship_with_the_package():
     ('name = "x"\nversion = "1"\n', "needs name"),
     ('name = "x"\nversion = 1\n[micro]\nbench = "."\n', "lacks the [accuracy] table"),
     ('name = "x"\nversion = 1\nthreshold = 3\n', "unknown top-level key(s) threshold"),
+    ('name = "x"\nversion = 1\n[micro]\nbench = "."\n[accuracy]\ntrackers = []\nworkloads = []\nsize = "1M"\n'
+     'intervals = 1\n[overhead]\ntrackers = []\nworkloads = []\nsize = "1M"\nduration = 1\n[harness]\nrepeat = 3\n',
+     "unknown key 'repeat' in [harness]"),
 ])
 def test_suite_typos_are_refused(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -105,12 +109,16 @@ def test_two_quick_runs_make_a_history_of_both(store):
         run_dir = history / entry["dir"]
         assert f"run:     {run_dir}\n" in out.stdout
         assert {p.name for p in run_dir.iterdir()} == {"manifest.json", "samples.parquet", "latency.parquet",
-                                                       "micro.json"}
+                                                       "micro.json", "harness.json"}
         manifest = results.load_manifest(run_dir)
         nightly = manifest["nightly"]
         assert manifest["mode"] == "nightly" and manifest["status"] == "complete"
         assert [(name, phase["status"]) for name, phase in nightly["phases"].items()] == [
-            ("micro", "ok"), ("accuracy", "ok"), ("overhead", "ok")]
+            ("micro", "ok"), ("accuracy", "ok"), ("overhead", "ok"), ("harness", "ok")]
+        harness = json.loads((run_dir / "harness.json").read_text())
+        assert {r["metric"] for r in harness} == {"harness:loop/uniform", "harness:loop/zipf",
+                                                  "harness:collect/uffd-wp"}
+        assert all(r["family"] == "harness" and r["value"] > 0 for r in harness)
         assert nightly["overrides"] == {"bench": SMALL[2], "trackers": ["uffd-wp"]}
         assert nightly["suite"]["variant"] == "quick" and nightly["suite"]["sections"]["accuracy"]["size"] == "16M"
         samples = pd.read_parquet(run_dir / "samples.parquet")

@@ -25,8 +25,8 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
 def _print(rows: list[dict]) -> None:
     from analysis.tables import format_table
 
-    headers = list(rows[0])
-    cells = [[f"{v:.3g}" if isinstance(v, float) else str(v) for v in r.values()] for r in rows]
+    headers = [k for k in rows[0] if not k.startswith("_")]  # "_ratios": per-pair values, for the nightly
+    cells = [[f"{r[k]:.3g}" if isinstance(r[k], float) else str(r[k]) for k in headers] for r in rows]
     print(format_table(headers, cells))
 
 
