@@ -17,6 +17,7 @@ Runs alternate A/B/A/B and report medians: this machine is noisy.
 
 from __future__ import annotations
 
+import io
 import statistics
 import threading
 import time
@@ -26,6 +27,7 @@ import numpy as np
 from numba import njit
 
 from bench import clock, trackers
+from bench._progress import Progress
 from bench.arena import BASE_PAGE, Arena
 from bench.kernel import _libc, page_idle, pagemap, procfs
 
@@ -254,7 +256,7 @@ def _in_run_us_per_fault(name: str, placement: str, size: int, accesses: int) ->
 
     cls = trackers.get(name)
     cell = runner.Cell(name, "uniform", cls.backings[0], size, 3, 0, 1, accesses, 1, None, None, "none", placement)
-    rows = runner.run_cell(cell)
+    rows = runner.run_cell(cell, progress=Progress(1, stream=io.StringIO()))  # no progress bar in the table
     served = sum(json.loads(r["extra"])["uffd_faults"] for r in rows)
     return sum(r["workload_ns"] for r in rows) / 1e3 / max(served, 1)
 
@@ -276,15 +278,21 @@ def fault_cost(size: int, accesses: int, rounds: int, breakdown: bool = True,
     wanted = {n: k for n, k in FAULT_KINDS.items() if only is None or n in only}
     available = {n: k for n, k in wanted.items() if not trackers.get(n).unavailable()}
     skipped.update({n: trackers.get(n).unavailable() for n in wanted if n not in available})
+    kinds = set(available.values())
+    if (only is None or "rwp" in only) and not trackers.get("rwp").unavailable():
+        kinds.add("rwp-sync")  # no lockstep tracker serves RWP faults synchronously: micro and breakdown only
     for placement, place in places.items():
-        micro = {kind: statistics.median(fault_path.round_trip(kind, place, size, rounds))
-                 for kind in set(available.values())}
+        micro = {kind: statistics.median(fault_path.round_trip(kind, place, size, rounds)) for kind in kinds}
+        us = _CLOCK.scaled_unit("µs")
+        if "rwp-sync" in micro:
+            rows.append({"tracker": "rwp (sync)", "placement": placement,
+                         f"micro {us}/fault": _CLOCK.to_units(micro["rwp-sync"]), f"in-run {us}/fault": "-",
+                         "ratio": "-"})
         for name, kind in available.items():
             in_run = _in_run_us_per_fault(name, placement, size, accesses)
-            us = _CLOCK.scaled_unit("µs")
             rows.append({"tracker": name, "placement": placement, f"micro {us}/fault": _CLOCK.to_units(micro[kind]),
                          f"in-run {us}/fault": _CLOCK.to_units(in_run), "ratio": in_run / micro[kind]})
-        for kind in sorted(set(available.values())) if breakdown else ():
+        for kind in sorted(kinds) if breakdown else ():
             if tracefs.unavailable():
                 skipped["breakdown"] = tracefs.unavailable()
                 continue
@@ -318,5 +326,5 @@ def nightly_metrics(section: dict, only: list[str] | None = None) -> list[dict]:
         faults, _, _ = fault_cost(parse_size(section.get("fault_size", "16M")),
                                   int(section.get("fault_accesses", 20_000)), repeats, breakdown=False, only=only)
         out += [{"metric": f"harness:fault/{r['tracker']}/{r['placement']}", "family": FAMILY,
-                 "value": r["ratio"]} for r in faults]
+                 "value": r["ratio"]} for r in faults if r["ratio"] != "-"]
     return out

@@ -19,6 +19,9 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                         "(default 16M)")
     parser.add_argument("--fault-accesses", type=int, default=20_000, help="accesses per in-run interval of the "
                         "fault-served trackers (default 20000)")
+    parser.add_argument("--sections", default="loop,phase,fault", help="which benchmarks: loop (workload vs bare "
+                        "loop), phase (arm/collect vs raw primitive), fault (fault-served trackers vs micro) "
+                        "(default all three)")
     parser.add_argument("--patterns", default="uniform,hotcold,zipf,phase,masim,scan", help="workloads to time")
 
 
@@ -31,29 +34,60 @@ def _print(rows: list[dict]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench import clock, harness
+    from bench import clock
+    from bench.errors import HotbenchError
+
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = set(sections) - set(_SECTIONS)
+    if unknown or not sections:
+        raise HotbenchError(f"--sections: unknown {', '.join(sorted(unknown)) or '(none given)'}; choose from "
+                            f"{', '.join(_SECTIONS)}")
+    print(f"clock: {clock.current().describe()}")
+    for name in sections:
+        _SECTIONS[name](args)
+    return 0
+
+
+def _loop(args: argparse.Namespace) -> None:
+    from bench import harness
     from bench.arena import parse_size
 
-    print(f"clock: {clock.current().describe()}")
-
-    print("workload loop vs bare numba touch loop, thread CPU time (ratio = workload speed / bare speed; "
+    print("\nworkload loop vs bare numba touch loop, thread CPU time (ratio = workload speed / bare speed; "
           "goal >= 0.9)")
     _print(harness.loop_speed(parse_size(args.size), args.patterns.split(","), args.accesses, args.repeats))
+
+
+def _phase(args: argparse.Namespace) -> None:
+    from bench import harness
+    from bench.arena import parse_size
+
     print(f"\ntracker arm and collect vs their raw primitive, {args.fraction:.0%} of pages written "
           f"(ratio goal <= 1.3)")
     rows, skipped = harness.phase_cost(parse_size(args.collect_size), args.fraction, args.repeats)
     if rows:
         _print(rows)
-    for name, reason in skipped.items():
-        print(f"skip {name}: {reason}")
+    _skips(skipped)
+
+
+def _fault(args: argparse.Namespace) -> None:
+    from bench import clock, harness
+    from bench.arena import parse_size
+
     print("\nfault-served trackers: in-run cost per fault (workload time / faults served, uniform, 3 intervals) "
           "vs the micro round trip, per thread placement (ratio goal <= 1.3)")
     rows, splits, skipped = harness.fault_cost(parse_size(args.fault_size), args.fault_accesses, args.repeats)
     if rows:
         _print(rows)
     if splits:
-        print("\nwhere a round trip's time goes, traced (µs per fault, mean; tracing adds its own cost)")
+        unit = clock.current().scaled_unit("µs")
+        print(f"\nwhere a round trip's time goes, traced ({unit} per fault, mean; tracing adds its own cost)")
         _print(splits)
+    _skips(skipped)
+
+
+def _skips(skipped: dict[str, str]) -> None:
     for name, reason in skipped.items():
         print(f"skip {name}: {reason}")
-    return 0
+
+
+_SECTIONS = {"loop": _loop, "phase": _phase, "fault": _fault}
