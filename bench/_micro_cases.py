@@ -16,7 +16,11 @@ Names (see ``bench/micro.py`` for units):
                                        tracker's cost can be predicted (analysis._micro_match)
   scan/<primitive>/<variant>/<P>/4k    one collect of the whole arena with P = 0pct, 1pct or
                                        100pct of its pages accessed (written, for uffd-wp state)
-  fault/<kind>/<4k|thp>                touching every 4 KiB page of an armed arena once
+  fault/<kind>/<4k|thp>                touching every 4 KiB page of an armed arena once;
+                                       the round trips through a server thread (uffd-minor,
+                                       rwp-sync) unpinned, and as <kind>-same-cpu and
+                                       <kind>-other-cpu with toucher and server pinned
+                                       (bench.fault_path: the placement decides the cost)
 
 Timed touches (the fault benchmarks) run in numba ``nogil`` loops (``_micro_loops``):
 synchronous userfaultfd faults block the toucher until a compiled server thread resolves
