@@ -35,10 +35,10 @@ def test_live_instance_records_this_threads_faults_and_leaves_nothing():
     why = tracefs.unavailable()
     if why:
         pytest.skip(why)
-    mounts_before = Path("/proc/self/mounts").read_text()
     buf = np.zeros(256 * 4096, np.uint8)  # mmap-backed (above malloc's threshold), untouched: writes fault
     with tracefs.Session({"exceptions/page_fault_user": f"common_pid == {os.getpid()}"}, clock="x86-tsc") as t:
-        instance = t._instance
+        instance, mount = t._instance, t._mount
+        assert f" {mount} tracefs " in Path("/proc/self/mounts").read_text()
         t.start()
         buf[::4096] = 1
         events = t.stop()
@@ -47,5 +47,5 @@ def test_live_instance_records_this_threads_faults_and_leaves_nothing():
     assert sum(lo <= int(e.fields["address"], 16) < hi for e in faults) >= 1
     assert all(e.pid == os.getpid() for e in faults)
     assert all(b.ns >= a.ns for a, b in zip(faults, faults[1:]))
-    assert not instance.exists()
-    assert Path("/proc/self/mounts").read_text() == mounts_before
+    assert not instance.exists() and not Path(mount).exists()
+    assert f" {mount} " not in Path("/proc/self/mounts").read_text()  # others may mount meanwhile: only ours
