@@ -13,7 +13,8 @@ A guest that dies before its command starts (the init's handshake, ``_vm_init.ST
 booted again, up to ``boot_retries`` times: QEMU 7.2's multi-threaded TCG sometimes runs
 kernel code that text patching has already rewritten (an ``int3`` oops where a NOP was patched
 early in boot), which says nothing about the kernel under test. A crash after the command
-started is the command's kernel's own and is never retried; nor is an init that gives up
+started is never retried (the command may have done half its work), though the message
+blames QEMU when the int3 it hit is gone from memory; nor is an init that gives up
 (``INIT_ERROR``), QEMU failing or a timeout. The guest's environment says which boot ran
 the command and why the earlier ones died (``BOOT_ENV``, recorded in every manifest).
 """
@@ -53,6 +54,8 @@ _PANIC = re.compile(r"Kernel panic - not syncing: (.*)")
 _DIE = re.compile(r"(?:^|\] )(?:Oops: )?([^:[\]]+?): [0-9a-f]{4} \[#\d+\]")
 _BUG = re.compile(r"\b((?:kernel )?BUG(?::| at) .*?)!?\s*$")
 _KERNEL_RIP = re.compile(r"RIP: 0010:([^\s/]+)")
+_CODE = re.compile(r"Code: (.*<[0-9a-f]{2}>.*)")  # the bytes around RIP, the one at RIP in <>
+STALE_INT3 = "an int3 no longer in memory"
 _KVM_FAILED = "KVM internal error"
 
 
@@ -361,15 +364,29 @@ def _cpu_model(accel: str) -> str:
 def oops_summary(tail: list[str]) -> str | None:
     """The first oops on the console in one phrase, None if there is none: ``Oops: int3 at
     set_next_task_fair+0x609``; a ``BUG`` line before it comes first (``kernel BUG at
-    arch/x86/kernel/alternative.c:2531; Oops: invalid opcode at __text_poke+0x29c``)."""
+    arch/x86/kernel/alternative.c:2531; Oops: invalid opcode at __text_poke+0x29c``); an int3
+    whose breakpoint byte is gone from memory says so (``_stale_int3``)."""
     for i, line in enumerate(tail):
         if m := _DIE.search(line):
             kind = m[1].split(",")[0]  # "general protection fault, probably for non-canonical address ..."
             oops = "Oops" if kind == "Oops" else f"Oops: {kind}"  # page faults die("Oops")
             rip = next((r[1] for r in map(_KERNEL_RIP.search, tail[i:]) if r), None)
             bug = next((b[1] for b in map(_BUG.search, reversed(tail[max(0, i - 6):i])) if b), None)
-            return (f"{bug}; " if bug else "") + oops + (f" at {rip}" if rip else "")
+            stale = f", {STALE_INT3}" if kind == "int3" and _stale_int3(tail[i:]) else ""
+            return (f"{bug}; " if bug else "") + oops + (f" at {rip}" if rip else "") + stale
     return None
+
+
+def _stale_int3(oops: list[str]) -> bool:
+    """Whether the byte before RIP in an int3 oops's ``Code:`` line is not 0xcc: the CPU trapped on
+    a breakpoint that memory no longer holds, i.e. it ran a translation of the code from before
+    text patching finished. Under QEMU 7.2's multi-threaded TCG a vCPU can keep such a stale
+    translation (a race fixed in QEMU 8.1). A 0xcc there proves nothing either way."""
+    code = next((c[1].split() for c in map(_CODE.search, oops) if c), None)
+    if code is None:
+        return False
+    at = next(k for k, byte in enumerate(code) if byte.startswith("<"))
+    return at > 0 and code[at - 1] != "cc"
 
 
 def _lost_reason(tail: list[str], qemu_status: int) -> str:
@@ -463,7 +480,7 @@ def _run_until_started(argv: list[str], ctl: Path, command: list[str], guest_env
             raise LostVMError("KVM could not run this guest (KVM internal error): retry with --accel tcg")
         reason = _lost_reason(tail, qemu_status)
         if not _died_before_command(ctl, tail, qemu_status):
-            raise LostVMError(f"VM lost after {seconds:.1f} s: {reason}")
+            raise LostVMError(f"VM lost after {seconds:.1f} s: {reason}{_emulator_at_fault(reason, argv)}")
         failures.append(reason)
         if len(failures) > boot_retries:
             raise LostVMError(_never_started(failures, seconds))
@@ -491,6 +508,15 @@ def _died_before_command(ctl: Path, tail: list[str], qemu_status: int) -> bool:
     init's handshake, and not because the init gave up (that fails the same way every time)."""
     return (qemu_status == 0 and not (ctl / _vm_init.STARTED).exists()
             and not any(_vm_init.INIT_ERROR in line for line in tail))
+
+
+def _emulator_at_fault(reason: str, argv: list[str]) -> str:
+    """What to add when a crash the command saw was the emulator's (a stale int3 under
+    multi-threaded TCG), not the kernel's; never booted again: the command may have done half its work."""
+    if STALE_INT3 not in reason or not any("thread=multi" in a for a in argv):
+        return ""
+    return ("; QEMU's fault, not this kernel's: multi-threaded TCG ran code from before kernel text patching "
+            "finished (QEMU 7.2); run it again, or with --icount (single-threaded TCG, never seen to do this)")
 
 
 def _never_started(failures: list[str], seconds: float) -> str:

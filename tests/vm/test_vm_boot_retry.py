@@ -18,13 +18,31 @@ import pytest
 from bench import _vm_init, vm
 from tests.vm.test_vm_launcher import fake_bzimage, hotbench
 
-# The console of a boot that died 1.1 s in under multi-threaded TCG (issue 17), abridged.
+# Debian's 7.3.4 under QEMU 7.2's multi-threaded TCG while a static key was flipped (abridged):
+# the vCPU trapped on an int3 at a jump label that memory holds as a 5-byte NOP again (0f 1f 44 00 00).
 INT3_OOPS = """\
-[    1.104561] Oops: int3: 0000 [#1] SMP NOPTI
-[    1.104561] CPU: 1 UID: 0 PID: 0 Comm: swapper/1 Not tainted 7.3.4+deb13-amd64 #1 PREEMPT(lazy)  Debian 7.3.4-1~bpo13+1
-[    1.104561] RIP: 0010:set_next_task_fair+0x609/0x8a0
-[    1.104561] Code: 48 8b 45 00 <cc> 1f 44 00 00 48 83 c4 08 5b 5d c3 cc cc cc cc
-[    1.104561] Kernel panic - not syncing: Fatal exception in interrupt
+[   34.562534] Oops: int3: 0000 [#1] SMP NOPTI
+[   34.597635] CPU: 0 UID: 0 PID: 163 Comm: true Not tainted 7.3.4+deb13-amd64 #1 PREEMPT(lazy)  Debian 7.3.4-1~bpo13+1
+[   34.598965] RIP: 0010:sched_balance_rq+0xf4/0x1ef0
+[   34.610227] Code: 00 00 02 00 00 00 8b 0d 86 4f 17 02 4c 89 0c 24 4c 89 a4 24 00 01 00 00 4c 89 a4 24 08 01 00 00 \
+e8 a1 3f 6c 00 4c 8b 0c 24 0f <1f> 44 00 00 48 8b 84 24 a0 00 00 00 65 4c 8b 2d c8 7d b7 02 8b 94
+[   34.647732]  <TASK>
+[   34.697415]  handle_softirqs+0xd8/0x330
+[   34.698410] RIP: 0033:0x7f255b5a4e3a
+[   34.699153] Code: 41 55 45 31 c9 41 54 55 53 48 89 fb 48 83 ec 18 48 8b 47 70 48 8b 17 4c 8b 50 08 f6 87 36 03 00 \
+00 20 74 06 49 01 d2 49 89 d1 <48> 8b 43 68 89 f5 48 8d 4c 6d 00 48 8b 78 08 48 8b 83 f8 00 00 00
+[   34.718015]  </TASK>
+[   34.728082] Kernel panic - not syncing: Fatal exception in interrupt
+"""
+INT3_WHY = ("kernel panic: Fatal exception in interrupt "
+            "(Oops: int3 at sched_balance_rq+0xf4, an int3 no longer in memory)")
+# The same, but memory still holds the breakpoint (cc): a patch in progress; nothing proven either way.
+INT3_IN_MEMORY = """\
+[   27.215065] Oops: int3: 0000 [#1] SMP NOPTI
+[   27.259016] RIP: 0010:try_to_wake_up+0x10b/0x790
+[   27.260322] Code: 00 48 89 c6 e8 e6 7f e0 00 8b 43 18 85 e8 0f 85 56 02 00 00 8b 43 1c 85 c5 0f 84 78 ff ff ff c7 \
+43 1c 00 00 00 00 8b 6b 14 cc <da> 01 00 00 b8 01 00 00 00 e9 61 ff ff ff 0f 1f 44 00 00 0f b6 43
+[   27.3] Kernel panic - not syncing: Fatal exception in interrupt
 """
 SYSRQ_PANIC = "[    9.9] sysrq: Trigger a crash\n[    9.9] Kernel panic - not syncing: sysrq triggered crash\n"
 
@@ -32,6 +50,7 @@ SYSRQ_PANIC = "[    9.9] sysrq: Trigger a crash\n[    9.9] Kernel panic - not sy
 #   died        the console shows INT3_OOPS; no handshake, no status; exit 0 (a panic under -no-reboot)
 #   ran STATUS  handshake, the command "runs" (its run.sh is kept as run-N.sh), status written
 #   crashed     handshake, then the sysrq panic: the command's kernel crashed
+#   crashed-int3  handshake, then INT3_OOPS: the emulator's fault, but the command had started
 #   init-error  the init gives up (HOTBENCH-INIT-ERROR line), as without 9p
 #   qemu-error  QEMU refuses its options and exits 1
 FAKE_QEMU = """\
@@ -55,6 +74,9 @@ elif step[0] == "ran":
 elif step[0] == "crashed":
     (ctl / "{started}").write_text("")
     print({sysrq!r}, end="")
+elif step[0] == "crashed-int3":
+    (ctl / "{started}").write_text("")
+    print((here / "oops").read_text(), end="")
 elif step[0] == "init-error":
     print("{init_error} cannot mount the host root over 9p: ...")
 elif step[0] == "qemu-error":
@@ -109,7 +131,7 @@ def test_death_before_the_command_is_booted_again_and_recorded(fake_qemu):
     status, log = boot(["died", "ran 3"])
     assert status == 3, log
     assert int((d / "boots").read_text()) == 2
-    why = "kernel panic: Fatal exception in interrupt (Oops: int3 at set_next_task_fair+0x609)"
+    why = INT3_WHY
     assert retry_lines(log) == [line for line in log.splitlines() if line.startswith("hotbench vm: boot 1 of 3 died")]
     assert len(retry_lines(log)) == 1 and retry_lines(log)[0].endswith(f"before the command started: {why}; "
                                                                        "booting again")
@@ -130,13 +152,11 @@ def test_retries_are_bounded(fake_qemu):
     error, log = boot(["died"])
     assert isinstance(error, vm.LostVMError) and error.exit_status == 125
     assert int((d / "boots").read_text()) == 3 and len(retry_lines(log)) == 2  # the default: 2 retries
-    assert str(error) == ("VM lost: 3 boots died before the command started, each the same way: kernel panic: "
-                          "Fatal exception in interrupt (Oops: int3 at set_next_task_fair+0x609)")
+    assert str(error) == f"VM lost: 3 boots died before the command started, each the same way: {INT3_WHY}"
     error, log = boot(["died"], boot_retries=0)
     assert int((d / "boots").read_text()) == 1 and not retry_lines(log)
     assert str(error).startswith("VM lost after ") and str(error).endswith(
-        " s, before the command started: kernel panic: Fatal exception in interrupt "
-        "(Oops: int3 at set_next_task_fair+0x609)")
+        f" s, before the command started: {INT3_WHY}")
     error, log = boot(["died", "init-error", "ran 0"], boot_retries=5)
     assert str(error).startswith("VM lost after ") and "guest init failed" in str(error)
     assert int((d / "boots").read_text()) == 2
@@ -155,6 +175,17 @@ def test_other_losses_are_not_retried(fake_qemu, plan, reason):
     assert int((d / "boots").read_text()) == 1 and not retry_lines(log)
 
 
+def test_stale_int3_after_the_command_started_is_blamed_on_qemu_not_retried(fake_qemu):
+    boot, d = fake_qemu
+    error, log = boot(["crashed-int3", "ran 0"])
+    assert isinstance(error, vm.LostVMError) and error.exit_status == 125 and not retry_lines(log)
+    assert f"s: {INT3_WHY}; QEMU's fault, not this kernel's: multi-threaded TCG ran code from before" in str(error)
+    # an int3 still in memory, or any other crash, is not put on QEMU
+    (d / "oops").write_text(INT3_IN_MEMORY)
+    error, log = boot(["crashed-int3", "ran 0"])
+    assert str(error).endswith("s: kernel panic: Fatal exception in interrupt (Oops: int3 at try_to_wake_up+0x10b)")
+
+
 def test_timeout_is_not_retried(fake_qemu):
     boot, d = fake_qemu
     (d / "bin" / vm.QEMU).write_text(f"#!{sys.executable}\nimport time\ntime.sleep(60)\n")
@@ -163,8 +194,8 @@ def test_timeout_is_not_retried(fake_qemu):
 
 
 def test_different_deaths_are_listed_per_boot():
-    first = "kernel panic: Fatal exception in interrupt (Oops: int3 at set_next_task_fair+0x609)"
-    second = "kernel panic: Fatal exception (Oops: int3 at __queue_work+0x2a1)"
+    first = INT3_WHY
+    second = "kernel panic: Fatal exception (Oops: int3 at try_to_wake_up+0x10b)"
     assert vm._never_started([first, second], 2.0) == (
         f"VM lost: 2 boots died before the command started: boot 1: {first}; boot 2: {second}")
 
@@ -172,7 +203,8 @@ def test_different_deaths_are_listed_per_boot():
 # ---------------------------------------------------------------- the oops, in one phrase
 
 def test_oops_summary_names_kind_and_place():
-    assert vm.oops_summary(INT3_OOPS.splitlines()) == "Oops: int3 at set_next_task_fair+0x609"
+    assert vm.oops_summary(INT3_OOPS.splitlines()) == "Oops: int3 at sched_balance_rq+0xf4, an int3 no longer in memory"
+    assert vm.oops_summary(INT3_IN_MEMORY.splitlines()) == "Oops: int3 at try_to_wake_up+0x10b"
     null = textwrap.dedent("""\
         [    5.1] BUG: kernel NULL pointer dereference, address: 0000000000000008
         [    5.1] #PF: supervisor read access in kernel mode
