@@ -40,8 +40,9 @@ from typing import TextIO
 from bench import _vm_init, clock
 from bench.errors import HotbenchError
 
-__all__ = ["LostVMError", "VMTimeoutError", "VM", "kernel_release", "choose_accel", "check_icount", "qemu_command", "mem_mib",
-           "numa_layout", "find_modules", "find_config", "numba_cache_dir", "warm_numba_cache", "run", "CHECKOUT"]
+__all__ = ["LostVMError", "VMTimeoutError", "VM", "kernel_release", "choose_accel", "choose_tcg_threads",
+           "check_icount", "qemu_command", "mem_mib", "numa_layout", "find_modules", "find_config", "numba_cache_dir",
+           "warm_numba_cache", "run", "CHECKOUT"]
 
 QEMU = "qemu-system-x86_64"
 CHECKOUT = Path(__file__).resolve().parents[1]
@@ -197,6 +198,7 @@ class VM:
     extra_append: str = ""
     numa_nodes: int = 1
     icount: int | None = None  # QEMU's instruction clock, this shift (bench/clock.py); TCG only
+    tcg_threads: str = "multi"  # a host thread per vCPU, or "single": all vCPUs round-robin on one
 
 
 def mem_mib(mem: str) -> int:
@@ -259,8 +261,21 @@ def _accel_args(vm: VM) -> list[str]:
     if vm.accel == "kvm":
         return ["-accel", "kvm"]
     if vm.icount is None:
-        return ["-accel", "tcg,thread=multi"]
+        return ["-accel", f"tcg,thread={vm.tcg_threads}"]
     return ["-accel", "tcg,thread=single", "-icount", f"shift={vm.icount},sleep=off"]
+
+
+def choose_tcg_threads(accel: str, icount: int | None, requested: str | None) -> str:
+    """TCG's threading: *requested*, else "multi" (one host thread per vCPU) unless the instruction
+    clock needs "single". Single-threaded TCG never runs code a patch has replaced (the int3 race of
+    multi-threaded TCG in QEMU 7.2, see ``_stale_int3``), at the price of running vCPUs in turn."""
+    if requested is None:
+        return "single" if icount is not None else "multi"
+    if accel == "kvm":
+        raise HotbenchError(f"--tcg-threads {requested}: KVM runs no TCG; drop it or use --accel tcg")
+    if icount is not None and requested != "single":
+        raise HotbenchError(f"--tcg-threads {requested}: --icount runs single-threaded TCG; drop --tcg-threads")
+    return requested
 
 
 def check_icount(accel: str, shift: int | None) -> None:
@@ -407,21 +422,26 @@ def run(image: Path, command: list[str], *, modules: Path | None = None, mem: st
         cpus: int | None = None, accel: str = "auto", timeout: float | None = None,
         shares: list[Path] = (), require: list[str] | None = None, env: dict[str, str] | None = None,
         warm: bool = True, verbose: bool = False, append: str = "", numa_nodes: int = 1, icount: int | None = None,
-        boot_retries: int = 2, console: TextIO = sys.stdout, log: TextIO = sys.stderr) -> int:
+        boot_retries: int = 2, tcg_threads: str | None = None, console: TextIO = sys.stdout,
+        log: TextIO = sys.stderr) -> int:
     """Boot *image*, run *command* in the guest, return its exit status (see the module doc).
     *numa_nodes* > 1 splits the guest's memory and CPUs over that many NUMA nodes (``numa_layout``).
     *icount* (a shift) runs the guest on QEMU's instruction clock (TCG only; ``bench/clock.py``).
     A guest that dies before the command starts is booted again, at most *boot_retries* times;
-    *timeout* applies to each boot."""
+    *timeout* applies to each boot. *tcg_threads*: see ``choose_tcg_threads``."""
     image = Path(image)
     cpus = cpus or os.cpu_count() or 1
     layout = numa_layout(mem, cpus, numa_nodes)  # a bad split is refused before anything is started
     check_icount(accel, icount)
+    threads = choose_tcg_threads(accel, icount, tcg_threads)
     release = kernel_release(image)
     qemu = find_qemu()
     accel, note = choose_accel("tcg" if icount is not None else accel)
     if note:
         print(f"hotbench vm: {note}", file=log)
+    if accel == "kvm" and tcg_threads:
+        print(f"hotbench vm: --tcg-threads {tcg_threads} does not apply: KVM works here (--accel tcg to emulate)",
+              file=log)
     moddir = find_modules(image, release, modules)
     config = find_config(image, release, moddir)
     numba_dir = numba_cache_dir()
@@ -451,10 +471,12 @@ def run(image: Path, command: list[str], *, modules: Path | None = None, mem: st
                                     str(config) if config else None, release)
         initrd = _vm_init.build_initramfs(Path(tmp) / "initramfs.cpio", wanted, init)
         vm = VM(image=image, initrd=initrd, ctl_dir=ctl, accel=accel, mem=mem, cpus=cpus, shares=vm_shares,
-                verbose=verbose, extra_append=append, numa_nodes=numa_nodes, icount=icount)
+                verbose=verbose, extra_append=append, numa_nodes=numa_nodes, icount=icount, tcg_threads=threads)
         nodes = "" if numa_nodes == 1 else " over NUMA nodes " + ", ".join(
             f"{k}: {mib}M/{'+'.join(map(str, c)) or 'no'} CPU" for k, (mib, c) in enumerate(layout))
         clock_note = "" if icount is None else f" (icount shift {icount}: costs in instructions)"
+        if accel == "tcg" and icount is None and threads == "single":
+            clock_note = " (single-threaded)"
         print(f"hotbench vm: booting {image} ({release or 'release unknown'}) with {accel}{clock_note}, {vm.cpus} CPUs, "
               f"{mem}{nodes}; {len(wanted)} modules in the initramfs"
               + (f" from {moddir}" if wanted else ""), file=log)
@@ -516,7 +538,7 @@ def _emulator_at_fault(reason: str, argv: list[str]) -> str:
     if STALE_INT3 not in reason or not any("thread=multi" in a for a in argv):
         return ""
     return ("; QEMU's fault, not this kernel's: multi-threaded TCG ran code from before kernel text patching "
-            "finished (QEMU 7.2); run it again, or with --icount (single-threaded TCG, never seen to do this)")
+            "finished (QEMU 7.2); run it again, or with --tcg-threads single (never seen to do this)")
 
 
 def _never_started(failures: list[str], seconds: float) -> str:

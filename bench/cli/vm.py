@@ -79,6 +79,10 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                              "instruction count, labelled so; implies --accel tcg and, unless --cpus is given, "
                              "1 vCPU (vCPUs share one host thread and one clock; docs/icount.md)")
     parser.add_argument("--timeout", type=float, help="seconds before QEMU is killed, per boot (default: none)")
+    parser.add_argument("--tcg-threads", choices=("multi", "single"),
+                        help="TCG: a host thread per vCPU (multi, the default) or all vCPUs in turn on one (single, "
+                             "as --icount): slower with several busy vCPUs, but immune to QEMU 7.2's race in which a "
+                             "vCPU runs kernel code a text patch has replaced (an int3 oops)")
     parser.add_argument("--boot-retries", type=_whole_number(0), default=2, metavar="N",
                         help="boot again, at most N times, when the guest dies before the command starts (an "
                              "emulator fault, e.g. a text-patching int3 oops under multi-threaded TCG); a crash "
@@ -141,6 +145,7 @@ def main(args: argparse.Namespace) -> int:
             raise HotbenchError(f"--env {item!r}: write KEY=VALUE")
         env[key] = value
     vm.check_icount(args.accel, args.icount)  # one line, before anything is built or booted
+    vm.choose_tcg_threads(args.accel, args.icount, args.tcg_threads)
     cpus = args.cpus or (1 if args.icount is not None else None)
     vm.numa_layout(args.mem, cpus or os.cpu_count() or 1, args.numa_nodes)  # refuse a bad split up front
     image = resolve_image(args.kernel)
@@ -149,7 +154,7 @@ def main(args: argparse.Namespace) -> int:
                       timeout=args.timeout, shares=args.share,
                       require=resolve_require(args.require, image, args.modules), env=env,
                       warm=not args.no_warm, verbose=args.verbose, append=args.append, numa_nodes=args.numa_nodes,
-                      icount=args.icount, boot_retries=args.boot_retries)
+                      icount=args.icount, boot_retries=args.boot_retries, tcg_threads=args.tcg_threads)
     except vm.LostVMError as e:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_status

@@ -180,10 +180,37 @@ def test_stale_int3_after_the_command_started_is_blamed_on_qemu_not_retried(fake
     error, log = boot(["crashed-int3", "ran 0"])
     assert isinstance(error, vm.LostVMError) and error.exit_status == 125 and not retry_lines(log)
     assert f"s: {INT3_WHY}; QEMU's fault, not this kernel's: multi-threaded TCG ran code from before" in str(error)
+    assert str(error).endswith("run it again, or with --tcg-threads single (never seen to do this)")
+    # single-threaded TCG was never seen to do it: there the same console is not put on QEMU
+    error, log = boot(["crashed-int3", "ran 0"], tcg_threads="single")
+    assert str(error).endswith(f"s: {INT3_WHY}")
     # an int3 still in memory, or any other crash, is not put on QEMU
     (d / "oops").write_text(INT3_IN_MEMORY)
     error, log = boot(["crashed-int3", "ran 0"])
     assert str(error).endswith("s: kernel panic: Fatal exception in interrupt (Oops: int3 at try_to_wake_up+0x10b)")
+
+
+def test_tcg_threads_choice():
+    def accel(**kw):
+        cmd = vm.qemu_command(vm.VM(image=Path("k"), initrd=Path("i"), ctl_dir=Path("c"), **kw), "qemu")
+        return cmd[cmd.index("-accel") + 1:cmd.index("-m")]
+
+    assert accel() == ["tcg,thread=multi"] and accel(tcg_threads="single") == ["tcg,thread=single"]
+    assert accel(icount=0, tcg_threads="single") == ["tcg,thread=single", "-icount", "shift=0,sleep=off"]
+    assert vm.choose_tcg_threads("auto", None, None) == "multi" and vm.choose_tcg_threads("tcg", 0, None) == "single"
+    assert vm.choose_tcg_threads("auto", None, "single") == "single"
+    assert vm.choose_tcg_threads("tcg", 3, "single") == "single"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--accel", "kvm", "--tcg-threads", "single"], "error: --tcg-threads single: KVM runs no TCG; drop it or use "
+                                                    "--accel tcg\n"),
+    (["--icount", "--tcg-threads", "multi"], "error: --tcg-threads multi: --icount runs single-threaded TCG; "
+                                             "drop --tcg-threads\n"),
+])
+def test_tcg_threads_refusals_are_one_line(args, message, tmp_path):
+    out = hotbench("vm", "--kernel", str(fake_bzimage(tmp_path / "bzImage")), *args, "--", "true")
+    assert out.returncode == 1 and out.stderr == message, out.stderr
 
 
 def test_timeout_is_not_retried(fake_qemu):
