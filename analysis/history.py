@@ -180,13 +180,10 @@ def _previous(history: History, latest: dict) -> dict | None:
 
 
 def _publish(path: Path, data: bytes) -> None:
-    """Write atomically, readable by all (the page is meant to be served)."""
-    import os
-
+    """Write atomically, readable by all (the page is meant to be served: results files are 0644)."""
     from bench import results
 
     results.atomic_write_bytes(path, data)
-    os.chmod(path, 0o644)
 
 
 def build(store: Path, out: Path | None = None, metric: str | None = None, kernel: str | None = None) -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 from analysis import catalog, stats
 from analysis.data import CONCURRENT, Data, format_size, load
 from analysis.tables import format_table
+from bench import results
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -164,7 +165,7 @@ def _environment(data: Data) -> tuple[str, object]:
             "governor": env.get("cpufreq_governor"),
             "settings": ", ".join(f"{k}={v}" for k, v in sorted((m.get("settings") or {}).items())) or None,
             "mode": m.get("mode"),
-            "status": m.get("status"),
+            "status": results.status_line(m),
             "hotbench": " ".join(x for x in (env.get("hotbench_version"), (m.get("git_commit") or "")[:12]) if x),
             "command": _command(m.get("command")),
         }

@@ -12,13 +12,12 @@ Run ids carry the UTC start time, the host name and a pid, so stores from many m
 by copying their run directories side by side (``cp -r boxA/* boxB/* merged/``); whichever
 ``index.json`` the copy leaves behind is replaced at the next read.
 
-Index format history (``INDEX_VERSION``):
-  1  2026-11  first format: {"index_version", "entries": [...]} sorted by date then run id.
+The index's file name, format version (with its history) and writer are in
+``bench/results.py`` (``results.INDEX``, ``write_index``), as for every file hotbench writes.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -31,8 +30,8 @@ from bench.errors import HotbenchError
 __all__ = ["INDEX", "INDEX_VERSION", "default_history_dir", "entries", "rebuild_index", "resolve", "series_key",
            "USABLE"]
 
-INDEX = "index.json"
-INDEX_VERSION = 1
+INDEX = results.INDEX
+INDEX_VERSION = results.INDEX_VERSION
 USABLE = ("complete", "partial")  # statuses whose numbers history and 'latest' use
 _LATEST = re.compile(r"^latest(?:~(\d+))?$")
 
@@ -106,9 +105,8 @@ def entries(history: Path) -> list[dict]:
 def rebuild_index(history: Path) -> list[dict]:
     """Scan *history* and rewrite ``index.json`` (best effort on a read-only store); returns the entries."""
     found = entries(history)
-    data = json.dumps({"index_version": INDEX_VERSION, "entries": found}, indent=2) + "\n"
     try:
-        results.atomic_write_bytes(Path(history) / INDEX, data.encode())
+        results.write_index(history, found)
     except OSError:
         pass  # a store copied read-only still reads: the run directories are the truth
     return found

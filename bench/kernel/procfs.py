@@ -16,7 +16,7 @@ from pathlib import Path
 __all__ = [
     "read_text", "meminfo", "thp_mode", "bracketed_choice", "minor_faults", "kernel_config",
     "kernel_config_text", "config_value", "config_reason", "clear_refs", "smaps_field",
-    "soft_dirty_unavailable", "smaps_vma", "CLEAR_REFS_ALL", "CLEAR_REFS_ANON", "CLEAR_REFS_MAPPED",
+    "soft_dirty_unavailable", "smaps_vma", "process_start_time", "boot_id", "BOOT_ID", "CLEAR_REFS_ALL", "CLEAR_REFS_ANON", "CLEAR_REFS_MAPPED",
     "CLEAR_REFS_SOFT_DIRTY", "CLEAR_REFS_MM_HIWATER_RSS",
 ]
 
@@ -35,6 +35,29 @@ def read_text(path: str | Path) -> str | None:
         return Path(path).read_text().strip()
     except OSError:
         return None
+
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"  # a random UUID per boot (Documentation/admin-guide/sysctl/kernel.rst)
+
+
+def process_start_time(pid: int | str) -> int | None:
+    """Field 22 of /proc/<pid>/stat, ``starttime``: when the process started, in clock ticks after
+    boot (proc(5)). With the pid it names one process for the life of the boot, as a pid alone
+    does not (pids are reused). None when there is no such process."""
+    stat = read_text(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    # comm (field 2) may hold spaces and parentheses: the fields after it follow the last ')'
+    fields = stat.rsplit(")", 1)[-1].split()
+    try:
+        return int(fields[19])  # fields[0] is field 3 (state)
+    except (IndexError, ValueError):
+        return None
+
+
+def boot_id() -> str | None:
+    """This boot's random id: a process identity recorded before a reboot names no live process."""
+    return read_text(BOOT_ID)
 
 
 def meminfo() -> dict[str, int]:
