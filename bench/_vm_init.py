@@ -38,7 +38,7 @@ INIT_ERROR = "HOTBENCH-INIT-ERROR:"  # marks the one line the host reports when 
 # the syscall returns, so a panic a moment later cannot lose it.
 STARTED, STATUS = "started", "status"
 ROOT_TAG, CTL_TAG = "hbroot", "hbctl"
-GUEST_CTL = "/run/hotbench"  # where the control share appears inside the chroot
+GUEST_CTL = "/run/hotbench-vm"  # the control share, in the chroot (/run/hotbench is the state journal's)
 _9P = "trans=virtio,version=9p2000.L,msize=512000"
 
 

@@ -9,7 +9,7 @@ up to ``PTRS_PER_PTE`` pages and rounds down to a power of two, so only powers o
 one page up are accepted here, and the value read back is recorded). debugfs is often not
 mounted (it is not on the 6.18 host this was written on). Then the setting mounts it at
 ``/sys/kernel/debug`` for the run and unmounts it afterwards — after the knob is restored,
-also on errors, Ctrl-C, SIGTERM/SIGHUP and at interpreter exit — rather than refusing: the
+also on errors, SIGINT/SIGTERM/SIGHUP and at interpreter exit — rather than refusing: the
 knob has no other door, a debugfs mount changes nothing but its own visibility, and
 leaving the system exactly as found is what ``Knobs`` already promises for the knob itself.
 A debugfs that was already mounted is used and left alone. Without CONFIG_DEBUG_FS (no
@@ -23,10 +23,8 @@ from __future__ import annotations
 import atexit
 import errno
 import os
-import signal
 import subprocess
 import sys
-import threading
 from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator, NamedTuple
 
@@ -84,10 +82,16 @@ def _debugfs_reason() -> str | None:
     return None
 
 
+def check_choices(requested: dict[str, str]) -> None:
+    """HotbenchError (one line) for a choice no kernel accepts; what this kernel offers is ``validate``'s."""
+    for name, choice in requested.items():
+        value_of(name, choice)
+
+
 def validate(requested: dict[str, str]) -> None:
+    check_choices(requested)
     for name, choice in requested.items():
         setting = SETTINGS[name]
-        value_of(name, choice)
         if setting.debugfs and not mglru.debugfs_mounted():
             why = _debugfs_reason()
             if why:
@@ -114,46 +118,55 @@ def _check_debugfs_knob(name: str, path: str) -> None:
         raise HotbenchError(f"--{name}: cannot read {path}: {e.strerror}{hint}") from None
 
 
+def _command(argv: list[str], what: str, target: str) -> None:
+    if os.environ.get(sysfs.LOG_ENV, "") not in ("", "0"):
+        print(f"hotbench settings: {' '.join(argv)}", file=sys.stderr, flush=True)
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise HotbenchError(f"cannot {what} on {target}: {e}") from None
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()
+        why = detail[-1] if detail else f"exit status {done.returncode}"
+        raise HotbenchError(f"cannot {what} on {target}: {why}")
+
+
+def mounted(target: str, fstype: str) -> bool:
+    """True when a filesystem of *fstype* is mounted at *target* (this mount namespace)."""
+    for line in (procfs.read_text("/proc/self/mounts") or "").splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == target and fields[2] == fstype:
+            return True
+    return False
+
+
+def unmount(target: str) -> None:
+    _command(["umount", target], "unmount", target)
+
+
 class DebugfsForRun:
-    """Mount debugfs at /sys/kernel/debug now; unmount it on exit (also at interpreter exit and,
-    in the main thread, on SIGTERM/SIGHUP, turned into SystemExit as ``sysfs.Knobs`` does)."""
+    """Mount debugfs at /sys/kernel/debug now; unmount it on exit (also at interpreter exit;
+    signals are deferred by the caller, ``bench.interrupts``, as for ``sysfs.Knobs``). The
+    mount is in the state journal first, so the next command unmounts it after a SIGKILL."""
 
-    _SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-    def __init__(self):
+    def __init__(self, journal=None):
         self.mounted = False
-        self._old_handlers: dict[int, object] = {}
-
-    @staticmethod
-    def _raise_exit(signum, frame) -> None:
-        raise SystemExit(128 + signum)
+        self._journal = journal
+        self._entry = None
 
     def __enter__(self) -> DebugfsForRun:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self._SIGNALS:
-                if signal.getsignal(sig) is signal.SIG_DFL:
-                    self._old_handlers[sig] = signal.signal(sig, self._raise_exit)
+        from bench import journal
+
+        self._journal = self._journal or journal.default()
+        self._entry = self._journal.record(journal.MOUNT, target=mglru.DEBUGFS, fstype="debugfs")
         try:
-            self._command(["mount", "-t", "debugfs", "debugfs", mglru.DEBUGFS], "mount debugfs")
+            _command(["mount", "-t", "debugfs", "debugfs", mglru.DEBUGFS], "mount debugfs", mglru.DEBUGFS)
         except BaseException:
-            self._restore_signals()
+            self._journal.remove(self._entry)
             raise
         self.mounted = True
         atexit.register(self.unmount)
         return self
-
-    @staticmethod
-    def _command(argv: list[str], what: str) -> None:
-        if os.environ.get(sysfs.LOG_ENV, "") not in ("", "0"):
-            print(f"hotbench settings: {' '.join(argv)}", file=sys.stderr, flush=True)
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
-        except (OSError, subprocess.SubprocessError) as e:
-            raise HotbenchError(f"cannot {what} on {mglru.DEBUGFS}: {e}") from None
-        if done.returncode != 0:
-            detail = (done.stderr or done.stdout).strip().splitlines()
-            why = detail[-1] if detail else f"exit status {done.returncode}"
-            raise HotbenchError(f"cannot {what} on {mglru.DEBUGFS}: {why}")
 
     def unmount(self) -> None:
         """Idempotent: unmount the debugfs this object mounted, if it is still mounted."""
@@ -162,35 +175,30 @@ class DebugfsForRun:
         atexit.unregister(self.unmount)
         self.mounted = False
         if mglru.debugfs_mounted():
-            self._command(["umount", mglru.DEBUGFS], "unmount the debugfs mounted for the run")
-
-    def _restore_signals(self) -> None:
-        for sig, handler in self._old_handlers.items():
-            signal.signal(sig, handler)
-        self._old_handlers.clear()
+            _command(["umount", mglru.DEBUGFS], "unmount the debugfs mounted for the run", mglru.DEBUGFS)
+        self._journal.remove(self._entry)
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             self.unmount()
         except HotbenchError as error:
             sysfs.cleanup_failed(exc, error)
-        finally:
-            self._restore_signals()
 
 
 @contextmanager
-def applied(requested: dict[str, str]) -> Iterator[dict]:
+def applied(requested: dict[str, str], journal=None) -> Iterator[dict]:
     """Apply *requested* settings for the duration; yields the manifest record
-    {name: {set, was, now, path[, debugfs]}}."""
+    {name: {set, was, now, path[, debugfs]}}. Every change is in the state journal
+    (*journal*, by default ``bench.journal.default()``) before it is made."""
     validate(requested)
     paths = [SETTINGS[name].path for name in requested]
     record = {}
     with ExitStack() as stack:
         mounted_here = False
         if any(SETTINGS[name].debugfs for name in requested) and not mglru.debugfs_mounted():
-            stack.enter_context(DebugfsForRun())  # exits after Knobs: the knob is restored, then unmounted
+            stack.enter_context(DebugfsForRun(journal))  # exits after Knobs: the knob is restored, then unmounted
             mounted_here = True
-        knobs = stack.enter_context(sysfs.Knobs(paths))
+        knobs = stack.enter_context(sysfs.Knobs(paths, journal))
         for name, choice in requested.items():
             setting = SETTINGS[name]
             if setting.debugfs:

@@ -3,7 +3,10 @@
 Prints ``mechanism  status  reason`` per mechanism, then one line of kernel facts;
 ``--json`` prints ``{"<mechanism>": {"available": bool, "reason": str}, ...}`` in
 ``MECHANISMS`` order and nothing else. Exit status (pyperf ``system`` convention):
-0 every mechanism available, 2 some unavailable, 1 error. Changes no kernel state.
+0 every mechanism available, 2 some unavailable, 1 error. Changes no kernel state: kernel
+state that hotbench processes changed and have not restored (the state journal,
+``bench.journal``) is listed after the facts (on stderr with ``--json``) — a killed run's
+THP mode is reported as such, and ``hotbench restore`` (or the next run) puts it back.
 Imports neither numba nor pandas, so it starts fast.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def set_argparser(parser: argparse.ArgumentParser) -> None:
@@ -62,4 +66,17 @@ def main(args: argparse.Namespace) -> int:
             print(f"{name:<{w0}}  {status:<{w1}}  {reason}")
         print()
         print(_facts_line(kprobe.raw_facts()))
+    _pending(sys.stderr if args.json else sys.stdout)
     return 0 if all(p.available for p in results.values()) else 2
+
+
+def _pending(stream) -> None:
+    """The state journal's entries: what hotbench changed and has not put back (yet)."""
+    from bench import journal
+
+    dead, live = journal.default().pending()
+    for entry in dead:
+        print(f"not restored: {entry.describe()}, left by {entry.owner.describe()}, which was killed: "
+              f"'hotbench restore' (or the next run) puts it back", file=stream)
+    for entry in live:
+        print(f"changed for a run: {entry.describe()}, by {entry.owner.describe()} (running)", file=stream)

@@ -22,6 +22,10 @@ A memcg is charged when a page is allocated and the charge never moves with the 
 (v2; v1 only with the deprecated ``move_charge_at_immigrate``): memory that must be
 accounted to the scratch cgroup has to be allocated after ``enter()``.
 
+The cgroup is in the state journal (``bench.journal``) before it is made, with the
+``+memory`` it may write; after a crash the next hotbench command removes it if it is empty
+(``remove_scratch``) and writes ``-memory`` back.
+
 Writes go through ``bench.kernel.sysfs``. Failures raise OSError naming the file: EBUSY
 (subtree_control while the parent has processes, rmdir while populated), EACCES/EPERM
 (not root, or a delegation boundary), ENOENT (the controller is not mounted).
@@ -38,7 +42,7 @@ from typing import NamedTuple
 from bench.kernel import procfs, sysfs
 
 __all__ = ["V1", "V2", "Hierarchy", "parse_mounts", "memory_hierarchy", "parse_proc_cgroup", "current_path",
-           "ScratchMemcg"]
+           "ScratchMemcg", "remove_scratch"]
 
 V1, V2 = "v1", "v2"
 CGROUP_PROCS = "cgroup.procs"
@@ -108,9 +112,11 @@ class ScratchMemcg:
     >>> cg.close()                                                      # doctest: +SKIP
     """
 
-    def __init__(self, prefix: str = "hotbench", hierarchy: Hierarchy | None = None):
+    def __init__(self, prefix: str = "hotbench", hierarchy: Hierarchy | None = None, journal=None):
         self.prefix = prefix
         self.hierarchy = hierarchy
+        self._journal = journal
+        self._entry = None
         self.path: str | None = None  # relative to the hierarchy root
         self.origin: str | None = None  # the cgroup this process came from (relative)
         self._created = False
@@ -129,18 +135,27 @@ class ScratchMemcg:
                 raise OSError(errno.ENOENT, "no cgroup hierarchy has the memory controller (CONFIG_MEMCG off, "
                                             "or neither a v1 'memory' nor a cgroup2 mount lists it)",
                               "/proc/self/mounts")
+        from bench import journal as journal_mod
+
         self.origin = current_path(self.hierarchy)
         if self.hierarchy.version == V2:
             parent = posixpath.dirname(self.origin) if self.origin != "/" else "/"
             control = posixpath.join(_abs(self.hierarchy, parent), SUBTREE_CONTROL)
-            if "memory" not in (sysfs.read(control) or "").split():
-                sysfs.write(control, "+memory")
-                self._enabled_in = control
+            enable = "memory" not in (sysfs.read(control) or "").split()
         else:
-            parent = self.origin
+            parent, control, enable = self.origin, None, False
         name = f"{self.prefix}-{os.getpid()}-{time.monotonic_ns() % 1_000_000_007}"
         self.path = posixpath.join(parent, name)
-        os.mkdir(self.dir, 0o755)
+        self._journal = self._journal or journal_mod.default()
+        self._entry = self._journal.record(journal_mod.CGROUP, dir=self.dir, enabled_in=control if enable else None)
+        try:
+            if enable:
+                sysfs.write(control, "+memory")
+                self._enabled_in = control
+            os.mkdir(self.dir, 0o755)
+        except BaseException:
+            self.close()
+            raise
         self._created = True
         return self.path
 
@@ -164,19 +179,11 @@ class ScratchMemcg:
             except OSError as e:
                 errors.append(e)
         if self._created and not self._entered:
-            for attempt in range(50):  # a just-emptied cgroup can be briefly busy
-                try:
-                    os.rmdir(self.dir)
-                    self._created = False
-                    break
-                except FileNotFoundError:
-                    self._created = False
-                    break
-                except OSError as e:
-                    if e.errno != errno.EBUSY or attempt == 49:
-                        errors.append(OSError(e.errno, f"{e.strerror} (rmdir)", self.dir))
-                        break
-                    time.sleep(0.02)
+            try:
+                _rmdir(self.dir)
+                self._created = False
+            except OSError as e:
+                errors.append(e)
         if self._enabled_in and not self._created:
             try:
                 sysfs.write(self._enabled_in, "-memory")
@@ -185,9 +192,45 @@ class ScratchMemcg:
                 errors.append(e)
         if errors:
             raise errors[0]
+        if self._entry is not None:
+            self._journal.remove(self._entry)
+            self._entry = None
 
     def __enter__(self) -> ScratchMemcg:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def _rmdir(directory: str) -> None:
+    """rmdir an empty cgroup (gone already is fine); OSError naming it otherwise."""
+    for attempt in range(50):  # a just-emptied cgroup can be briefly busy
+        try:
+            os.rmdir(directory)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or attempt == 49:
+                raise OSError(e.errno, f"{e.strerror} (rmdir)", directory) from None
+            time.sleep(0.02)
+
+
+def remove_scratch(directory: str, enabled_in: str | None) -> str:
+    """Undo a scratch cgroup a dead hotbench left (``bench.journal``): rmdir it if it is empty,
+    then write ``-memory`` back where it wrote ``+memory``. Returns what was done, in one line;
+    raises OSError when a step failed (the journal keeps the entry for another attempt)."""
+    done = []
+    if os.path.isdir(directory):
+        members = (procfs.read_text(posixpath.join(directory, CGROUP_PROCS)) or "").split()
+        if members:
+            return f"left memory cgroup {directory} alone: it still holds processes {' '.join(members[:5])}"
+        _rmdir(directory)
+        done.append(f"removed memory cgroup {directory}: exists -> removed")
+    else:
+        done.append(f"memory cgroup {directory} is gone already")
+    if enabled_in and "memory" in (sysfs.read(enabled_in) or "").split():
+        sysfs.write(enabled_in, "-memory")
+        done.append(f"{enabled_in}: +memory -> -memory")
+    return "; ".join(done)

@@ -23,6 +23,12 @@ a fake tree, and an object made there can never write anywhere else), and ``remo
 proves ownership before writing: the running kdamond's pid must be the one it started,
 its context must still hold the operations and pid it configured, and ``nr_kdamonds`` must
 still be the count it set — otherwise it refuses (OSError EPERM/EBUSY) and writes nothing.
+Ownership outlives the process: ``create`` writes a state journal entry (``bench.journal``)
+before it touches ``nr_kdamonds``, and adds the operations, target and kthread pid as they
+become known; ``remove`` deletes it. After a crash the next hotbench command rebuilds the
+object from the entry (``adopt``) and ``remove_orphan`` takes the kdamond away by the same
+proof — or, when the kdamond there is not provably the one that process created (a
+machine's own kdamond, say), leaves it exactly as it is and says so.
 Each write is retried briefly on EBUSY (the sysfs handlers take ``damon_sysfs_lock`` with
 a trylock).
 """
@@ -200,12 +206,18 @@ class OwnedKdamond:
     checks it on a fake tree.
     """
 
-    def __init__(self, root: str, index: int):
+    def __init__(self, root: str, index: int, journal=None, entry=None):
         self.root = root  # the kdamonds/ directory this object was created in, for its whole life
         self.index = index
         self.removed = False
         self.kdamond_pid: int | None = None  # the kthread our 'on' started
         self.configured: tuple[str, str | None] | None = None  # (operations, pid_target) we wrote
+        self._journal, self._entry = journal, entry  # this kdamond's state journal entry (None: adopted)
+        self.nr_before = str(index)
+
+    def _note(self, **fields) -> None:
+        if self._entry is not None:
+            self._journal.update(self._entry, **fields)
 
     @property
     def base(self) -> str:
@@ -233,9 +245,13 @@ class OwnedKdamond:
                 time.sleep(0.01)
 
     @classmethod
-    def create(cls) -> OwnedKdamond:
-        """Write ``nr_kdamonds`` 1 — only when there is no kdamond at all; else OSError(EBUSY, reason)."""
-        nr_path = f"{KDAMONDS}/nr_kdamonds"
+    def create(cls, journal=None) -> OwnedKdamond:
+        """Write ``nr_kdamonds`` 1 — only when there is no kdamond at all; else OSError(EBUSY, reason).
+        The state journal (*journal*, by default ``bench.journal.default()``) has it first."""
+        from bench import journal as journal_mod
+
+        root = KDAMONDS
+        nr_path = f"{root}/nr_kdamonds"
         current = procfs.read_text(nr_path)
         if current is None:
             raise OSError(errno.ENOENT, "DAMON sysfs not present or not readable (needs root)", nr_path)
@@ -246,8 +262,42 @@ class OwnedKdamond:
         exclusive = exclusive_reason()
         if exclusive:
             raise OSError(errno.EBUSY, exclusive, nr_path)
-        cls._write(nr_path, "1")
-        return cls(KDAMONDS, 0)
+        journal = journal or journal_mod.default()
+        entry = journal.record(journal_mod.KDAMOND, kdamonds=root, index=0, nr_before=current, nr_set="1")
+        try:
+            cls._write(nr_path, "1")
+        except BaseException:
+            journal.remove(entry)
+            raise
+        return cls(root, 0, journal, entry)
+
+    @classmethod
+    def adopt(cls, fields: dict) -> OwnedKdamond:
+        """The kdamond a state journal entry describes, as its creator knew it (for ``remove_orphan``)."""
+        kdamond = cls(str(fields["kdamonds"]), int(fields["index"]))
+        kdamond.nr_before = str(fields.get("nr_before", fields["index"]))
+        kdamond.kdamond_pid = fields.get("kdamond_pid")
+        if fields.get("operations"):
+            kdamond.configured = (fields["operations"], fields.get("target_pid"))
+        return kdamond
+
+    def remove_orphan(self) -> str:
+        """Remove a kdamond left by a dead hotbench if it is provably that one; else leave it exactly
+        as it is. Returns what was done, in one line."""
+        nr_path = f"{self.root}/nr_kdamonds"
+        current = procfs.read_text(nr_path)
+        label = f"kdamond {self.index} under {self.root}"
+        if current is None or not os.path.isdir(self.base):
+            return f"{label} is gone; nothing to remove"
+        if current != str(self.index + 1):
+            return f"left {label} alone: nr_kdamonds is {current}, not the {self.index + 1} hotbench set"
+        problem = self._ownership_problem()
+        if problem:
+            return f"left {label} alone: {problem}, so it is not the one hotbench created"
+        state, ops = self.state(), (self.configured or ("not configured",))[0]
+        self.remove()
+        return (f"removed {label} ({ops}): {state} -> removed, nr_kdamonds {current} -> "
+                f"{procfs.read_text(nr_path)}")
 
     def avail_operations(self) -> set[str]:
         return set((procfs.read_text(f"{self.ctx}/avail_operations") or "").split())
@@ -261,6 +311,7 @@ class OwnedKdamond:
         """Operations set, intervals, region bounds, one target (pid for vaddr/fvaddr) with *regions*."""
         ctx = self.ctx
         self.configured = (operations, str(pid) if pid is not None else None)
+        self._note(operations=operations, target_pid=self.configured[1])
         self._write(f"{ctx}/operations", operations)
         intervals = f"{ctx}/monitoring_attrs/intervals"
         self._write(f"{intervals}/sample_us", str(sample_us))
@@ -302,6 +353,7 @@ class OwnedKdamond:
         self._write(f"{self.base}/state", cmd)
         if cmd == "on":
             self.kdamond_pid = self.pid()
+            self._note(kdamond_pid=self.kdamond_pid)
 
     def pid(self) -> int | None:
         return _int(procfs.read_text(f"{self.base}/pid"))
@@ -352,7 +404,7 @@ class OwnedKdamond:
         nr_path = f"{self.root}/nr_kdamonds"
         current = procfs.read_text(nr_path)
         if current is None or current == "0" or not os.path.isdir(self.base):
-            self.removed = True  # gone already (or the tree is)
+            self._forget()  # gone already (or the tree is)
             return
         if current != str(self.index + 1):
             raise OSError(errno.EBUSY, f"nr_kdamonds is {current}, not the {self.index + 1} hotbench set: "
@@ -362,5 +414,11 @@ class OwnedKdamond:
             raise OSError(errno.EPERM, f"{problem}: not ours, leaving it alone", self.base)
         if self.state() == "on":
             self.command("off")
-        self._write(nr_path, str(self.index))
+        self._write(nr_path, self.nr_before)
+        self._forget()
+
+    def _forget(self) -> None:
         self.removed = True
+        if self._entry is not None:
+            self._journal.remove(self._entry)
+            self._entry = None

@@ -14,7 +14,7 @@ from importlib.metadata import entry_points
 from bench.errors import HotbenchError
 from bench.trackers._base import Observation, Tracker, TrackerUnavailable
 
-__all__ = ["Observation", "Tracker", "TrackerUnavailable", "registry", "get", "broken"]
+__all__ = ["Observation", "Tracker", "TrackerUnavailable", "registry", "get", "broken", "changing_global_state"]
 
 _broken: dict[str, str] = {}
 
@@ -52,3 +52,9 @@ def get(name: str) -> type[Tracker]:
     if name not in trackers:
         raise HotbenchError(f"unknown tracker {name!r}; choose from: {', '.join(trackers)}")
     return trackers[name]
+
+
+def changing_global_state(names: list[str] | None = None) -> list[str]:
+    """Those of *names* (default: every tracker) that can run here and change global kernel
+    state when they do (``Tracker.global_state``): a run of them holds the run lock exclusively."""
+    return [n for n in names or registry() if get(n).global_state and not get(n).unavailable()]

@@ -56,6 +56,9 @@ class Tracker:
     # True when the workload's accesses wait for a server thread of the tracker (synchronous
     # userfaultfd): the runner then places that thread (option server_cpus) and the workload.
     serves_faults: ClassVar[bool] = False
+    # Global kernel state start() changes for the run ("" for none): such a run holds the run
+    # lock exclusively (bench.runlock), and every change is journaled (bench.journal).
+    global_state: ClassVar[str] = ""
 
     @classmethod
     def unavailable(cls, backing: str | None = None) -> str | None:

@@ -118,6 +118,7 @@ def physical_regions(tried: np.ndarray, pfns: np.ndarray) -> tuple[np.ndarray, i
 class _DamonTracker(Tracker):
     mechanism: str
     granularity = REGION
+    global_state = "a kdamond"
     sees = READS_AND_WRITES
     backings = ("anon", "shmem", "thp", "hugetlb")
     operations_set: str  # 'vaddr' or 'paddr'

@@ -38,6 +38,7 @@ class MglruTracker(Tracker):
     name = "mglru"
     mechanism = "mglru"
     granularity = AGGREGATE
+    global_state = "MGLRU's lru_gen/enabled (when off) and a scratch memory cgroup"
     sees = READS_AND_WRITES
     backings = ("anon", "shmem", "thp")
     summary = "MGLRU aging of a scratch memcg via debugfs lru_gen: pages in the generations made since arm (WSS)"

@@ -14,6 +14,13 @@ from bench.kernel import sysfs
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def journal_dir(tmp_path, monkeypatch):
+    """These knobs are files in a tmp dir: so is their state journal."""
+    monkeypatch.setenv("HOTBENCH_STATE_DIR", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
 @pytest.fixture
 def knob(tmp_path):
     def make(name="knob", content="0x0000\n"):
@@ -138,19 +145,84 @@ def test_restore_failure_does_not_mask_the_original_exception(knob):
     assert any("restoring knob failed" in note for note in getattr(info.value, "__notes__", []))
 
 
-def test_knobs_restore_on_sigterm(knob):
+def test_knobs_restore_on_sigterm_at_the_next_safe_point(knob, journal_dir):
+    """Under the signal policy a SIGTERM inside the block waits for the safe point, and the
+    knob is restored on the way out: exit 143, knob as before, journal empty."""
     path = knob(content="0x0001\n")
     script = textwrap.dedent(f"""
-        import os, signal, time
+        import os, signal, sys, time
+        from bench import interrupts
+        from bench.kernel.sysfs import Knobs
+        try:
+            with interrupts.deferred(), Knobs([{path!r}]) as k:
+                k.write({path!r}, "0x0007")
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.2)
+                assert open({path!r}).read() == "0x0007"  # deferred: still set
+                interrupts.check()
+        except interrupts.Interrupted as e:
+            sys.exit(e.exit_status)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "HOTBENCH_STATE_DIR": str(journal_dir)})
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert "SIGTERM" in proc.stderr
+    assert sysfs.read(path) == "0x0001"
+    assert not list((journal_dir / "journal").iterdir())
+
+
+def test_knobs_journal_before_writing_and_forget_after_restoring(knob, journal_dir):
+    from bench import journal
+
+    path = knob(content="always [madvise] never\n")
+    state = journal.Journal(journal_dir)
+    with sysfs.Knobs([path], state) as k:
+        k.write(path, "never")
+        (entry,) = state.entries()
+        assert entry.kind == journal.KNOB and entry["path"] == path
+        assert entry["old"] == "madvise" and entry["now"] == "never"
+        assert entry.owner.is_me()
+    assert state.entries() == [] and sysfs.read(path) == "madvise"
+
+
+def test_a_killed_knob_writer_is_undone_by_the_next_command(knob, journal_dir):
+    """SIGKILL between write and restore: the journal entry names the dead process, and
+    recover() writes the old value back, saying what, from what, to what and whose."""
+    from bench import journal
+
+    path = knob(content="0x0001\n")
+    script = textwrap.dedent(f"""
+        import os, signal
         from bench.kernel.sysfs import Knobs
         with Knobs([{path!r}]) as k:
             k.write({path!r}, "0x0007")
-            os.kill(os.getpid(), signal.SIGTERM)
-            time.sleep(5)
+            print(os.getpid(), flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
     """)
-    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=30)
-    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
-    assert sysfs.read(path) == "0x0001"
+    proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=30,
+                          env={**os.environ, "HOTBENCH_STATE_DIR": str(journal_dir)})
+    assert proc.returncode == -signal.SIGKILL
+    assert sysfs.read(path) == "0x0007"
+    dead, live = journal.Journal(journal_dir).pending()
+    assert len(dead) == 1 and not live
+    lines = journal.recover(journal.Journal(journal_dir))
+    pid = proc.stdout.strip()
+    assert lines == [f"hotbench: restored {path}: 0x0007 -> 0x0001 (left by pid {pid}, which is gone)"]
+    assert sysfs.read(path) == "0x0001" and journal.Journal(journal_dir).entries() == []
+
+
+def test_an_undo_never_clobbers_a_later_change(knob, journal_dir):
+    from bench import journal
+
+    path = knob(content="madvise\n")
+    state = journal.Journal(journal_dir)
+    entry = state.record(journal.KNOB, path=path, old="madvise", now="never")
+    dead_owner = {"pid": 1, "start": -1, "boot_id": "", "host": os.uname().nodename}  # no process started at tick -1
+    state._write(entry.file, {"kind": "knob", "owner": dead_owner, "created": 1, "fields": entry.fields})
+    Path(path).write_text("always\n")  # someone else changed it after the dead run
+    (line,) = journal.recover(state)
+    assert f"left {path} at always" in line and sysfs.read(path) == "always"
+    assert state.entries() == []
 
 
 def test_knobs_leave_signal_handlers_as_found(knob):

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench import journal
 from bench.kernel import damon_sysfs, pagemap, sysfs
 from bench.trackers import damon
 from bench.trackers._base import region_dtype
@@ -54,6 +55,7 @@ class FakeDamon:
         root.mkdir(parents=True, exist_ok=True)
         self._put("nr_kdamonds", "0")
         monkeypatch.setattr(damon_sysfs, "KDAMONDS", str(root))
+        monkeypatch.setenv("HOTBENCH_STATE_DIR", str(root.parent / "state"))  # its state journal: fake too
         self._guarded = sysfs.write  # the host guard: a fake write never reaches it unless misrouted
         monkeypatch.setattr(sysfs, "write", self.write)
 
@@ -305,6 +307,87 @@ def test_failed_start_removes_what_it_made(tmp_path, monkeypatch):
     assert t._kdamond is None
     t.stop()
     assert fake.log[-1] == ("nr_kdamonds", "0") and (tmp_path / "kdamonds/nr_kdamonds").read_text().strip() == "0"
+
+
+# ------------------------------------------------------------------ orphans of a killed hotbench
+
+def _as_if_killed(state):
+    """Every entry of the journal *state* now names an owner that is gone (pid 1 never started at
+    tick -1): what a SIGKILL of the process that wrote them leaves."""
+    for entry in state.entries():
+        data = json.loads(entry.file.read_text())
+        data["owner"] = {**data["owner"], "pid": 1, "start": -1}
+        entry.file.write_text(json.dumps(data))
+
+
+def _tree(root: Path) -> dict:
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_the_orphan_of_a_killed_run_is_removed_by_the_next_command(tmp_path, monkeypatch):
+    fake = FakeDamon(tmp_path / "kdamonds", monkeypatch)
+    state = journal.Journal(tmp_path / "state", root=tmp_path)
+    t = damon.DamonVaddrTracker(align=False)
+    t.start(FakeArena)  # ... and the process is killed here: no stop()
+    (entry,) = state.entries()
+    assert entry.kind == journal.KDAMOND and entry["kdamonds"] == str(fake.root) and entry["index"] == 0
+    assert (entry["operations"], entry["target_pid"], entry["kdamond_pid"]) == ("fvaddr", str(os.getpid()), 4242)
+    _as_if_killed(state)
+    (line,) = journal.recover(state)
+    assert line == (f"hotbench: removed kdamond 0 under {fake.root} (fvaddr): on -> removed, nr_kdamonds 1 -> 0 "
+                    f"(left by pid 1, which is gone)")
+    assert fake.log[-2:] == [("0/state", "off"), ("nr_kdamonds", "0")] and state.entries() == []
+
+
+def test_a_kdamond_the_killed_run_did_not_create_is_left_exactly_as_it_was(tmp_path, monkeypatch):
+    """The machine's own kdamond 0 (paddr, pid 77) sits where a killed hotbench's kdamond was:
+    not one byte of it is written, and the entry goes."""
+    fake = FakeDamon(tmp_path / "kdamonds", monkeypatch)
+    state = journal.Journal(tmp_path / "state", root=tmp_path)
+    t = damon.DamonVaddrTracker(align=False)
+    t.start(FakeArena)
+    _as_if_killed(state)
+    fake._put(f"{CTX}/operations", "paddr")  # ours went; the host's own took index 0
+    fake._put(f"{CTX}/targets/nr_targets", "0")
+    fake._put("0/pid", "77")
+    before, writes = _tree(fake.root), len(fake.log)
+    (line,) = journal.recover(state)
+    assert "left kdamond 0" in line and "runs as pid 77, not the 4242 hotbench started" in line, line
+    assert _tree(fake.root) == before and len(fake.log) == writes and state.entries() == []
+
+
+@pytest.mark.parametrize("case", ["reconfigured", "more kdamonds", "on, pid unknown"])
+def test_no_proof_no_write(tmp_path, monkeypatch, case):
+    fake = FakeDamon(tmp_path / "kdamonds", monkeypatch)
+    state = journal.Journal(tmp_path / "state", root=tmp_path)
+    t = damon.DamonVaddrTracker(align=False)
+    t.start(FakeArena)
+    _as_if_killed(state)
+    if case == "reconfigured":
+        fake._put(f"{CTX}/targets/0/pid_target", "99")
+    elif case == "more kdamonds":
+        fake._put("nr_kdamonds", "2")
+    else:  # killed between 'on' and the journal's note of the kthread: it could be anyone's
+        (entry,) = state.entries()
+        state.update(entry, kdamond_pid=None)
+    before, writes = _tree(fake.root), len(fake.log)
+    (line,) = journal.recover(state)
+    assert "left kdamond" in line and _tree(fake.root) == before and len(fake.log) == writes
+
+
+def test_killed_before_configuring_is_still_ours(tmp_path, monkeypatch):
+    fake = FakeDamon(tmp_path / "kdamonds", monkeypatch)
+    state = journal.Journal(tmp_path / "state", root=tmp_path)
+    damon_sysfs.OwnedKdamond.create(state)  # nr_kdamonds 1, nothing configured, off; then killed
+    _as_if_killed(state)
+    (line,) = journal.recover(state)
+    assert "removed kdamond 0" in line and fake.log[-1] == ("nr_kdamonds", "0")
+
+
+def test_a_fake_trees_journal_never_reaches_outside_it(tmp_path):
+    state = journal.Journal(tmp_path / "state", root=tmp_path)
+    with pytest.raises(ValueError, match="outside its root"):
+        state.record(journal.KDAMOND, kdamonds=damon_sysfs.KDAMONDS, index=0, nr_before="0", nr_set="1")
 
 
 def test_unknown_options_are_refused():

@@ -1,0 +1,272 @@
+"""The state journal: every change hotbench makes to global kernel state is written down
+*before* it is made, so that it can be undone even when the process that made it was
+killed (SIGKILL, the OOM killer, a crash) — the way a database journals before it writes
+and recovers at its next start.
+
+One file per change under ``/run/hotbench/journal/`` (a tmpfs: gone at reboot, as is the
+state it describes; ``$HOTBENCH_STATE_DIR`` moves it, for tests), written atomically and
+fsync'd before the change, naming its owner (``bench._owner.Owner``: pid, start time,
+boot, host) and what to put back. Kinds:
+
+  knob     a sysfs/procfs/debugfs file (``sysfs.Knobs``): path, old value, value now
+  mount    a filesystem hotbench mounted (debugfs for ``--fault-around``): target, fstype
+  kdamond  a kdamond hotbench created (``damon_sysfs.OwnedKdamond``): its kdamonds/
+           directory, index, nr_kdamonds before and as set, and as they become known its
+           operations, target and kthread pid — what identifies it as hotbench's
+  cgroup   a scratch memory cgroup (``cgroup.ScratchMemcg``): its directory, and the
+           ``cgroup.subtree_control`` it wrote ``+memory`` to, if any
+
+The entry is removed once the change is undone. ``recover()`` — which every command that
+changes or reads such state runs first — undoes the entries of owners that are gone, one
+line each (what, from what, to what, whose), and reports those of live owners, which it
+leaves alone. An undo never clobbers someone else's later change: a knob is written back
+only while it still holds what hotbench set; a kdamond is removed only while it is provably
+the one hotbench created (the same index, ``nr_kdamonds``, operations, target and, when on,
+kthread pid) — any other kdamond, such as a machine's own, is never touched; a cgroup is
+removed only when empty.
+
+``Journal(directory, root)``: every path an entry names must lie under *root* (``/`` for
+the real journal), so a test journal over a fake tree can never reach the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+from bench._owner import Owner
+
+__all__ = ["DIR_ENV", "DEFAULT_DIR", "default_dir", "Entry", "Journal", "default", "recover", "KNOB", "MOUNT",
+           "KDAMOND", "CGROUP"]
+
+DIR_ENV = "HOTBENCH_STATE_DIR"
+DEFAULT_DIR = "/run/hotbench"
+KNOB, MOUNT, KDAMOND, CGROUP = "knob", "mount", "kdamond", "cgroup"
+_PATH_FIELDS = ("path", "target", "kdamonds", "dir", "enabled_in")
+
+
+def default_dir() -> Path:
+    """``$HOTBENCH_STATE_DIR``, else /run/hotbench for root, else the user's runtime directory."""
+    if os.environ.get(DIR_ENV):
+        return Path(os.environ[DIR_ENV])
+    if os.geteuid() == 0:
+        return Path(DEFAULT_DIR)
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    return Path(runtime) / "hotbench" if runtime else Path(f"/tmp/hotbench-{os.getuid()}")
+
+
+@dataclass
+class Entry:
+    kind: str
+    owner: Owner
+    fields: dict
+    file: Path
+    created: int = 0  # time.time_ns() when recorded: entries are undone newest first
+    extra: dict = field(default_factory=dict)
+
+    def __getitem__(self, key: str):
+        return self.fields.get(key)
+
+    def describe(self) -> str:
+        """What the entry is about, e.g. '/sys/kernel/mm/transparent_hugepage/enabled (madvise -> never)'."""
+        f = self.fields
+        if self.kind == KNOB:
+            return f"{f['path']} ({f.get('old')} -> {f.get('now', f.get('new'))})"
+        if self.kind == MOUNT:
+            return f"{f.get('fstype')} mounted at {f['target']}"
+        if self.kind == KDAMOND:
+            what = "/".join(x for x in (f.get("operations"), f"target pid {f['target_pid']}"
+                                        if f.get("target_pid") else None) if x) or "not configured yet"
+            return f"kdamond {f['index']} ({what}) under {f['kdamonds']}"
+        if self.kind == CGROUP:
+            return f"memory cgroup {f['dir']}" + (f" (+memory in {f['enabled_in']})" if f.get("enabled_in") else "")
+        return f"{self.kind} {f}"
+
+
+class Journal:
+    def __init__(self, directory: str | Path | None = None, root: str | Path = "/"):
+        self.dir = Path(directory) if directory is not None else default_dir()
+        self.root = os.path.abspath(root)
+        self._seq = 0
+
+    @property
+    def entries_dir(self) -> Path:
+        return self.dir / "journal"
+
+    # ------------------------------------------------------------ writing
+
+    def _check_paths(self, fields: dict) -> None:
+        for key in _PATH_FIELDS:
+            value = fields.get(key)
+            if value is None:
+                continue
+            path = os.path.abspath(str(value))
+            if os.path.commonpath([path, self.root]) != self.root:
+                raise ValueError(f"journal over {self.root} refuses {key} {path}: outside its root")
+
+    def _write(self, path: Path, data: dict) -> None:
+        tmp = path.with_name(f".{path.name}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, (json.dumps(data, indent=1) + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+    def record(self, kind: str, **fields) -> Entry:
+        """Write the entry down (durably) — call before making the change it describes."""
+        self._check_paths(fields)
+        try:
+            self.entries_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot create the state journal, so the change could not be undone after a "
+                                   f"crash: {e.strerror}", str(self.entries_dir)) from None
+        owner = Owner.current()
+        self._seq += 1
+        created = time.time_ns()
+        file = self.entries_dir / f"{created:020d}-{owner.pid}-{owner.start}-{self._seq}.json"
+        entry = Entry(kind, owner, dict(fields), file, created)
+        self._save(entry)
+        return entry
+
+    def _save(self, entry: Entry) -> None:
+        self._write(entry.file, {"kind": entry.kind, "owner": entry.owner.as_dict(), "created": entry.created,
+                                 "fields": entry.fields})
+
+    def update(self, entry: Entry, **fields) -> None:
+        """Add what became known after the change (a value read back, a kthread's pid)."""
+        self._check_paths(fields)
+        entry.fields.update(fields)
+        self._save(entry)
+
+    def remove(self, entry: Entry) -> None:
+        """The change was undone (or is gone): forget it."""
+        try:
+            entry.file.unlink()
+        except FileNotFoundError:
+            pass
+
+    # ------------------------------------------------------------ reading
+
+    def entries(self) -> list[Entry]:
+        """Every entry, oldest first (unreadable files are skipped: a torn write cannot exist,
+        an entry of a newer hotbench may)."""
+        try:
+            names = sorted(n for n in os.listdir(self.entries_dir) if n.endswith(".json") and not n.startswith("."))
+        except OSError:
+            return []
+        found = []
+        for name in names:
+            path = self.entries_dir / name
+            try:
+                data = json.loads(path.read_text())
+                owner = Owner.from_dict(data["owner"])
+                entry = Entry(str(data["kind"]), owner, dict(data["fields"]), path, int(data.get("created", 0)))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if owner is not None:
+                found.append(entry)
+        return sorted(found, key=lambda e: (e.created, e.file.name))
+
+    def pending(self) -> tuple[list[Entry], list[Entry]]:
+        """(entries whose owner is gone, entries whose owner still runs — or may: another host)."""
+        dead, live = [], []
+        for entry in self.entries():
+            (dead if entry.owner.alive() is False else live).append(entry)
+        return dead, live
+
+    # ------------------------------------------------------------ undoing
+
+    def undo(self, entry: Entry) -> str:
+        """Undo one entry of a dead owner; returns the line that says what was done. The entry is
+        removed when done or moot; it stays (for the next attempt) when undoing failed."""
+        self._check_paths(entry.fields)
+        whose = f"left by {entry.owner.describe()}, which is gone"
+        try:
+            what = _UNDO[entry.kind](self, entry)
+        except KeyError:
+            return f"kept journal entry {entry.file.name}: kind {entry.kind!r} is unknown to this hotbench"
+        except OSError as e:
+            return f"could not restore {entry.describe()} ({whose}): {e}; the entry is kept for the next attempt"
+        self.remove(entry)
+        return f"{what} ({whose})"
+
+
+def _undo_knob(journal: Journal, entry: Entry) -> str:
+    from bench.kernel import sysfs
+
+    path, old, now = entry["path"], entry["old"], entry["now"]
+    current = sysfs.read(path)
+    if current is None:
+        return f"{path} is gone; nothing to restore (was {old})"
+    current = sysfs.restorable(current)
+    if current == old:
+        return f"{path} is {old} already; nothing to restore"
+    if now is not None and current != now:
+        return f"left {path} at {current}: it was changed again after hotbench set {now} (was {old})"
+    sysfs.write(path, old)
+    return f"restored {path}: {current} -> {old}"
+
+
+def _undo_mount(journal: Journal, entry: Entry) -> str:
+    from bench import settings
+
+    target = entry["target"]
+    if not settings.mounted(target, entry["fstype"]):
+        return f"{entry['fstype']} at {target} is not mounted any more; nothing to undo"
+    settings.unmount(target)
+    return f"unmounted {entry['fstype']} from {target}: mounted -> not mounted"
+
+
+def _undo_kdamond(journal: Journal, entry: Entry) -> str:
+    from bench.kernel import damon_sysfs
+
+    return damon_sysfs.OwnedKdamond.adopt(entry.fields).remove_orphan()
+
+
+def _undo_cgroup(journal: Journal, entry: Entry) -> str:
+    from bench.kernel import cgroup
+
+    return cgroup.remove_scratch(entry["dir"], entry["enabled_in"])
+
+
+_UNDO: dict[str, Callable[[Journal, Entry], str]] = {KNOB: _undo_knob, MOUNT: _undo_mount, KDAMOND: _undo_kdamond,
+                                                    CGROUP: _undo_cgroup}
+
+
+def default() -> Journal:
+    """The journal of this machine (or of ``$HOTBENCH_STATE_DIR``)."""
+    return Journal()
+
+
+def recover(journal: Journal | None = None, *, wait: bool = True, log: TextIO | None = None,
+            report_live: bool = True) -> list[str]:
+    """Undo what dead hotbench processes left behind, and (*report_live*) say what live ones
+    hold. Runs under the exclusive run lock (``bench.runlock``), so no run measures while knobs
+    move; returns the lines printed."""
+    from bench import runlock
+
+    journal, log = journal or default(), log or sys.stderr
+    dead, live = journal.pending()
+    lines = [f"hotbench: {entry.owner.describe()} (still running) holds {entry.describe()}; left alone"
+             for entry in live if report_live]
+    if dead:
+        with runlock.RunLock(journal.dir).held(exclusive=True, wait=wait, what="restore kernel state", log=log):
+            dead, _ = journal.pending()  # again, under the lock: another command may have done it
+            for entry in reversed(dead):  # newest first: a knob changed twice ends at its first value
+                lines.append(f"hotbench: {journal.undo(entry)}")
+    for line in lines:
+        print(line, file=log, flush=True)
+    return lines
+
