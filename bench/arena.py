@@ -18,7 +18,7 @@ import numpy as np
 from bench.errors import HotbenchError
 from bench.kernel import _libc, procfs
 
-__all__ = ["Arena", "BACKINGS", "parse_size", "format_size", "backing_unavailable"]
+__all__ = ["Arena", "BACKINGS", "parse_size", "format_size", "backing_unavailable", "size_problem"]
 
 BACKINGS = ("anon", "shmem", "thp", "hugetlb")
 BASE_PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -42,6 +42,14 @@ def format_size(nbytes: int) -> str:
         if nbytes >= _UNITS[unit] and nbytes % _UNITS[unit] == 0:
             return f"{nbytes // _UNITS[unit]}{unit}"
     return str(nbytes)
+
+
+def size_problem(size: int, backing: str) -> str | None:
+    """None when *size* bytes make an arena of *backing*, else what is wrong (one line)."""
+    align = HUGE_PAGE if backing in ("thp", "hugetlb") else BASE_PAGE
+    if size <= 0 or size % align:
+        return f"arena size {size} must be a positive multiple of {format_size(align)} for {backing}"
+    return None
 
 
 def backing_unavailable(backing: str, size: int = HUGE_PAGE) -> str | None:
@@ -81,9 +89,9 @@ class Arena:
         reason = backing_unavailable(backing, self.size)
         if reason:
             raise HotbenchError(reason)
-        align = HUGE_PAGE if backing in ("thp", "hugetlb") else BASE_PAGE
-        if self.size <= 0 or self.size % align:
-            raise HotbenchError(f"arena size {self.size} must be a positive multiple of {format_size(align)} for {backing}")
+        problem = size_problem(self.size, backing)
+        if problem:
+            raise HotbenchError(problem)
         self._check_memory()
         self.page_size = HUGE_PAGE if backing == "hugetlb" else BASE_PAGE
         try:

@@ -65,8 +65,13 @@ def _run_workload(workload, arena, seconds: float, batch: int) -> tuple[list[np.
 
 
 def _join(lats, done, threads, t0) -> tuple[np.ndarray, float]:
-    for th in threads:
-        th.join()
+    try:
+        for th in threads:
+            th.join()
+    except BaseException:  # the watchdog's CellTimeout: the threads stop by themselves after the
+        for th in threads:  # duration, and the arena must outlive them
+            th.join()
+        raise
     wall = time.monotonic() - t0
     return np.concatenate([lat[:n] for lat, n in zip(lats, done)]), wall
 
@@ -103,6 +108,7 @@ def _baseline(workload, arena, params: Overhead) -> tuple[float, np.ndarray]:
 
 def _tracked(cls, workload, arena, params: Overhead) -> tuple[float, np.ndarray, dict, int, int]:
     tracker = cls()
+    handles = None
     try:
         tracker.start(arena)
         kpid = getattr(tracker, "kdamond_pid", None)
@@ -110,21 +116,33 @@ def _tracked(cls, workload, arena, params: Overhead) -> tuple[float, np.ndarray,
         handles = _run_workload(workload, arena, params.duration, params.batch)
         cycles = _cycles(tracker, handles[3] + params.duration, params.cycle)
         lat, wall = _join(*handles)
+        handles = None
         faults, kcpu = procfs.minor_faults() - f0, _kthread_cpu_ns(kpid) - k0
     finally:
         tracker.stop()
+        if handles is not None:  # the cycles failed: the workload threads still run, and the arena
+            for th in handles[2]:  # must outlive them (they stop by themselves after the duration)
+                th.join()
     return lat.size * params.batch / wall, lat, cycles, faults, kcpu
 
 
-def run_concurrent_cell(cell, params: Overhead, run_id: str, interrupts) -> tuple[list[dict], list[dict]]:
-    """A/B pairs for one cell; returns (rows, latency rows for latency.parquet)."""
+def run_concurrent_cell(cell, params: Overhead, run_id: str, on_pair=None,
+                        watchdog=None) -> tuple[list[dict], list[dict]]:
+    """A/B pairs for one cell; returns (rows, latency rows for latency.parquet). *on_pair(row,
+    latency rows)* runs after each finished pair; *watchdog* (``bench.watchdog.Watchdog``) ends
+    a cell whose A or B run makes no progress (an ``error:`` row). A signal ends the cell after
+    the A or B run in flight (``Interrupted`` propagates)."""
     import workloads
 
+    from bench import interrupts
+    from bench.watchdog import CellTimeout, Watchdog
+
     cls = trackers.get(cell.tracker)
+    watchdog = watchdog or Watchdog(enabled=False)
     if cell.cycle:
         params = dataclasses.replace(params, cycle=cell.cycle)
     rows, latency_rows = [], []
-    with arena_mod.Arena(cell.size_bytes, cell.backing) as arena:
+    with interrupts.deferred("finishing the current A/B run"), arena_mod.Arena(cell.size_bytes, cell.backing) as arena:
         workload = workloads.create(cell.workload, npages=arena.npages, page_size=arena_mod.BASE_PAGE,
                                     seed=cell.seed, accesses=cell.accesses, threads=cell.threads,
                                     write_ratio=cell.write_ratio)
@@ -136,16 +154,25 @@ def run_concurrent_cell(cell, params: Overhead, run_id: str, interrupts) -> tupl
                 "page_size": arena.page_size, "npages": arena.npages, "threads": workload.threads,
                 "repeat": cell.repeat, "seed": cell.seed, "duration_s": params.duration,
                 "cycle_ms": params.cycle * 1e3, "batch": params.batch, **clock.row_fields()}
-        for pair in range(params.pairs):
-            interrupts.check()
-            base_aps, base_lat = _baseline(workload, arena, params)
-            interrupts.check()
-            aps, lat, cycles, faults, kcpu = _tracked(cls, workload, arena, params)
-            rows.append(_row(base, pair, base_aps, base_lat, aps, lat, cycles, faults, kcpu, arena.size))
-            for name, values in (("baseline", base_lat), (cls.name, lat)):
-                latency_rows.append({"run_id": run_id, "tracker": name, "workload": workload.name,
-                                     "backing": cell.backing, "size_bytes": arena.size, "repeat": cell.repeat,
-                                     "pair": pair, "batch_ns": values})
+        try:
+            with watchdog.cell(params.duration + 1.0) as watch:
+                for pair in range(params.pairs):
+                    interrupts.check()
+                    base_aps, base_lat = _baseline(workload, arena, params)
+                    watch.beat()
+                    interrupts.check()
+                    aps, lat, cycles, faults, kcpu = _tracked(cls, workload, arena, params)
+                    watch.beat()
+                    rows.append(_row(base, pair, base_aps, base_lat, aps, lat, cycles, faults, kcpu, arena.size))
+                    pair_latencies = [{"run_id": run_id, "tracker": name, "workload": workload.name,
+                                       "backing": cell.backing, "size_bytes": arena.size, "repeat": cell.repeat,
+                                       "pair": pair, "batch_ns": values}
+                                      for name, values in (("baseline", base_lat), (cls.name, lat))]
+                    latency_rows.extend(pair_latencies)
+                    if on_pair is not None:
+                        on_pair(rows[-1], pair_latencies)
+        except CellTimeout as e:
+            rows.append({**base, "pair": len(rows), "status": f"error: {e}"})
     return rows, latency_rows
 
 

@@ -63,7 +63,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from bench import _evict_core as core
-from bench import clock
+from bench import clock, interrupts
 from bench._evict_stats import pct, round_rows, summarize
 from bench._evict_variants import UFFD_TRACKERS, VARIANTS, Variant
 from bench.arena import Arena, backing_unavailable, parse_size
@@ -347,7 +347,16 @@ def _base_row(variant: str, params: EvictParams, repeat: int) -> dict:
 
 
 def run(variant: str, params: EvictParams = EvictParams(), *, repeat: int = 0) -> EvictResult:
-    """One eviction run of *variant*: ``params.rounds`` rows, or one "skipped: reason" row."""
+    """One eviction run of *variant*: ``params.rounds`` rows, or one "skipped: reason" row.
+
+    SIGINT/SIGTERM/SIGHUP (``bench.interrupts``) end it after the round in flight: the vCPUs
+    are stopped and the userfaultfd closed before any memory is unmapped, then
+    ``Interrupted`` propagates."""
+    with interrupts.deferred("finishing the current eviction round"):
+        return _run(variant, params, repeat)
+
+
+def _run(variant: str, params: EvictParams, repeat: int) -> EvictResult:
     from workloads.integrity import IntegrityWorkload, page_array
 
     cls = _variant(variant)
@@ -379,7 +388,10 @@ def run(variant: str, params: EvictParams = EvictParams(), *, repeat: int = 0) -
         started = True
         if not workload.wait_running(timeout=600):
             raise HotbenchError("the vCPU threads made no access within 600 s of starting")
-        rounds = [_round(ctx, ops, workload, r) for r in range(params.rounds)]
+        rounds = []
+        for r in range(params.rounds):
+            interrupts.check()  # a safe point: the finally below stops the vCPUs before unmapping
+            rounds.append(_round(ctx, ops, workload, r))
         time.sleep(params.interval)  # the last round's refaults get the same horizon as the others
         t_end = time.monotonic_ns()
         if not workload.stop(timeout=120):
@@ -424,6 +436,7 @@ def run_matrix(variants: list[str] | None = None, params: EvictParams = EvictPar
     rows: list[dict] = []
     for name in variants or variant_names():
         for rep in range(repeats):
+            interrupts.check()
             result = run(name, params, repeat=rep)
             rows.extend(result.rows)
             if progress:

@@ -4,24 +4,32 @@ Each step (``bench/experiments/NAME.toml``) is an ordinary ``hotbench run|evict|
 command run as a child process into ``OUT/steps/STEP/``, so an experiment's results are
 ordinary results directories (``hotbench report`` and ``plot`` read them too). Trackers and
 eviction variants this kernel lacks are dropped from the step with the probe's reason, and
-the report names a ``hotbench vm`` kernel that has them. ``OUT/experiment.json`` records every
-step (argv, status, skips, seconds) and is rewritten atomically after each, so an interrupted
-experiment leaves a valid partial record.
+the report names a ``hotbench vm`` kernel that has them. ``OUT/experiment.json``
+(``results.write_experiment``) records every step (argv, status, skips, seconds) and is
+rewritten atomically before and after each, with the experiment's own status and owner, so
+an interrupted experiment leaves a valid partial record and a killed one reads as killed.
+
+Every step's arguments are checked (``check_step``: the step command's own parser and
+checks) before the output directory exists. SIGINT, SIGTERM and SIGHUP are passed on to the
+step in progress, which stops at its own safe point; the experiment then stops too, with
+the signal's exit status.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
+import importlib
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from bench import experiments, results
+from bench import experiments, interrupts, results
 from bench.errors import HotbenchError, Interrupted
 
-RECORD = "experiment.json"
+RECORD = results.EXPERIMENT
 STEPS_DIR = "steps"
 
 
@@ -103,6 +111,38 @@ def _filter_sizes(options: dict, record: StepRecord) -> dict:
     return {**options, "size": ",".join(keep)} if keep else {}
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise HotbenchError(message)
+
+
+def _parsed(command: str, argv: list[str]) -> argparse.Namespace:
+    module = importlib.import_module(f"bench.cli.{command}")
+    parser = _Parser(prog=f"hotbench {command}")
+    module.set_argparser(parser)
+    return parser.parse_args(argv)
+
+
+def check_step(step: experiments.Step, quick: bool) -> None:
+    """Every argument of *step* as its command would check it, before anything exists; a
+    HotbenchError names the step. (Trackers and variants the kernel lacks are not errors:
+    they are dropped when the step runs.)"""
+    from bench import micro
+    from bench.cli import evict as evict_cli
+    from bench.cli import run as run_cli
+
+    argv = _argv(step.options(quick))
+    try:
+        if step.command == "run":
+            run_cli.check(_parsed("run", argv + ["--out", "unused"]), here=False)
+        elif step.command == "evict":
+            evict_cli.check(_parsed("evict", argv))
+        else:
+            micro.check_options(argv)
+    except HotbenchError as e:
+        raise HotbenchError(f"step {step.name} ({step.command}): {e}") from None
+
+
 def _command(step: experiments.Step, options: dict, step_dir: Path) -> tuple[list[str], Path | None]:
     """argv of the child and, for evict/micro, the run directory this module writes a manifest into."""
     base = [sys.executable, "-m", "bench", step.command]
@@ -110,8 +150,8 @@ def _command(step: experiments.Step, options: dict, step_dir: Path) -> tuple[lis
         return base + _argv(options) + ["--out", str(step_dir)], None
     run_dir = results.create_run_dir(step_dir, results.new_run_id())
     if step.command == "evict":
-        return base + _argv(options) + ["--out", str(run_dir / "eviction.parquet")], run_dir
-    return base + _argv(options) + ["-o", str(run_dir / "micro.json")], run_dir
+        return base + _argv(options) + ["--out", str(run_dir / results.EVICTION)], run_dir
+    return base + _argv(options) + ["-o", str(run_dir / results.MICRO)], run_dir
 
 
 def _run_step(step: experiments.Step, quick: bool, out: Path) -> StepRecord:
@@ -130,27 +170,31 @@ def _run_step(step: experiments.Step, quick: bool, out: Path) -> StepRecord:
     step_dir.mkdir(parents=True, exist_ok=True)
     argv, run_dir = _command(step, options, step_dir)
     record.argv = argv[2:]
+    if run_dir is not None:
+        _write_child_manifest(run_dir, step, record, results.RUNNING)
     started, before = time.monotonic(), _numa_vmstat()
     status, tail = _child(argv, step_dir / "stdout.txt")
     record.seconds = round(time.monotonic() - started, 1)
     record.vmstat = {key: value - before.get(key, 0) for key, value in _numa_vmstat().items()}
-    if run_dir is not None:
-        _write_child_manifest(run_dir, step, record)
     record.status = _status(status, tail)
+    if run_dir is not None:
+        _write_child_manifest(run_dir, step, record, _run_status(record.status), _signal_of(status))
     return record
 
 
 def _child(argv: list[str], stdout: Path) -> tuple[int, str]:
     """Run one step: its stdout to a file, its stderr (progress, skips, errors) passed through
-    to ours as it comes and its last line kept, for the step's status."""
+    to ours as it comes and its last line kept, for the step's status. Signals to this
+    process are passed on to it (``interrupts.forwarding``)."""
     tail = b""
     with open(stdout, "w") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE)
-        while chunk := proc.stderr.read1(4096):
-            sys.stderr.buffer.write(chunk)
-            sys.stderr.flush()
-            tail = (tail + chunk)[-4096:]
-        status = proc.wait()
+        with interrupts.forwarding(proc):
+            while chunk := proc.stderr.read1(4096):
+                sys.stderr.buffer.write(chunk)
+                sys.stderr.flush()
+                tail = (tail + chunk)[-4096:]
+            status = proc.wait()
     lines = [line.strip() for line in tail.decode(errors="replace").replace("\r", "\n").splitlines() if line.strip()]
     return status, lines[-1] if lines else ""
 
@@ -162,59 +206,87 @@ def _numa_vmstat() -> dict[str, int]:
     return {k: v for k, v in procfs.vmstat().items() if k.startswith("numa_")}
 
 
-def _write_child_manifest(run_dir: Path, step: experiments.Step, record: StepRecord) -> None:
-    """evict and micro write a file, not a results directory: make one around it."""
+def _write_child_manifest(run_dir: Path, step: experiments.Step, record: StepRecord, status: str,
+                          signal_name: str | None = None) -> None:
+    """evict and micro write a file, not a results directory: make one around it (before the
+    step, "running" under this process's name; after it, how it ended)."""
     from bench import environment
 
-    results.write_manifest(run_dir, {"run_id": run_dir.name, "command": record.argv, "mode": step.command,
-                                     "git_commit": results.git_commit(), "environment": environment.describe(),
-                                     "skipped": record.skipped})
+    manifest = {"run_id": run_dir.name, "command": record.argv, "mode": step.command,
+                "git_commit": results.git_commit(), "environment": environment.describe(),
+                "skipped": record.skipped, "status": status}
+    if signal_name:
+        manifest["signal"] = signal_name
+    results.stamp_progress(manifest)
+    results.write_manifest(run_dir, manifest)
+
+
+_SIGNALLED = {128 + int(sig): sig.name for sig in interrupts.SIGNALS}
+
+
+def _signal_of(code: int) -> str | None:
+    return _SIGNALLED.get(code) or (signal.Signals(-code).name if code < 0 else None)
 
 
 def _status(code: int, last_error_line: str) -> str:
     if code == 0:
         return "ok"
-    if code == 130:
-        return "interrupted"
+    if code in _SIGNALLED:
+        return f"interrupted by {_SIGNALLED[code]}"
+    if code < 0:
+        return f"killed by {signal.Signals(-code).name}"
     return f"failed: exit {code}" + (f" ({last_error_line[:200]})" if last_error_line else "")
+
+
+def _run_status(step_status: str) -> str:
+    if step_status == "ok":
+        return results.COMPLETE
+    return results.INTERRUPTED if step_status.startswith(("interrupted", "killed")) else results.FAILED
 
 
 def run(spec: experiments.Spec, out: Path, quick: bool, log=sys.stderr) -> dict:
     """Run every step of *spec* into *out*; returns the experiment record (also in OUT/experiment.json)."""
     from bench import environment
 
+    for step in spec.steps:
+        check_step(step, quick)
     if out.exists() and any(out.iterdir()):
         raise HotbenchError(f"{out} is not empty; hotbench never overwrites results: choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     record = {"experiment": spec.name, "quick": quick, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-              "environment": environment.describe(), "steps": []}
-    for step in spec.steps:
-        print(f"experiment {spec.name}: step {step.name} ({step.command})", file=log, flush=True)
-        # On record before it starts: a step killed with its machine stays "running" there.
-        record["steps"].append(asdict(StepRecord(step.name, step.command, status="running")))
+              "environment": environment.describe(), "status": results.RUNNING, "steps": []}
+    try:
+        with interrupts.deferred("waiting for the step in progress to stop"):
+            for number, step in enumerate(spec.steps):
+                interrupts.check()
+                print(f"experiment {spec.name}: step {step.name} ({step.command})", file=log, flush=True)
+                # On record before it starts: a step killed with its machine stays "running" there.
+                record["steps"].append(asdict(StepRecord(step.name, step.command, status="running")))
+                _save(out, record, steps_done=number, steps_total=len(spec.steps))
+                done = _run_step(step, quick, out)
+                record["steps"][-1] = asdict(done)
+                _save(out, record, steps_done=number + 1, steps_total=len(spec.steps))
+                for name, reason in done.skipped.items():
+                    print(f"  skip {name}: {reason}", file=log)
+                interrupts.check()  # a signal to this process (passed on to the step): stop here
+                if done.status != "ok":  # a step that failed, or was killed on its own: the next one runs
+                    print(f"  {done.status}", file=log)
+    except Interrupted as e:
+        record.update(status=results.INTERRUPTED, signal=e.signame)
         _save(out, record)
-        done = _run_step(step, quick, out)
-        record["steps"][-1] = asdict(done)
-        _save(out, record)
-        for name, reason in done.skipped.items():
-            print(f"  skip {name}: {reason}", file=log)
-        if done.status == "interrupted":
-            raise Interrupted(f"interrupted; the steps so far are kept in {out}")
-        if done.status != "ok":
-            print(f"  {done.status}", file=log)
+        raise e.saying(f"interrupted by {e.signame}; the steps so far are kept in {out}") from None
+    record["status"] = results.COMPLETE
+    _save(out, record)
     return record
 
 
-def _save(out: Path, record: dict) -> None:
-    results.atomic_write_bytes(out / RECORD, (json.dumps(record, indent=2, default=str) + "\n").encode())
+def _save(out: Path, record: dict, **progress) -> None:
+    results.stamp_progress(record, **progress)
+    results.write_experiment(out, record)
 
 
 def load_record(out: Path) -> dict:
-    path = Path(out) / RECORD
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise HotbenchError(f"{out} is not an experiment output (cannot read {RECORD}: {e})") from None
+    return results.load_experiment(out)
 
 
 def vm_hint(spec: experiments.Spec, missing: list[str], quick: bool, out: Path) -> str | None:

@@ -49,9 +49,9 @@ import re
 import sys
 from pathlib import Path
 
-from bench import __version__, clock
+from bench import __version__, clock, interrupts
 from bench.arena import BASE_PAGE, HUGE_PAGE, format_size, parse_size
-from bench.errors import HotbenchError
+from bench.errors import HotbenchError, Interrupted
 
 __all__ = ["main", "plan", "GIB", "DEFAULT_SIZE", "FAST_SIZE", "DEFAULT_FAULT_SIZE", "FAST_FAULT_SIZE"]
 
@@ -150,6 +150,20 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--list", action="store_true", help="list every benchmark with its unit, or why it is "
                        "skipped on this kernel, and exit")
     group.add_argument("--micro-selected", help=argparse.SUPPRESS)  # manager -> worker: the registered names
+
+
+def check_options(argv: list[str]) -> None:
+    """Check hotbench's own options in *argv* (sizes, the --bench regex) without pyperf and
+    without running anything; HotbenchError names the problem. pyperf's options are left to
+    pyperf (experiments check their micro steps with this before any directory exists)."""
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):
+            raise HotbenchError(message)
+
+    parser = Parser(prog="hotbench micro", add_help=False)
+    _add_arguments(parser)
+    args, _ = parser.parse_known_args(argv)
+    select([], args.bench)  # compiles the regex
 
 
 def select(cases, pattern: str | None) -> tuple[list, list[tuple[str, str]]]:
@@ -383,6 +397,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             if args.worker:
                 raise
             raise HotbenchError(f"{name}: a worker failed ({e}); its traceback is above") from None
+        except SystemExit:  # pyperf ends an interrupted benchmark with exit status 1 (its worker killed)
+            if interrupts.last_signal() is not None and not args.worker:
+                raise Interrupted(interrupts.last_signal()) from None
+            raise
         finally:
             bench.close()
     return 0
@@ -391,12 +409,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 def _main() -> int:
     from bench.cli import _numba_cache_dir
 
+    interrupts.install()
     _numba_cache_dir()
     try:
         return main()
     except HotbenchError as e:
         print(f"error: {e}", file=sys.stderr)
-        return getattr(e, "exit_status", 1)
+        return 1
+    except Interrupted as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_status
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ bench.micro`` (pyperf needs its own process tree: a Runner per process, workers 
 ``accuracy`` and ``overhead`` build plans with ``runner.make_plan`` and run them with
 ``runner.run_plan`` into a staging directory each (``run_plan`` owns its directory's
 samples file), whose rows are then merged into the run directory after every phase. A
-phase that fails is recorded and the others still run (status "partial"); Ctrl-C stops
-after the current interval and keeps what was measured (status "interrupted").
+phase that fails is recorded and the others still run (status "partial"); SIGINT, SIGTERM or
+SIGHUP (``bench.interrupts``; forwarded to the micro phase's process) stops after the current
+interval or benchmark and keeps what was measured (status "interrupted", the signal named).
 """
 
 from __future__ import annotations
@@ -29,16 +30,14 @@ import dataclasses
 import os
 import re
 import shutil
-import signal
 import subprocess
-import threading
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from bench import results
+from bench import interrupts, results
 from bench._nightly_suite import Suite
 from bench.errors import HotbenchError, Interrupted
 
@@ -107,6 +106,15 @@ def _plans(suite: Suite, trackers: list[str] | None):
     return lockstep, concurrent, overhead
 
 
+def changes_global_state(suite: Suite, trackers: list[str] | None = None) -> bool:
+    """Does a run of *suite* change global kernel state (a tracker that flips a knob or makes a
+    kdamond)? Then it holds the run lock exclusively (``bench.runlock``)."""
+    from bench import trackers as registry
+
+    lockstep, concurrent, _ = _plans(suite, trackers)
+    return any(registry.get(c.tracker).global_state for c in [*lockstep.cells, *concurrent.cells])
+
+
 def _micro_selection(suite: Suite, bench: str | None):
     from bench import _micro_cases, micro
 
@@ -136,9 +144,10 @@ def _micro_phase(run: NightlyRun, suite: Suite, bench: str | None, log: TextIO) 
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(_CHECKOUT), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))])
     log.flush()
-    proc = subprocess.run(cmd, cwd=_CHECKOUT, env=env, stdout=log, stderr=log)
-    if proc.returncode == -2 or proc.returncode == 130:
-        raise KeyboardInterrupt
+    proc = subprocess.Popen(cmd, cwd=_CHECKOUT, env=env, stdout=log, stderr=log)
+    with interrupts.forwarding(proc):  # a SIGTERM to this process alone stops the benchmarks too
+        proc.wait()
+    interrupts.check()
     phase["command"] = cmd[1:]
     if proc.returncode != 0:
         return {**phase, "status": f"error: hotbench micro exited with status {proc.returncode} (its output is above)"}
@@ -184,25 +193,19 @@ def _run_phase(run: NightlyRun, name: str, plan, overhead) -> dict:
 
 def _merge(run: NightlyRun) -> None:
     """Gather the staged phases' rows into the run directory (atomically, as every results file)."""
-    import io
-
     import pandas as pd
 
     frames, latency = [], []
     for name, mode in (("accuracy", "lockstep"), ("overhead", "concurrent")):
         stage = run.run_dir / f".{name}"
-        if (stage / results.SAMPLES).is_file():
-            frame = pd.read_parquet(stage / results.SAMPLES)
-            frames.append(frame.assign(mode=mode))
+        if (stage / results.SAMPLES).is_file() or (stage / results.PARTIAL).is_file():
+            frames.append(results.load_samples(stage).assign(mode=mode))
         if (stage / results.LATENCY).is_file():
             latency.append(pd.read_parquet(stage / results.LATENCY))
-    for name, parts in ((results.SAMPLES, frames), (results.LATENCY, latency)):
+    for write, parts in ((results.write_samples, frames), (results.write_latencies, latency)):
         parts = [p for p in parts if len(p)]
-        if not parts:
-            continue
-        buf = io.BytesIO()
-        pd.concat(parts, ignore_index=True).to_parquet(buf, index=False)
-        results.atomic_write_bytes(run.run_dir / name, buf.getvalue())
+        if parts:
+            write(run.run_dir, pd.concat(parts, ignore_index=True))
 
 
 def _cleanup_stages(run: NightlyRun) -> None:
@@ -212,15 +215,11 @@ def _cleanup_stages(run: NightlyRun) -> None:
 
 # ---------------------------------------------------------------- the run
 
-def _terminate(signum, frame) -> None:
-    raise KeyboardInterrupt
-
-
 def run_nightly(suite: Suite, history: Path, *, bench: str | None = None, trackers: list[str] | None = None,
                 log: TextIO = sys.stderr) -> NightlyRun:
     """Run *suite* into a new directory of *history*; returns it with its manifest.
 
-    Raises ``Interrupted`` (after writing what was measured) on Ctrl-C/SIGTERM, and
+    Raises ``Interrupted`` (after writing what was measured) on SIGINT/SIGTERM/SIGHUP, and
     ``HotbenchError`` when nothing at all can run here.
     """
     from bench import _nightly_store, environment
@@ -252,48 +251,49 @@ def run_nightly(suite: Suite, history: Path, *, bench: str | None = None, tracke
         "status": "running",
     }
     run = NightlyRun(run_dir, manifest)
+    results.stamp_progress(manifest, phases_total=len(PHASES), phases_done=0)
     results.write_manifest(run_dir, manifest)
     _nightly_store.rebuild_index(history)
     status = "complete"
-    previous_term = None
-    if threading.current_thread() is threading.main_thread():  # SIGTERM (systemd stop, timeouts) as Ctrl-C
-        previous_term = signal.signal(signal.SIGTERM, _terminate)
     try:
-        for name in PHASES:
-            t0, load0 = time.monotonic(), _loadavg()
-            print(f"nightly: {name}…", file=log, flush=True)
-            try:
-                if name == "micro":
-                    phase = _micro_phase(run, suite, bench, log)
-                elif name == "accuracy":
-                    phase = _run_phase(run, name, lockstep, None)
-                elif name == "harness":
-                    phase = _harness_phase(run, suite, trackers)
-                else:
-                    phase = _run_phase(run, name, concurrent, overhead)
-            except KeyboardInterrupt:
-                manifest["nightly"]["phases"][name] = {"status": "interrupted",
-                                                       "seconds": round(time.monotonic() - t0, 1)}
-                raise
-            except HotbenchError as e:
-                phase = {"status": f"error: {e}"}
-            finally:
-                _merge(run)
-            phase["seconds"] = round(time.monotonic() - t0, 1)
-            phase["loadavg"] = [load0, _loadavg()]
-            manifest["nightly"]["phases"][name] = phase
-            if phase["status"].startswith("error"):
-                status = "partial"
-            results.write_manifest(run_dir, manifest)
-    except KeyboardInterrupt:
+        with interrupts.deferred("finishing the current interval or benchmark"):
+            for name in PHASES:
+                interrupts.check()
+                t0, load0 = time.monotonic(), _loadavg()
+                print(f"nightly: {name}…", file=log, flush=True)
+                try:
+                    if name == "micro":
+                        phase = _micro_phase(run, suite, bench, log)
+                    elif name == "accuracy":
+                        phase = _run_phase(run, name, lockstep, None)
+                    elif name == "harness":
+                        phase = _harness_phase(run, suite, trackers)
+                    else:
+                        phase = _run_phase(run, name, concurrent, overhead)
+                except Interrupted:
+                    manifest["nightly"]["phases"][name] = {"status": "interrupted",
+                                                           "seconds": round(time.monotonic() - t0, 1)}
+                    raise
+                except HotbenchError as e:
+                    phase = {"status": f"error: {e}"}
+                finally:
+                    _merge(run)
+                phase["seconds"] = round(time.monotonic() - t0, 1)
+                phase["loadavg"] = [load0, _loadavg()]
+                manifest["nightly"]["phases"][name] = phase
+                if phase["status"].startswith("error"):
+                    status = "partial"
+                results.stamp_progress(manifest, phases_done=len(manifest["nightly"]["phases"]))
+                results.write_manifest(run_dir, manifest)
+    except Interrupted as e:
         status = "interrupted"
-        raise Interrupted(f"interrupted; what was measured is kept in {run_dir}") from None
+        manifest["signal"] = e.signame
+        raise e.saying(f"interrupted by {e.signame}; what was measured is kept in {run_dir}") from None
     finally:
-        if previous_term is not None:
-            signal.signal(signal.SIGTERM, previous_term)
         manifest["status"] = status
         manifest["nightly"]["finished"] = _now()
         manifest["nightly"]["seconds"] = round(time.monotonic() - started, 1)
+        results.stamp_progress(manifest)
         results.write_manifest(run_dir, manifest)
         _cleanup_stages(run)
         _nightly_store.rebuild_index(history)

@@ -7,8 +7,11 @@ observation is scored. A cell's interference (``bench.interference``, ``none`` b
 runs right after ``arm`` or right before ``collect``, untimed and with no workload thread
 running; its cost is the row's ``interfere_ns``. The runner times the tracker (wall and
 thread CPU) — trackers never time themselves. ``stop`` always runs: on success, on a tracker error, on
-Ctrl-C and on SIGTERM; an interval in flight is finished first, because unmapping
-memory under running workload threads would crash them.
+SIGINT, SIGTERM and SIGHUP (``bench.interrupts``: an interval in flight is finished first,
+because unmapping memory under running workload threads would crash them) and when the
+per-cell watchdog (``bench.watchdog``) ends a cell that makes no progress. ``run_plan``
+records every finished interval as it goes (``results.RunWriter``), so even a killed run
+leaves them readable.
 """
 
 from __future__ import annotations
@@ -16,9 +19,6 @@ from __future__ import annotations
 import gc
 import itertools
 import json
-import signal
-import sys
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,10 +28,11 @@ from analysis.metrics import score
 from bench import arena as arena_mod
 from bench import clock
 from bench import interference as interference_mod
-from bench import fault_path, results, trackers
+from bench import fault_path, interrupts, results, trackers
 from bench._progress import Progress
-from bench.errors import HotbenchError
+from bench.errors import HotbenchError, Interrupted
 from bench.kernel import pagemap, procfs
+from bench.watchdog import CellTimeout, Watchdog
 
 DEFAULT_WORKLOADS = ("uniform", "zipf", "hotcold", "phase")
 
@@ -68,27 +69,53 @@ def _choose_backing(cls: type[trackers.Tracker], requested: str) -> tuple[str | 
     return requested, None
 
 
+def check_inputs(tracker_names: list[str] | None, workload_specs: list[str], backings: list[str],
+                 sizes: list[int], intervals: int, repeats: int, *, threads: list[int | None] = (None,),
+                 accesses: list[int | None] = (None,), write_ratio: float | None = None,
+                 interferences: list[str] = (interference_mod.NONE,)) -> None:
+    """Every user input of a run, checked before anything exists (one-line HotbenchError): tracker
+    and interference names, backings and their sizes, counts, and each workload built once with
+    its parameters (a masim config read, a zipf exponent parsed) at the smallest size."""
+    import workloads
+
+    for name in tracker_names or ():
+        trackers.get(name)
+    for name in interferences:
+        interference_mod.get(name)
+    for backing in backings:
+        if backing != "auto" and backing not in arena_mod.BACKINGS:
+            raise HotbenchError(f"unknown backing {backing!r}; choose from auto, {', '.join(arena_mod.BACKINGS)}")
+        _check_sizes_for("anon" if backing == "auto" else backing, sizes)  # auto: the 4K rule every backing has
+    if intervals < 1 or repeats < 1:
+        raise HotbenchError("--intervals and --repeats must be at least 1")
+    if any(t is not None and t < 1 for t in threads) or any(a is not None and a < 1 for a in accesses):
+        raise HotbenchError("--threads and --accesses must be at least 1")
+    npages = max(min(sizes), arena_mod.BASE_PAGE) // arena_mod.BASE_PAGE
+    for spec, n_threads, n_accesses in itertools.product(workload_specs, threads, accesses):
+        try:
+            workloads.create(spec, npages=npages, page_size=arena_mod.BASE_PAGE, seed=1, accesses=n_accesses,
+                             threads=n_threads, write_ratio=write_ratio)
+        except workloads.WorkloadError as e:
+            raise HotbenchError(str(e)) from None
+
+
+def _check_sizes_for(backing: str, sizes: list[int]) -> None:
+    for size in sizes:
+        problem = arena_mod.size_problem(size, backing)
+        if problem:
+            raise HotbenchError(f"--size {arena_mod.format_size(size)}: {problem}")
+
+
 def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backings: list[str], sizes: list[int],
               intervals: int, repeats: int, seed: int, *, threads: list[int | None] = (None,),
               accesses: list[int | None] = (None,), cycles: list[float | None] = (None,),
               write_ratio: float | None = None, interferences: list[str] = (interference_mod.NONE,),
               placement: str = "auto") -> Plan:
     """The cells of a run (a sweep is just longer lists), and the trackers (and interferences, or
-    tracker + interference pairs) skipped with their reasons."""
-    import workloads
-
-    for spec in workload_specs:
-        try:
-            workloads.parse_spec(spec)
-        except workloads.WorkloadError as e:
-            raise HotbenchError(str(e)) from None
-    for backing in backings:
-        if backing != "auto" and backing not in arena_mod.BACKINGS:
-            raise HotbenchError(f"unknown backing {backing!r}; choose from auto, {', '.join(arena_mod.BACKINGS)}")
-    if intervals < 1 or repeats < 1:
-        raise HotbenchError("--intervals and --repeats must be at least 1")
-    if any(t is not None and t < 1 for t in threads) or any(a is not None and a < 1 for a in accesses):
-        raise HotbenchError("--threads and --accesses must be at least 1")
+    tracker + interference pairs) skipped with their reasons. Bad input raises HotbenchError
+    (``check_inputs``) before anything is run."""
+    check_inputs(tracker_names, workload_specs, backings, sizes, intervals, repeats, threads=threads,
+                 accesses=accesses, write_ratio=write_ratio, interferences=interferences)
     interferers = [interference_mod.get(name) for name in dict.fromkeys(interferences)]
     names = tracker_names or list(trackers.registry())
     classes = [trackers.get(n) for n in names]
@@ -102,6 +129,8 @@ def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backin
     for cls in classes:
         for backing in backings:
             chosen, why = _choose_backing(cls, backing)
+            if not why:
+                _check_sizes_for(chosen, sizes)
             reason = why or cls.unavailable(chosen) or arena_mod.backing_unavailable(chosen, max(sizes))
             if reason:
                 skipped[cls.name if len(backings) == 1 else f"{cls.name}@{backing}"] = reason
@@ -144,40 +173,15 @@ def check_sizes(sizes: list[int]) -> None:
                                 f"({available >> 20} MiB available); choose a smaller --size")
 
 
-class DeferredInterrupts:
-    """While active, SIGINT and SIGTERM are recorded instead of raised; ``check()`` raises them.
-
-    Python runs signal handlers between any two bytecodes of the main thread, so a plain
-    KeyboardInterrupt could land inside ``tracker.stop()`` (leaving kernel state behind) or
-    while workload threads still touch an arena about to be unmapped (crashing them). The
-    runner checks at interval boundaries instead, where stopping is safe.
-    """
-
-    def __init__(self):
-        self.pending: list[int] = []
-        self._previous: dict = {}
-
-    def _record(self, signum, frame) -> None:
-        if not self.pending:
-            print("\ninterrupt: finishing the current interval, then cleaning up", file=sys.stderr)
-        self.pending.append(signum)
-
-    def __enter__(self) -> DeferredInterrupts:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._record) for sig in (signal.SIGINT, signal.SIGTERM)}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-        self._previous = {}
-
-    def check(self) -> None:
-        if self.pending:
-            raise KeyboardInterrupt()
+def expected_step_seconds(cell: Cell, overhead=None) -> float:
+    """What one step of *cell* should take (a lockstep interval with the tracker's start, or one
+    A or B run), by the same rough model as ``estimate_seconds``: the watchdog's first yardstick."""
+    if overhead is not None:
+        return 2 * overhead.duration + 1.0
+    return 1.0 + 2 * (cell.accesses or 100_000) / 20e6 + 0.02 * cell.size_bytes / (1 << 30)
 
 
-_NO_INTERRUPTS = DeferredInterrupts()  # never entered: check() is a no-op
+_NO_WATCHDOG = Watchdog(enabled=False)
 
 
 def _timed(fn: Callable[[], object]):
@@ -195,13 +199,17 @@ def _timed(fn: Callable[[], object]):
 
 
 def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None,
-             interrupts: DeferredInterrupts = _NO_INTERRUPTS, pages: list[dict] | None = None,
-             number: int | None = None) -> list[dict]:
-    """One cell in lockstep; returns its rows (a tracker's OSError becomes an ``error:`` row).
+             pages: list[dict] | None = None, number: int | None = None, *,
+             on_interval: Callable[[dict], None] | None = None, watchdog: Watchdog = _NO_WATCHDOG) -> list[dict]:
+    """One cell in lockstep; returns its rows (a tracker's OSError, or the watchdog ending the
+    cell, becomes an ``error:`` row).
 
     With *pages* (a list), per-interval bitmaps of truth and observation are appended to it
     for page and region trackers (packed bits: ``results.write_pages``), outside timed code.
     *number* (the cell's place in its plan) goes into both as ``cell``, which joins them.
+    *on_interval(row)* runs after each finished interval (``results.RunWriter.interval``).
+    A signal ends the cell after the interval in flight (``Interrupted`` propagates, after
+    the tracker was stopped and the workload's threads joined).
     """
     import workloads
 
@@ -209,7 +217,7 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
     interference = interference_mod.get(cell.interfere)()
     progress = progress or Progress(1)
     rows = []
-    with arena_mod.Arena(cell.size_bytes, cell.backing) as arena:
+    with interrupts.deferred("finishing the current interval"), arena_mod.Arena(cell.size_bytes, cell.backing) as arena:
         workload = workloads.create(cell.workload, npages=arena.npages, page_size=arena_mod.BASE_PAGE,
                                     seed=cell.seed, accesses=cell.accesses, threads=cell.threads,
                                     write_ratio=cell.write_ratio)
@@ -226,15 +234,19 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
                 "placement": placement.name if placement else None, **clock.row_fields()}
         affinity = fault_path.pin(placement)
         try:
-            tracker.start(arena)
-            for i in range(cell.intervals):
-                interrupts.check()
-                progress.update(_label(cell), f"interval {i + 1}/{cell.intervals}")
-                row, observation, truth = _interval(tracker, workload, arena, i, interference)
-                rows.append({**base, "interval": i, **row})
-                if pages is not None:
-                    pages.append(_page_bits(base, i, observation, truth, arena.npages))
-        except OSError as e:
+            with watchdog.cell(expected_step_seconds(cell), on_stuck=tracker.stop) as watch:
+                tracker.start(arena)
+                for i in range(cell.intervals):
+                    interrupts.check()
+                    progress.update(_label(cell), f"interval {i + 1}/{cell.intervals}")
+                    row, observation, truth = _interval(tracker, workload, arena, i, interference)
+                    rows.append({**base, "interval": i, **row})
+                    if pages is not None:
+                        pages.append(_page_bits(base, i, observation, truth, arena.npages))
+                    if on_interval is not None:
+                        on_interval(rows[-1])
+                    watch.beat()
+        except (OSError, CellTimeout) as e:
             rows.append({**base, "interval": len(rows), "status": f"error: {e}"})
         finally:
             tracker.stop()
@@ -291,47 +303,52 @@ def _page_bits(base: dict, i: int, observation, truth, npages: int) -> dict:
             "reported_read": packed(observation.read), "reported_written": packed(observation.written)}
 
 
-def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_pages: bool = False) -> list[dict]:
-    """Run every cell, writing samples (and, in concurrent mode, batch latencies) and the
-    manifest atomically after each one. *overhead* (a ``concurrent.Overhead``) selects
-    concurrent mode; None is lockstep. *keep_pages* writes per-interval page bitmaps too.
+def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_pages: bool = False,
+             watchdog: Watchdog = _NO_WATCHDOG) -> list[dict]:
+    """Run every cell; the results directory follows along (``results.RunWriter``): each
+    finished interval (or A/B pair) at once, samples (and, in concurrent mode, batch
+    latencies) and the manifest after each cell. *overhead* (a ``concurrent.Overhead``)
+    selects concurrent mode; None is lockstep. *keep_pages* writes per-interval page bitmaps
+    too. *watchdog* ends cells that make no progress (off by default).
 
-    Ctrl-C or SIGTERM: the interval (or A/B run) in flight finishes, the tracker stops, the
-    results so far are written, then KeyboardInterrupt propagates.
+    SIGINT, SIGTERM, SIGHUP: the interval (or A/B run) in flight finishes, the tracker
+    stops, the results so far are written with the signal named in the manifest, then
+    ``Interrupted`` propagates.
     """
-    rows: list[dict] = []
-    latencies: list[dict] = []
     progress = Progress(len(plan.cells))
-    manifest["status"] = "running"
-    results.write_manifest(run_dir, manifest)
-    with DeferredInterrupts() as interrupts:
+    writer = results.RunWriter(run_dir, manifest, len(plan.cells))
+    with interrupts.deferred("finishing the current interval" if overhead is None else
+                             "finishing the current A/B run"):
         try:
             for number, cell in enumerate(plan.cells):
                 interrupts.check()
+
+                def record(row: dict, latencies: list[dict] = (), number: int = number) -> None:
+                    writer.interval(row, number, latencies)
+
                 if overhead is None:
                     pages: list[dict] | None = [] if keep_pages else None
-                    rows.extend(run_cell(cell, manifest["run_id"], progress, interrupts, pages, number))
-                    if pages:
-                        results.write_pages(run_dir, number, pages)
+                    rows = run_cell(cell, manifest["run_id"], progress, pages, number, on_interval=record,
+                                    watchdog=watchdog)
+                    writer.cell(rows, pages=pages, number=number)
                 else:
                     from bench.concurrent import run_concurrent_cell
 
                     progress.update(f"{cell.tracker} x {cell.workload} ({cell.backing})", "A/B runs")
-                    cell_rows, cell_latencies = run_concurrent_cell(cell, overhead, manifest["run_id"], interrupts)
-                    rows.extend(cell_rows)
-                    latencies.extend(cell_latencies)
-                    results.write_latencies(run_dir, latencies)
-                results.write_samples(run_dir, rows)
+                    rows, latencies = run_concurrent_cell(cell, overhead, manifest["run_id"], on_pair=record,
+                                                          watchdog=watchdog)
+                    writer.cell(rows, latencies)
                 progress.advance()
-            manifest["status"] = "complete"
-        except KeyboardInterrupt:
-            manifest["status"] = f"interrupted after {progress.done} of {len(plan.cells)} cells"
+            writer.finish(results.COMPLETE)
+        except Interrupted as e:
+            writer.finish(results.INTERRUPTED, signal=e.signame)
+            raise
+        except BaseException as e:
+            writer.finish(results.FAILED, error=f"{type(e).__name__}: {e}")
             raise
         finally:
             progress.close()
-            manifest["cells_done"] = progress.done
-            results.write_manifest(run_dir, manifest)
-    return rows
+    return writer.rows
 
 
 def plan_manifest(plan: Plan) -> dict:

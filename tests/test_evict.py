@@ -282,6 +282,6 @@ def test_cli_runs_and_writes_rows(tmp_path):
     import json
 
     data = json.loads(out.read_text())
-    assert data["format"] == "hotbench-evict" and data["version"] == 1
+    assert data["format"] == "hotbench-evict" and data["version"] == 2
     assert {r["variant"] for r in data["rows"]} == {"none", "racy"}
     assert "racy" in proc.stdout and "none" in proc.stdout

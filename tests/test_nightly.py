@@ -215,12 +215,13 @@ def test_interrupted_nightly_is_kept_and_marked(tmp_path, signum):
     time.sleep(1.0)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
-    assert err.rstrip().splitlines()[-1].startswith("error: interrupted; what was measured is kept in ")
+    assert proc.returncode == 128 + signum, err
+    name = signal.Signals(signum).name
+    assert err.rstrip().splitlines()[-1].startswith(f"error: interrupted by {name}; what was measured is kept in ")
     (run_dir,) = [p for p in history.iterdir() if p.is_dir()]
     assert not list(run_dir.glob(".*")), "staging directories left behind"
     manifest = results.load_manifest(run_dir)
-    assert manifest["status"] == "interrupted" and manifest["nightly"]["finished"]
+    assert manifest["status"] == "interrupted" and manifest["nightly"]["finished"] and manifest["signal"] == name
     entries = json.loads((history / "index.json").read_text())["entries"]
     assert [e["status"] for e in entries] == ["interrupted"]
     out = hotbench("history", "--history", str(history), "--out", str(tmp_path / "site"))

@@ -264,8 +264,13 @@ class Workload:
                                     daemon=True) for t in range(len(calls))]
         for worker in workers:
             worker.start()
-        for worker in workers:
-            worker.join()
+        try:
+            for worker in workers:
+                worker.join()
+        except BaseException:  # raised in this thread (a runner's watchdog): the caller will unmap
+            for worker in workers:  # the arena, so no worker may still be touching it
+                worker.join()
+            raise
         if errors:
             raise errors[0]
         return sum(sums) & ((1 << 64) - 1)

@@ -3,7 +3,9 @@
 
 Heavy modules (numba, pandas, matplotlib) are imported inside each ``main`` so
 ``--help`` and ``probe`` start fast. Expected failures raise ``HotbenchError``;
-they are caught here once and printed as a single ``error:`` line.
+they are caught here once and printed as a single ``error:`` line. SIGINT, SIGTERM and
+SIGHUP follow one policy (``bench.interrupts``): commands exit 130, 143 or 129 after
+cleaning up, saying which signal ended them.
 """
 
 from __future__ import annotations
@@ -11,17 +13,19 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
 
-from bench import __version__
-from bench.errors import HotbenchError
+from bench import __version__, interrupts
+from bench.errors import HotbenchError, Interrupted
 
 # (name, module under bench.cli, one-line help), grouped by purpose.
 COMMANDS = [
     # what this kernel can do
     ("probe", "probe", "which hotness-tracking mechanisms this kernel has, and exactly why not otherwise"),
+    ("restore", "restore", "undo the kernel state killed hotbench processes left behind (knobs, mounts, kdamonds, cgroups)"),
     # measuring
     ("run", "run", "run trackers against seeded workloads and score them against exact ground truth"),
     ("harness", "harness", "benchmark the harness: workload loop vs bare loop, tracker collect vs raw primitive"),
@@ -75,6 +79,7 @@ def _numba_cache_dir() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    interrupts.install()
     _numba_cache_dir()
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -86,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     except HotbenchError as e:
         print(f"error: {e}", file=sys.stderr)
         return getattr(e, "exit_status", 1)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # bench.errors.Interrupted, or a Ctrl-C before the policy was in place
+        if not isinstance(e, Interrupted):
+            e = Interrupted(signal.SIGINT)
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_status
     except BrokenPipeError:  # 'hotbench ... | head': the reader left; that is not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

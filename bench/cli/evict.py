@@ -1,27 +1,27 @@
 """``hotbench evict``: the VMM eviction workflow under concurrent vCPU writes, integrity-checked.
 
 Runs each variant (default: all) ``--repeats`` times and prints one summary line per variant;
-``--out FILE`` writes every (variant, round) row (``.json``, or ``.csv``/``.parquet`` through
-pandas). A variant this kernel cannot run is listed as skipped with the probe's reason.
+``--out FILE`` writes every (variant, round) row (``.json`` or ``.parquet``, versioned, or
+``.csv``: ``results.write_eviction``), rewritten after each variant, so an interrupted or
+killed run keeps every finished variant. A variant this kernel cannot run is listed as
+skipped with the probe's reason. Every argument is checked before anything runs.
 
 Exit status: 0 when every variant that ran kept every page intact (``racy`` is expected to
 lose data and never counts); 3 when a variant other than ``racy`` lost, tore or misplaced a
-page; 1 on bad input or errors; 130 when interrupted.
+page; 1 on bad input or errors; 130, 143 or 129 when SIGINT, SIGTERM or SIGHUP stopped it
+(after the round in flight; the variant in progress is cleaned up and not written).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
 from pathlib import Path
 
 from bench.errors import HotbenchError
 
-# Result file history (``--out x.json``):
-#   1  2026-11  first format: {"format": "hotbench-evict", "version": 1, "rows": [...]}.
-FORMAT_VERSION = 1
-EXPECTED_TO_LOSE = ("racy",)
+EXPECTED_TO_LOSE = ("racy",)  # the file format's history is in bench/results.py
 
 
 def _seconds(text: str) -> float:
@@ -58,6 +58,8 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     parser.add_argument("--out", type=Path, help="write every row to FILE (.json, .csv or .parquet)")
     parser.add_argument("--replace", action="store_true", help="overwrite --out if it exists")
+    parser.add_argument("--no-wait", action="store_true", help="refuse in one line, instead of waiting, while a run "
+                        "that changes kernel knobs holds the run lock")
 
 
 def _variants(args) -> list[str]:
@@ -83,49 +85,64 @@ def _list(params) -> int:
     return 0
 
 
-def _write(path: Path, rows: list[dict], replace: bool) -> None:
-    if path.exists() and not replace:
-        raise HotbenchError(f"{path} exists; pass --replace to overwrite it")
-    if path.suffix == ".json":
-        path.write_text(json.dumps({"format": "hotbench-evict", "version": FORMAT_VERSION, "rows": rows},
-                                   indent=1, default=str) + "\n")
-        return
-    import pandas as pd
-
-    df = pd.DataFrame(rows)
-    if path.suffix == ".csv":
-        df.to_csv(path, index=False)
-    elif path.suffix == ".parquet":
-        df.to_parquet(path, index=False)
-    else:
-        raise HotbenchError(f"--out {path}: use a .json, .csv or .parquet name")
-
-
 def _fmt(x, spec: str) -> str:
     return "-" if x is None else format(x, spec)
 
 
-def main(args: argparse.Namespace) -> int:
-    from bench.evict import EvictParams, run_matrix, summarize
+def check(args: argparse.Namespace):
+    """Every argument, checked before anything runs: (EvictParams, variant names)."""
+    from bench import arena, trackers
+    from bench.evict import EvictParams
 
-    if args.repeats < 1 or args.threads < 1 or args.rounds < 1:
-        raise HotbenchError("--repeats, --threads and --rounds must be at least 1")
+    if args.repeats < 1 or args.threads < 1 or args.rounds < 1 or args.batch < 1:
+        raise HotbenchError("--repeats, --threads, --rounds and --batch must be at least 1")
+    if args.interval <= 0 or args.hold < 0:
+        raise HotbenchError("--interval must be positive and --hold at least 0")
+    for name in ("hot_frac", "hot_weight", "write_ratio"):
+        if not 0 <= getattr(args, name) <= 1:
+            raise HotbenchError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
+    problem = arena.size_problem(arena.parse_size(args.size), args.backing)
+    if problem:
+        raise HotbenchError(f"--size {args.size}: {problem}")
+    if args.detector != "auto":
+        trackers.get(args.detector)
+    if args.store and not os.path.isdir(args.store):
+        raise HotbenchError(f"--store {args.store}: not a directory")
+    if args.out and args.out.suffix not in (".json", ".csv", ".parquet"):
+        raise HotbenchError(f"--out {args.out}: use a .json, .csv or .parquet name")
+    if args.out and args.out.exists() and not args.replace:
+        raise HotbenchError(f"{args.out} exists; pass --replace to overwrite it")
     params = EvictParams(size=args.size, backing=args.backing, threads=args.threads, rounds=args.rounds,
                          interval=args.interval, hold=args.hold, rescue=args.rescue, detector=args.detector,
                          hot_frac=args.hot_frac, hot_weight=args.hot_weight, write_ratio=args.write_ratio,
                          batch=args.batch, seed=args.seed, store=args.store)
+    return params, _variants(args)
+
+
+def main(args: argparse.Namespace) -> int:
+    from bench import interrupts, results, runlock, trackers
+    from bench.evict import run_matrix, summarize
+
+    params, variants = check(args)
     if args.list:
         return _list(params)
-    variants = _variants(args)
-    if args.out and args.out.exists() and not args.replace:
-        raise HotbenchError(f"{args.out} exists; pass --replace to overwrite it")
+    detector = trackers.get(args.detector) if args.detector != "auto" else None
+    runlock.command_lock(exclusive=bool(detector and detector.global_state), wait=not runlock.no_wait(args.no_wait),
+                         what="hotbench evict")
+    rows: list[dict] = []
 
     def progress(result) -> None:
         print(f"  {result.variant}: {result.status}", file=sys.stderr, flush=True)
+        rows.extend(result.rows)
+        if args.out:  # every finished variant on disk at once: an interrupted run keeps them
+            results.write_eviction(args.out, rows)
 
-    rows = run_matrix(variants, params, args.repeats, progress=progress)
-    if args.out:
-        _write(args.out, rows, args.replace)
+    with interrupts.deferred("finishing the current eviction round"):
+        try:
+            run_matrix(variants, params, args.repeats, progress=progress)
+        except interrupts.Interrupted as e:
+            kept = f"; the {len(rows)} rows of the variants that finished are in {args.out}" if args.out else ""
+            raise e.saying(f"interrupted by {e.signame}{kept}") from None
     print(f"{'variant':12} {'evicted/s':>10} {'evicted':>8} {'window':>8} {'refaults':>9} {'touched':>8} "
           f"{'seen':>5} {'p99 stall':>10} {'max stall':>10} {'lost':>5} {'torn':>5} {'misp':>5}  verdict")
     failed = False

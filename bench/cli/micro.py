@@ -7,6 +7,7 @@ parses them itself (and exits 1 with pyperf's ``ERROR:`` line on bad ones), so t
 subcommand's parser only keeps the raw arguments: its ``parse_known_args`` is replaced by one
 that stores them in ``args.micro_argv`` (argparse's REMAINDER cannot start with an option).
 Workers are ``python -m bench.micro --worker …``: the same Runner, the same options.
+Exit status: pyperf's (0 done, 1 error), or 130/143/129 after SIGINT/SIGTERM/SIGHUP.
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench import micro
+    from bench import micro, runlock
 
+    if not {"--list", "-h", "--help"} & set(args.micro_argv):
+        # reads THP mode and arms trackers that change nothing global: a shared lock
+        # ($HOTBENCH_NO_WAIT=1 refuses instead of waiting: pyperf owns the options)
+        runlock.command_lock(exclusive=False, wait=not runlock.no_wait(), what="hotbench micro")
     return micro.main(args.micro_argv, prog="hotbench micro")

@@ -6,7 +6,8 @@
 
 Exit status: 0 when every phase ran (trackers and benchmarks this kernel lacks are skipped,
 not failures); 1 when a phase or a cell failed (the run is kept, status "partial"), or on
-bad input or when nothing can run here; 130 when interrupted (what was measured is kept).
+bad input or when nothing can run here; 130, 143 or 129 when SIGINT, SIGTERM or SIGHUP
+stopped it (what was measured is kept, the signal named in the manifest).
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                         metavar="LIST", help="accuracy and overhead: replace the suite's trackers (recorded as an "
                         "override)")
     parser.add_argument("--estimate", action="store_true", help="print the plan's estimated duration and exit")
+    parser.add_argument("--no-wait", action="store_true", help="refuse in one line, instead of waiting, when another "
+                        "run holds the run lock this one needs")
 
 
 def _phase_line(name: str, phase: dict) -> list[str]:
@@ -59,6 +62,10 @@ def main(args: argparse.Namespace) -> int:
         seconds = nightly.estimate_seconds(suite, args.bench, args.trackers)
         print(f"suite {suite.name} v{suite.version} ({suite.variant}): about {seconds / 60:.1f} min here")
         return 0
+    from bench import runlock
+
+    runlock.command_lock(exclusive=nightly.changes_global_state(suite, args.trackers),
+                         wait=not runlock.no_wait(args.no_wait), what=f"hotbench nightly {suite.name}")
     run = nightly.run_nightly(suite, history, bench=args.bench, trackers=args.trackers)
     manifest = run.manifest
     env = manifest["environment"]

@@ -1,7 +1,8 @@
 """``hotbench run``: trackers x workloads in lockstep, scored against exact ground truth.
 
-Exit status: 0 when every planned cell ran, 1 on bad input or when nothing could run,
-130 when interrupted (the partial results written so far stay valid).
+Exit status: 0 when every planned cell ran, 1 on bad input, when nothing could run or when a
+cell ended in an error (the watchdog's included); 130, 143 or 129 when SIGINT, SIGTERM or
+SIGHUP stopped it (after the interval in flight; the results written so far stay valid).
 """
 
 from __future__ import annotations
@@ -77,6 +78,20 @@ def _seconds(text: str) -> list[float]:
     return out
 
 
+def _watchdog(text: str):
+    from bench.watchdog import Watchdog
+
+    if text == "off":
+        return Watchdog(enabled=False)
+    try:
+        seconds = float(text.removesuffix("s"))
+    except ValueError:
+        seconds = 0.0
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds or 'off', got {text!r}")
+    return Watchdog(limit=seconds)
+
+
 def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.epilog = ("Options taking lists (--size, --backing, --threads, --accesses, --cycle, --interfere) sweep: "
                      "every combination becomes a cell, all in one results directory.")
@@ -124,6 +139,12 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                         "(each wake-up crosses CPUs: on a VM a halted vCPU's VM exit); unpinned: the scheduler "
                         "decides; auto: same-cpu for one workload thread, else unpinned (default). Recorded per row "
                         "and in the manifest")
+    parser.add_argument("--watchdog", type=_watchdog, default=None, metavar="SECONDS|off",
+                        help="end a cell that makes no progress for SECONDS (recorded as an error; the run goes on); "
+                        "default: 20 x the step's expected time, at least 60 s (600 s under emulation)")
+    parser.add_argument("--no-wait", action="store_true", help="refuse in one line, instead of waiting, when another "
+                        "run holds the run lock this one needs (one that changes kernel knobs, or, for a run that "
+                        "changes them, any run)")
     parser.add_argument("--out", type=Path, default=Path("results"), help="results directory (default ./results)")
     parser.add_argument("--list", action="store_true", help="list trackers and workloads, then exit")
 
@@ -150,11 +171,11 @@ def _overhead(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace, sizes: list[int], applied: dict) -> tuple[list[dict], Path]:
-    from bench import environment, interference, results, runner
+    from bench import environment, interference, interrupts, results, runner
+    from bench.watchdog import Watchdog
 
     overhead = _overhead(args)
-    default_workloads = ["hotcold"] if overhead else list(runner.DEFAULT_WORKLOADS)
-    plan = runner.make_plan(args.trackers, args.workloads or default_workloads, args.backing, sizes,
+    plan = runner.make_plan(args.trackers, _workloads(args), args.backing, sizes,
                             args.intervals, args.repeats, args.seed, threads=args.threads, accesses=args.accesses,
                             cycles=args.cycle, write_ratio=args.write_ratio, interferences=args.interfere,
                             placement=args.placement)
@@ -169,34 +190,71 @@ def _run(args: argparse.Namespace, sizes: list[int], applied: dict) -> tuple[lis
     estimate = runner.estimate_seconds(plan, overhead)
     if estimate > 60:
         print(f"{len(plan.cells)} cells, estimated {estimate / 60:.0f} min", file=sys.stderr)
+    interrupts.check()  # a signal during planning: stop before anything is written
     run_id = results.new_run_id()
     run_dir = results.create_run_dir(args.out, run_id)
     manifest = {"run_id": run_id, "command": results.command_line(), "git_commit": results.git_commit(),
                 "mode": args.mode, "overhead": vars(overhead) if overhead else None, "settings": applied,
                 "environment": environment.describe(), **runner.plan_manifest(plan)}
     try:
-        return runner.run_plan(plan, run_dir, manifest, overhead, keep_pages=args.pages), run_dir
-    except KeyboardInterrupt:
-        raise Interrupted(f"interrupted; the tracker was stopped and partial results kept in {run_dir}") from None
+        return runner.run_plan(plan, run_dir, manifest, overhead, keep_pages=args.pages,
+                               watchdog=args.watchdog or Watchdog()), run_dir
+    except Interrupted as e:
+        raise e.saying(f"interrupted by {e.signame}; the tracker was stopped and partial results kept in "
+                       f"{run_dir}") from None
+
+
+def _workloads(args: argparse.Namespace) -> list[str]:
+    from bench import runner
+
+    return args.workloads or (["hotcold"] if args.mode == "concurrent" else list(runner.DEFAULT_WORKLOADS))
+
+
+def _changes_global_state(args: argparse.Namespace, requested: dict[str, str]) -> bool:
+    """Does this run change global kernel state (a setting, or a tracker that does)? Then it holds
+    the run lock exclusively."""
+    from bench import trackers
+
+    return bool(requested or trackers.changing_global_state(args.trackers))
+
+
+def check(args: argparse.Namespace, here: bool = True) -> tuple[list[int], dict[str, str]]:
+    """Every input of the run, checked before anything exists or changes: (sizes, settings
+    requested). With *here* False only what no kernel would accept is refused, not what this
+    one lacks (room for the sizes, a knob's file): experiments check their run steps so, and
+    drop what this kernel cannot run when the step comes."""
+    from bench import arena, interference, runner, settings
+
+    sizes = [arena.parse_size(s) for s in args.size]
+    if here:
+        runner.check_sizes(sizes)
+    elif any(size <= 0 for size in sizes):
+        raise HotbenchError(f"--size must be positive, got {','.join(args.size)}")
+    if args.mode == "concurrent" and any(name != interference.NONE for name in args.interfere):
+        raise HotbenchError("--interfere applies to lockstep runs only; drop it or use --mode lockstep")
+    _overhead(args)
+    runner.check_inputs(args.trackers, _workloads(args), args.backing, sizes, args.intervals, args.repeats,
+                        threads=args.threads, accesses=args.accesses, write_ratio=args.write_ratio,
+                        interferences=args.interfere)
+    requested = {name: getattr(args, name.replace("-", "_")) for name in settings.SETTINGS}
+    requested = {name: choice for name, choice in requested.items() if choice}
+    (settings.validate if here else settings.check_choices)(requested)
+    return sizes, requested
 
 
 def main(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
-    from bench import arena, interference, runner, settings
+    from bench import interrupts, runlock, settings
 
-    sizes = [arena.parse_size(s) for s in args.size]
-    runner.check_sizes(sizes)
-    for name in args.interfere:  # before any setting is applied: a typo costs nothing
-        interference.get(name)
-    if args.mode == "concurrent" and any(name != interference.NONE for name in args.interfere):
-        raise HotbenchError("--interfere applies to lockstep runs only; drop it or use --mode lockstep")
-    requested = {name: getattr(args, name.replace("-", "_")) for name in settings.SETTINGS}
-    requested = {name: choice for name, choice in requested.items() if choice}
-    settings.validate(requested)
+    sizes, requested = check(args)
     _pin(args.affinity)
-    with settings.applied(requested) as applied:  # before planning: THP mode decides whether 'thp' is possible
-        rows, run_dir = _run(args, sizes, applied)
+    runlock.command_lock(exclusive=_changes_global_state(args, requested), wait=not runlock.no_wait(args.no_wait),
+                         what="hotbench run" + "".join(f" --{k} {v}" for k, v in requested.items()))
+    # Deferred: a signal never lands between a knob's change and its restore; the run stops
+    # at its next safe point and the settings are restored before the command exits.
+    with interrupts.deferred("finishing the current interval"), settings.applied(requested) as applied:
+        rows, run_dir = _run(args, sizes, applied)  # planned under the settings: THP mode decides whether 'thp' is possible
     import pandas as pd
 
     from analysis.tables import overhead_text, summary_text
