@@ -164,9 +164,9 @@ def load(paths: list[Path]) -> Data:
             continue
         seen.add(run_id)
         runs.append(RunInfo(run_id, label, manifest))
-        # partial.parquet: the finished intervals of the cell a killed run was in (rows say partial)
-        samples = _concat([_read_parquet(run_dir / name) for name in (results.SAMPLES, results.PARTIAL)
-                           if (run_dir / name).is_file()])
+        # with the finished intervals of the cell a killed run was in (their rows say partial)
+        samples = _concat([_read_parquet(run_dir / results.SAMPLES) if (run_dir / results.SAMPLES).is_file()
+                           else None, results.load_partial(run_dir)])
         if samples is not None and len(samples):
             mode = samples["mode"] if "mode" in samples else pd.Series(manifest.get("mode") or LOCKSTEP,
                                                                         index=samples.index)

@@ -6,7 +6,7 @@ A results directory: ``<out>/<run-id>/``
 
   manifest.json      environment, probes, cells, skips, settings; status and progress
   samples.parquet    one row per cell x interval (lockstep) or A/B pair (concurrent)
-  partial.parquet    the finished intervals of the cell in progress (exists only while a
+  partial.json       the finished intervals of the cell in progress (exists only while a
                      cell runs, or after the process was killed in one; see ``load_samples``)
   latency.parquet    concurrent mode: every batch's duration
   pages.parquet/     ``--pages``: one part per cell, per-interval page bitmaps
@@ -25,8 +25,9 @@ versions in ``ACCEPTED`` and refuse any other by name):
               intervals_done, updated, owner {pid, start, boot_id, host}}; ``status`` is
               running | complete | interrupted (with ``signal``, e.g. "SIGTERM") | failed
               (with ``error``); samples rows carry ``partial`` (True: the row's cell did not
-              finish, its finished intervals were kept); partial.parquet holds the cell in
-              progress. A "running" manifest whose owner is gone was killed
+              finish, its finished intervals were kept); partial.json ({"rows": [...]}, JSON
+              because it is rewritten after every interval: a sixth of parquet's cost) holds
+              the cell in progress. A "running" manifest whose owner is gone was killed
               (``status_line``). Versions 1-2 wrote "interrupted after N of M cells".
 
 Other files (each with its own version):
@@ -67,7 +68,7 @@ FORMAT_VERSION = 3
 ACCEPTED = (1, 2, 3)
 MANIFEST = "manifest.json"
 SAMPLES = "samples.parquet"
-PARTIAL = "partial.parquet"  # the finished intervals of the cell in progress
+PARTIAL = "partial.json"  # the finished intervals of the cell in progress
 PAGES = "pages.parquet"  # a directory of per-cell parts
 LATENCY = "latency.parquet"  # concurrent mode: every batch's duration, per cell, pair and variant
 EVICTION = "eviction.parquet"  # rows of 'hotbench evict' inside a results directory (experiment steps)
@@ -158,9 +159,27 @@ def write_samples(run_dir: Path, rows) -> None:
     _write_parquet(Path(run_dir) / SAMPLES, rows)
 
 
+def _plain(value):
+    """numpy scalars as Python numbers, for JSON."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 def write_partial(run_dir: Path, rows: list[dict]) -> None:
     """The finished intervals of the cell in progress (rewritten after each; small)."""
-    _write_parquet(Path(run_dir) / PARTIAL, rows, durable=False)
+    data = json.dumps({"format_version": FORMAT_VERSION, "rows": rows}, default=_plain)
+    atomic_write_bytes(Path(run_dir) / PARTIAL, data.encode(), durable=False)
+
+
+def load_partial(run_dir: Path):
+    """The finished intervals of the cell a killed run was in (empty DataFrame when none)."""
+    import pandas as pd
+
+    path = Path(run_dir) / PARTIAL
+    try:
+        rows = json.loads(path.read_text())["rows"] if path.exists() else []
+    except (OSError, ValueError, KeyError) as e:
+        raise HotbenchError(f"cannot read {path}: {e}") from None
+    return pd.DataFrame(rows).assign(partial=True) if rows else pd.DataFrame()
 
 
 def drop_partial(run_dir: Path) -> None:
@@ -220,10 +239,9 @@ def load_samples(run_dir: Path):
     import pandas as pd
 
     load_manifest(run_dir)
-    frames = [pd.read_parquet(Path(run_dir) / name) for name in (SAMPLES, PARTIAL) if (Path(run_dir) / name).exists()]
-    if len(frames) == 2:
-        frames[1] = frames[1].assign(partial=True)
-    frames = [f for f in frames if len(f)]
+    path = Path(run_dir) / SAMPLES
+    frames = [f for f in (pd.read_parquet(path) if path.exists() else None, load_partial(run_dir))
+              if f is not None and len(f)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
@@ -297,9 +315,9 @@ class RunWriter:
     a finished plan, an error, a signal, SIGKILL — leaves every finished interval readable.
 
     ``interval(row)`` after each finished interval (lockstep) or A/B pair (concurrent):
-    the cell's rows so far go to partial.parquet and the manifest's progress is updated;
+    the cell's rows so far go to partial.json and the manifest's progress is updated;
     ``cell(rows, ...)`` when a cell ends: its rows join samples.parquet (durable),
-    partial.parquet goes; ``finish(status)`` once at the end: rows of a cell that did not
+    partial.json goes; ``finish(status)`` once at the end: rows of a cell that did not
     finish are kept, marked ``partial``.
     """
 
@@ -317,7 +335,7 @@ class RunWriter:
     def interval(self, row: dict, cell: int, latencies: list[dict] = ()) -> None:
         self.pending.append(row)
         self.pending_latencies.extend(latencies)
-        write_partial(self.run_dir, [{**r, "partial": True} for r in self.pending])
+        write_partial(self.run_dir, self.pending)
         stamp_progress(self.manifest, cell=cell, intervals_done=len(self.pending))
         write_manifest(self.run_dir, self.manifest, durable=False)
 

@@ -60,7 +60,7 @@ def test_a_running_manifest_whose_owner_is_gone_reads_as_killed(tmp_path):
 
 
 def test_a_killed_processes_partial_cell_is_read_back(tmp_path):
-    """What SIGKILL leaves: samples of the finished cells, partial.parquet of the cell in progress."""
+    """What SIGKILL leaves: samples of the finished cells, partial.json of the cell in progress."""
     writer = results.RunWriter(tmp_path, {"run_id": "r"}, cells_total=2)
     writer.cell([_row(0, 0)])
     writer.interval(_row(1, 0), 1)  # ... killed here
