@@ -284,3 +284,53 @@ def test_an_experiment_with_a_bad_step_argument_creates_nothing(tmp_path, env):
     assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
     assert "step b (run): zipf: s must be a finite number" in out.stderr
     assert not (tmp_path / "exp").exists()
+
+
+# ---------------------------------------------------------------- commands that run others
+
+@pytest.mark.root
+def test_sigterm_to_an_experiment_stops_its_step_and_keeps_the_record(tmp_path, env, knob):
+    """Only the experiment gets the signal (not its process group): it passes it on to the step,
+    which restores its knob; the record names the signal, the step's directory is a valid run."""
+    path, before, option = knob("thp")
+    spec = tmp_path / "mine.toml"
+    spec.write_text('title = "t"\nquestion = "q"\n[[steps]]\nname = "long"\ncommand = "run"\n'
+                    'args = { trackers = "uffd-wp", workloads = "uniform", size = "16M", intervals = 100000, '
+                    f'accesses = 2000, thp = "{option[1]}" }}\n')
+    out = tmp_path / "exp"
+    proc = start("experiment", str(spec), "--out", str(out), env=env)
+    wait_for("the step's intervals", lambda: intervals_kept(out / "steps" / "long"), proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert_clean_exit(proc, err, signal.SIGTERM)
+    assert _read(path) == before
+    record = results.load_experiment(out)
+    assert record["status"] == "interrupted" and record["signal"] == "SIGTERM"
+    assert record["steps"][0]["status"] == "interrupted by SIGTERM"
+    step_run = run_dir_of(out / "steps" / "long")
+    assert results.load_manifest(step_run)["signal"] == "SIGTERM" and len(results.load_samples(step_run)) >= 1
+
+
+@pytest.mark.root
+@pytest.mark.mechanism("uffd-wp")
+def test_sigterm_to_micro_stops_its_worker(tmp_path, env):
+    out = tmp_path / "micro.json"
+    proc = start("micro", "--bench", "^fault/first-touch/4k$", "--fault-size", "64M", "--values", "50",
+                 "--processes", "20", "--loops", "1", "-o", str(out), env=env)
+    wait_for("a pyperf worker", lambda: bool(children_of(proc.pid)), proc)
+    workers = children_of(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert_clean_exit(proc, err, signal.SIGTERM)
+    assert not [w for w in workers if os.path.exists(f"/proc/{w}")], "a pyperf worker outlived its manager"
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            if name.isdigit() and int(Path(f"/proc/{name}/stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(name))
+        except (OSError, IndexError, ValueError):
+            pass
+    return found

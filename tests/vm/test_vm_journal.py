@@ -4,6 +4,8 @@ holds a scratch memory cgroup. The next command removes what provably is that ru
 kdamond hotbench did not create — started by hand where the killed run's had been — is left
 exactly as it was. One boot; the guest script writes what it saw to a shared directory."""
 
+from pathlib import Path
+
 import pytest
 
 from tests.vm.test_vm_boot import _tail, hotbench_vm
@@ -87,3 +89,25 @@ def test_killed_kdamond_and_cgroup_in_a_guest(debian_kernel, tmp_path, say):
     assert "removed memory cgroup /sys/fs/cgroup/hotbench-mglru-" in read("restore4.err")
     assert "No such file" in read("cgroup_after") and read("mglru_after") == read("mglru_before")
     assert read("list_after").startswith("nothing pending")
+
+
+def test_sigterm_to_hotbench_vm_kills_qemu(debian_kernel):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.vm.test_vm_boot import ROOT
+
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "vm", "--kernel", str(debian_kernel.image), "--no-warm",
+                             "--timeout", "600", "--", "sh", "-c", "echo guest-up; sleep 600"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stdout:  # the guest's console
+        if "guest-up" in line:
+            break
+    qemu = [p for p in subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and err.strip().splitlines()[-1] == "error: interrupted by SIGTERM", err
+    time.sleep(1)
+    assert qemu and not [p for p in qemu if Path(f"/proc/{p}").exists()], "QEMU outlived hotbench vm"
