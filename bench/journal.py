@@ -9,7 +9,9 @@ fsync'd before the change, naming its owner (``bench._owner.Owner``: pid, start 
 boot, host) and what to put back. Kinds:
 
   knob     a sysfs/procfs/debugfs file (``sysfs.Knobs``): path, old value, value now
-  mount    a filesystem hotbench mounted (debugfs for ``--fault-around``): target, fstype
+  mount    a filesystem hotbench mounted (debugfs for ``--fault-around``, a private tracefs):
+           target, fstype, and whether hotbench made the mount point (then removed too)
+  trace-instance  a tracefs instance (``tracefs.Session``): its directory
   kdamond  a kdamond hotbench created (``damon_sysfs.OwnedKdamond``): its kdamonds/
            directory, index, nr_kdamonds before and as set, and as they become known its
            operations, target and kthread pid — what identifies it as hotbench's
@@ -42,11 +44,11 @@ from typing import Callable, TextIO
 from bench._owner import Owner
 
 __all__ = ["DIR_ENV", "DEFAULT_DIR", "default_dir", "Entry", "Journal", "default", "recover", "KNOB", "MOUNT",
-           "KDAMOND", "CGROUP"]
+           "KDAMOND", "CGROUP", "TRACE_INSTANCE"]
 
 DIR_ENV = "HOTBENCH_STATE_DIR"
 DEFAULT_DIR = "/run/hotbench"
-KNOB, MOUNT, KDAMOND, CGROUP = "knob", "mount", "kdamond", "cgroup"
+KNOB, MOUNT, KDAMOND, CGROUP, TRACE_INSTANCE = "knob", "mount", "kdamond", "cgroup", "trace-instance"
 _PATH_FIELDS = ("path", "target", "kdamonds", "dir", "enabled_in")
 
 
@@ -83,6 +85,8 @@ class Entry:
             what = "/".join(x for x in (f.get("operations"), f"target pid {f['target_pid']}"
                                         if f.get("target_pid") else None) if x) or "not configured yet"
             return f"kdamond {f['index']} ({what}) under {f['kdamonds']}"
+        if self.kind == TRACE_INSTANCE:
+            return f"tracefs instance {f['path']}"
         if self.kind == CGROUP:
             return f"memory cgroup {f['dir']}" + (f" (+memory in {f['enabled_in']})" if f.get("enabled_in") else "")
         return f"{self.kind} {f}"
@@ -222,11 +226,23 @@ def _undo_knob(journal: Journal, entry: Entry) -> str:
 def _undo_mount(journal: Journal, entry: Entry) -> str:
     from bench import settings
 
-    target = entry["target"]
-    if not settings.mounted(target, entry["fstype"]):
-        return f"{entry['fstype']} at {target} is not mounted any more; nothing to undo"
-    settings.unmount(target)
-    return f"unmounted {entry['fstype']} from {target}: mounted -> not mounted"
+    target, fstype = entry["target"], entry["fstype"]
+    if settings.mounted(target, fstype):
+        settings.unmount(target)
+        done = f"unmounted {fstype} from {target}: mounted -> not mounted"
+    else:
+        done = f"{fstype} at {target} is not mounted any more; nothing to unmount"
+    if entry["made_dir"] and os.path.isdir(target) and not os.listdir(target):
+        os.rmdir(target)
+    return done
+
+
+def _undo_trace_instance(journal: Journal, entry: Entry) -> str:
+    path = entry["path"]
+    if not os.path.isdir(path):
+        return f"tracefs instance {path} is gone; nothing to remove"
+    os.rmdir(path)  # the kernel disables the instance's events and frees its buffer as it removes it
+    return f"removed tracefs instance {path}: exists -> removed"
 
 
 def _undo_kdamond(journal: Journal, entry: Entry) -> str:
@@ -242,7 +258,7 @@ def _undo_cgroup(journal: Journal, entry: Entry) -> str:
 
 
 _UNDO: dict[str, Callable[[Journal, Entry], str]] = {KNOB: _undo_knob, MOUNT: _undo_mount, KDAMOND: _undo_kdamond,
-                                                    CGROUP: _undo_cgroup}
+                                                    CGROUP: _undo_cgroup, TRACE_INSTANCE: _undo_trace_instance}
 
 
 def default() -> Journal:

@@ -112,6 +112,8 @@ def changes_global_state(suite: Suite, trackers: list[str] | None = None) -> boo
     from bench import trackers as registry
 
     lockstep, concurrent, _ = _plans(suite, trackers)
+    if "harness" in suite.sections and registry.changing_global_state(trackers):  # its phase runs every tracker
+        return True
     return any(registry.get(c.tracker).global_state for c in [*lockstep.cells, *concurrent.cells])
 
 

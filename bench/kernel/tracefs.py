@@ -5,8 +5,11 @@ events with timestamps, recorded in a private trace instance.
 ``/sys/kernel/tracing`` mount, or its absence, is left as it is), makes an instance
 ``instances/hotbench-<pid>`` (its own ring buffer, event enables and filters, so nobody
 else's tracing is disturbed), enables the named events with their filters, and on exit
-removes the instance and unmounts. With lockdown=integrity tracefs works while debugfs
-and kprobes do not; the events used here are static tracepoints.
+removes the instance and unmounts. Mount and instance are in the state journal
+(``bench.journal``) before they are made, so after a SIGKILL the next hotbench command removes
+the instance (its ring buffer and enabled events would otherwise stay in the kernel) and the
+mount. With lockdown=integrity tracefs works while debugfs and kprobes do not; the events
+used here are static tracepoints.
 
 Failures: OSError from mount (EPERM: not root), from writing an event's ``enable`` or
 ``filter`` (ENOENT: no such event in this kernel; EINVAL: a bad filter).
@@ -57,19 +60,26 @@ def unavailable() -> str | None:
 class Session:
     """A private trace instance with *events* ({"group/name": filter or ""}) enabled."""
 
-    def __init__(self, events: dict[str, str], buffer_kb: int = 8192, clock: str = "mono"):
+    def __init__(self, events: dict[str, str], buffer_kb: int = 8192, clock: str = "mono", journal=None):
         """*clock*: a ``trace_clock`` name. "mono" prints microseconds only; a counter clock
         ("x86-tsc") prints raw counts, which ``stop`` converts to ns by a calibration made
         with two ``trace_marker`` writes a measured CLOCK_MONOTONIC interval apart."""
         self._events, self._buffer_kb, self._clock = events, buffer_kb, clock
         self._mount: str | None = None
         self._instance: Path | None = None
+        self._journal, self._entries = journal, {}
 
     def __enter__(self) -> Session:
+        from bench import journal
+
+        self._journal = self._journal or journal.default()
         try:
             self._mount = tempfile.mkdtemp(prefix="hotbench-tracefs-")
+            self._entries["mount"] = self._journal.record(journal.MOUNT, target=self._mount, fstype="tracefs",
+                                                          made_dir=True)
             subprocess.run(["mount", "-t", "tracefs", "nodev", self._mount], check=True, capture_output=True)
             self._instance = Path(self._mount, "instances", f"hotbench-{os.getpid()}")
+            self._entries["instance"] = self._journal.record(journal.TRACE_INSTANCE, path=str(self._instance))
             self._instance.mkdir()
             self._write("buffer_size_kb", str(self._buffer_kb))
             self._write("trace_clock", self._clock)
@@ -122,10 +132,17 @@ class Session:
         if self._instance is not None and self._instance.exists():
             self._instance.rmdir()  # the kernel disables the instance's events as it removes it
         self._instance = None
+        self._forget("instance")
         if self._mount is not None:
             subprocess.run(["umount", self._mount], capture_output=True)
             os.rmdir(self._mount)
             self._mount = None
+        self._forget("mount")
+
+    def _forget(self, what: str) -> None:
+        entry = self._entries.pop(what, None)
+        if entry is not None:
+            self._journal.remove(entry)
 
 
 def parse(text: str) -> list[Event]:

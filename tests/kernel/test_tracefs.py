@@ -49,3 +49,33 @@ def test_live_instance_records_this_threads_faults_and_leaves_nothing():
     assert all(b.ns >= a.ns for a, b in zip(faults, faults[1:]))
     assert not instance.exists() and not Path(mount).exists()
     assert f" {mount} " not in Path("/proc/self/mounts").read_text()  # others may mount meanwhile: only ours
+
+
+@pytest.mark.root
+def test_a_killed_session_is_removed_by_the_next_command(tmp_path):
+    """SIGKILL inside a session leaves its instance (events enabled, a ring buffer) and its mount
+    in the kernel; the state journal names both and recover() takes them away."""
+    import signal
+    import subprocess
+    import sys
+
+    from bench import journal
+
+    why = tracefs.unavailable()
+    if why:
+        pytest.skip(why)
+    state = tmp_path / "state"
+    code = ("import os, signal\nfrom bench.kernel import tracefs\n"
+            "with tracefs.Session({'exceptions/page_fault_user': ''}) as t:\n"
+            "    print(t._mount, t._instance, os.getpid(), flush=True)\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2], text=True,
+                          capture_output=True, timeout=60, env={**os.environ, "HOTBENCH_STATE_DIR": str(state)})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    mount, instance, pid = proc.stdout.split()
+    assert Path(instance).is_dir() and f" {mount} tracefs " in Path("/proc/self/mounts").read_text()
+    lines = journal.recover(journal.Journal(state))
+    assert lines == [f"hotbench: removed tracefs instance {instance}: exists -> removed (left by pid {pid}, "
+                     f"which is gone)",
+                     f"hotbench: unmounted tracefs from {mount}: mounted -> not mounted (left by pid {pid}, "
+                     f"which is gone)"]
+    assert f" {mount} " not in Path("/proc/self/mounts").read_text() and not Path(mount).exists()
