@@ -42,6 +42,7 @@ import bench.cli
 bench.cli._numba_cache_dir()  # what main() does first; here before the imports that compile
 import bench.cli.run, bench.cli.run, bench.runner, bench.environment, bench.results, bench.trackers, workloads
 bench.trackers.registry(); workloads.names()  # import every plug-in module while /root is still readable
+bench.runner.check_inputs(["uffd-wp"], list(bench.runner.DEFAULT_WORKLOADS), ["auto"], [256 << 20], 1, 1)  # numba's too
 import pandas, pyarrow, bench.kernel.probe, analysis.tables
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 sys.exit(bench.cli.main(sys.argv[1:]))
