@@ -82,7 +82,7 @@ def wait_for(what, predicate, proc, timeout=300):
 
 
 def run_dir_of(out: Path) -> Path:
-    (run_dir,) = out.iterdir()
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]  # an experiment step's stdout.txt lies beside it
     return run_dir
 
 
