@@ -267,8 +267,11 @@ def _accel_args(vm: VM) -> list[str]:
 
 def choose_tcg_threads(accel: str, icount: int | None, requested: str | None) -> str:
     """TCG's threading: *requested*, else "multi" (one host thread per vCPU) unless the instruction
-    clock needs "single". Single-threaded TCG never runs code a patch has replaced (the int3 race of
-    multi-threaded TCG in QEMU 7.2, see ``_stale_int3``), at the price of running vCPUs in turn."""
+    clock needs "single". Single-threaded TCG was never seen to run code a patch has replaced (the
+    int3 race of multi-threaded TCG in QEMU 7.2, see ``_stale_int3``), at the price of running
+    vCPUs in turn. Measured with Debian's 7.3.4, 2 vCPUs, flipping the sched_schedstats static key
+    while both vCPUs context-switch: multi-threaded, 7 of 8 boots oopsed, most within 13-21 flips
+    (-cpu qemu64 no better); single-threaded, no oops in 3,000 flips (issue 17)."""
     if requested is None:
         return "single" if icount is not None else "multi"
     if accel == "kvm":
