@@ -1,6 +1,7 @@
 """tracefs: the text parser on recorded lines (no kernel), and a live private instance that
 records this thread's page faults and leaves no instance or mount behind."""
 
+import mmap
 import os
 from pathlib import Path
 
@@ -35,7 +36,10 @@ def test_live_instance_records_this_threads_faults_and_leaves_nothing():
     why = tracefs.unavailable()
     if why:
         pytest.skip(why)
-    buf = np.zeros(256 * 4096, np.uint8)  # mmap-backed (above malloc's threshold), untouched: writes fault
+    # A mapping of our own: np.zeros may take it from malloc's heap (glibc raises its mmap threshold
+    # after an earlier test frees a large block), already touched, and then no write faults.
+    mapping = mmap.mmap(-1, 256 * 4096)
+    buf = np.frombuffer(mapping, np.uint8)
     with tracefs.Session({"exceptions/page_fault_user": f"common_pid == {os.getpid()}"}, clock="x86-tsc") as t:
         instance, mount = t._instance, t._mount
         assert f" {mount} tracefs " in Path("/proc/self/mounts").read_text()
@@ -49,6 +53,8 @@ def test_live_instance_records_this_threads_faults_and_leaves_nothing():
     assert all(b.ns >= a.ns for a, b in zip(faults, faults[1:]))
     assert not instance.exists() and not Path(mount).exists()
     assert f" {mount} " not in Path("/proc/self/mounts").read_text()  # others may mount meanwhile: only ours
+    del buf
+    mapping.close()
 
 
 @pytest.mark.root

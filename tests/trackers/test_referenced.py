@@ -17,10 +17,15 @@ and the page is missed. How much that costs depends on how long TLB entries surv
   flushes, so from the second interval on most re-accessed pages are missed (interval 0
   exact; later intervals 21-99 % under, e.g. uniform/anon 4065 true -> 501).
 
-Asserted: never an over-estimate; on real hardware an under-estimate <= 10 % through the
-runner (worst seen 3.8 %); under TCG only that interval 0 (no cached translations yet) is
-exact. On THP the
-answer is in 2 MiB units: 512 pages per huge page touched (under, again, under TCG).
+- CI (another 2-CPU KVM guest, the runner faster since its generators were batched): stride
+  (a 256-page working set, well inside the STLB) lost 20 % (206 of 256) in one interval; THP
+  uniform lost 2 of 8 huge pages. How many translations survive is the machine's business.
+
+Asserted, on any machine: never an over-estimate, and every page touched for the first time
+in an interval is found — its translation cannot be cached yet (the arena is populated with
+MADV_POPULATE_WRITE, which fills no user TLB entry), so the access walks the page table and
+sets the Accessed bit. Interval 0 is therefore exact. The misses beyond that are printed, not
+bounded. On THP the answer is in 2 MiB units: 512 pages per huge page touched.
 """
 
 import ctypes
@@ -40,7 +45,6 @@ from tests.trackers._lockstep import run
 
 pytestmark = pytest.mark.mechanism("referenced")
 
-UNDER_ESTIMATE_BOUND = 0.10  # relative, real hardware; worst measured 3.8 % through the runner
 TCG = os.environ.get("HOTBENCH_ACCEL") == "tcg"  # set by hotbench vm
 
 
@@ -51,12 +55,24 @@ def _report(df, label):
           f"max rel {float((err.abs() / df['wss_true']).max()):.4f}")
 
 
-def _assert_bound(df):
+def _first_touched(workload, intervals, unit=1):
+    """Per interval, how many *unit*-page blocks are touched for the first time in the run."""
+    seen = np.zeros(workload.npages // unit, bool)
+    counts = []
+    for i in range(intervals):
+        touched = workload.truth(i).any.reshape(-1, unit).any(axis=1)
+        counts.append(int(np.count_nonzero(touched & ~seen)))
+        seen |= touched
+    return counts
+
+
+def _assert_bound(df, pattern, *, size=16 << 20, accesses=20_000, threads=None):
+    wl = workloads.create(pattern, npages=size // 4096, page_size=4096, seed=7, accesses=accesses, threads=threads)
+    assert df["wss_true"].tolist() == [int(np.count_nonzero(wl.truth(i).any)) for i in range(len(df))]
     assert (df["wss_est"] <= df["wss_true"]).all(), "over-estimate: something else set Accessed/referenced"
-    if TCG:
-        assert df["wss_est"].iloc[0] == df["wss_true"].iloc[0]
-    else:
-        assert (df["wss_est"] >= df["wss_true"] * (1 - UNDER_ESTIMATE_BOUND)).all()
+    assert df["wss_est"].iloc[0] == df["wss_true"].iloc[0]
+    first = _first_touched(wl, len(df))
+    assert (df["wss_est"] >= first).all(), ("a page touched for the first time was missed", first)
 
 
 @pytest.mark.parametrize("backing", ["anon", "shmem"])
@@ -65,7 +81,7 @@ def test_wss_within_measured_bound(pattern, backing, capsys):
     df = run("referenced", pattern, backing, intervals=3, accesses=20_000)
     with capsys.disabled():
         _report(df, f"{pattern}/{backing}")
-    _assert_bound(df)
+    _assert_bound(df, pattern)
     assert "tp" not in df and df["granularity"].eq("aggregate").all()
 
 
@@ -73,7 +89,7 @@ def test_multithreaded_larger_arena(capsys):
     df = run("referenced", "zipf", "anon", size=64 << 20, intervals=3, accesses=200_000, threads=2)
     with capsys.disabled():
         _report(df, "zipf/anon/64M/2 threads")
-    _assert_bound(df)
+    _assert_bound(df, "zipf", size=64 << 20, accesses=200_000, threads=2)
 
 
 @pytest.mark.parametrize("pattern", ["uniform", "zipf", "hotcold"])
@@ -83,9 +99,10 @@ def test_thp_counts_whole_huge_pages(pattern):
     cell = Cell("referenced", pattern, "thp", 16 << 20, 3, 0, 7, accesses=20_000)
     df = __import__("pandas").DataFrame(run_cell(cell))
     wl = workloads.create(pattern, npages=4096, page_size=4096, seed=7, accesses=20_000)
+    first = _first_touched(wl, len(df), unit=512)
     for i, est in enumerate(df["wss_est"]):
         expected = 512 * np.count_nonzero(wl.truth(i).any.reshape(-1, 512).any(axis=1))
-        assert est <= expected if TCG and i else est == expected, (i, est, expected)
+        assert 512 * first[i] <= est <= expected and (i or est == expected), (i, est, expected, first[i])
 
 
 @numba.njit(nogil=True)
