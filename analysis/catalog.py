@@ -20,4 +20,6 @@ FIGURES: list[tuple[str, str]] = [
                           "lat_p99_ns, blocked_ns_max)"),
 ]
 NAMES = [name for name, _ in FIGURES]
+# figures with a time axis: drawn once per clock (instruction counts and ns never share an axis)
+TIMING = {"cost-vs-size", "pareto", "fault-cost-cdf", "stall-cdf", "eviction-timeline"}
 FORMATS = ("png", "svg", "pdf")

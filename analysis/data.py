@@ -17,7 +17,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import clock as clock_mod
 from bench import results
+from bench.clock import Clock
 from bench.errors import HotbenchError
 
 LATENCY = "latency.parquet"
@@ -57,6 +59,35 @@ class Data:
     def label_index(self, label: str) -> int:
         return self.labels.index(label)
 
+    def clock_of(self, label: str) -> Clock:
+        """The clock of the run(s) behind *label* (a label names one kernel, accel and clock)."""
+        return clock_mod.of_environment(next(r.env for r in self.runs if r.label == label))
+
+    def clock(self, labels: list[str] | None = None) -> Clock:
+        """The one clock of *labels* (default all); ``clock.MixedClocksError`` when they mix
+        instruction counts and nanoseconds (split them with ``by_clock`` first)."""
+        return clock_mod.single([self.clock_of(lb) for lb in (labels or self.labels)])
+
+    def by_clock(self) -> list[tuple[Clock, Data]]:
+        """This data split by clock, each part with its own labels; one part when they agree."""
+        groups: dict[Clock, list[str]] = {}
+        for label in self.labels:
+            groups.setdefault(self.clock_of(label), []).append(label)
+        if len(groups) == 1:
+            return [(next(iter(groups)), self)]
+        return [(clk, self.subset(labels)) for clk, labels in groups.items()]
+
+    def subset(self, labels: list[str]) -> Data:
+        """The runs of *labels* alone, every frame filtered to them."""
+        def keep(frame):
+            return frame if frame is None or "label" not in frame else \
+                frame[frame["label"].isin(labels)].reset_index(drop=True)
+
+        return Data(runs=[r for r in self.runs if r.label in labels], labels=[lb for lb in self.labels if lb in labels],
+                    samples=keep(self.samples), concurrent=keep(self.concurrent), latency=keep(self.latency),
+                    micro=keep(self.micro), eviction=keep(self.eviction), pages=keep(self.pages),
+                    errors=keep(self.errors), notes=list(self.notes))
+
 
 def find_run_dirs(paths: list[Path]) -> list[Path]:
     """Each path is a run directory, or a directory whose immediate subdirectories are runs."""
@@ -78,7 +109,9 @@ def _labels(manifests: list[dict]) -> list[str]:
         env = m.get("environment") or {}
         label = str(env.get("kernel_release") or "unknown-kernel")
         accel = env.get("accel") or "native"
-        return label if accel == "native" else f"{label} ({accel})"
+        tag = clock_mod.of_environment(env).tag()  # icount runs count instructions: never pooled with ns
+        accel = ", ".join(x for x in (accel if accel != "native" else "", tag) if x)
+        return f"{label} ({accel})" if accel else label
 
     hosts: dict[str, set] = {}
     for m in manifests:
@@ -137,6 +170,38 @@ def _micro(run_dir: Path, label: str, run_id: str):
     return pd.DataFrame(rows)
 
 
+# columns in seconds, and rates per second, that a clock's conversion rescales besides every *_ns column
+_SECONDS_COLUMNS = ("value",)  # pyperf values (s per GiB or per page)
+_PER_SECOND_COLUMNS = ("throughput_aps", "baseline_aps")
+
+
+def in_clock_units(frame, clk: Clock):
+    """*frame* with its guest-time columns in *clk*'s unit (``bench/clock.py``): on the
+    instruction clock, every ``*_ns`` column (and pyperf seconds) divided by 2**shift, rates per
+    second multiplied by it, and ``clock``/``icount_shift`` filled in from the manifest for rows
+    written before those columns. At shift 0 (the default) nothing is rescaled: 1 ns = 1 instr."""
+    import numpy as np
+
+    if frame is None:
+        return frame
+    frame = frame.copy()
+    for key, value in clock_mod.row_fields(clk).items():
+        if key not in frame:
+            frame[key] = value
+    factor = 1 << (clk.shift or 0) if clk.instructions else 1
+    if factor == 1:
+        return frame
+    for col in frame.columns:
+        if col.endswith("_ns") or "_ns_" in col or col in _SECONDS_COLUMNS:
+            if frame[col].dtype == object:  # latency.parquet: an array of batch durations per row
+                frame[col] = frame[col].map(lambda a: None if a is None else np.asarray(a) / factor)
+            else:
+                frame[col] = frame[col] / factor
+        elif col in _PER_SECOND_COLUMNS:
+            frame[col] = frame[col] * factor
+    return frame
+
+
 def _concat(frames):
     import pandas as pd
 
@@ -164,18 +229,20 @@ def load(paths: list[Path]) -> Data:
             continue
         seen.add(run_id)
         runs.append(RunInfo(run_id, label, manifest))
+        clk = clock_mod.of_manifest(manifest)
         # with the finished intervals of the cell a killed run was in (their rows say partial)
         samples = _concat([_read_parquet(run_dir / results.SAMPLES) if (run_dir / results.SAMPLES).is_file()
                            else None, results.load_partial(run_dir)])
         if samples is not None and len(samples):
+            samples = in_clock_units(samples, clk)
             mode = samples["mode"] if "mode" in samples else pd.Series(manifest.get("mode") or LOCKSTEP,
                                                                         index=samples.index)
             sample_frames.append(samples.assign(label=label, mode=mode.fillna(manifest.get("mode") or LOCKSTEP)))
         for name, bucket in ((LATENCY, latency), (EVICTION, eviction), (PAGES, pages)):
             if (run_dir / name).exists():  # a file, or a directory of part files (one per cell)
-                frame = _read_parquet(run_dir / name)
+                frame = in_clock_units(_read_parquet(run_dir / name), clk)
                 bucket.append(frame.assign(label=label, run_id=frame["run_id"] if "run_id" in frame else run_id))
-        micro.append(_micro(run_dir, label, run_id))
+        micro.append(in_clock_units(_micro(run_dir, label, run_id), clk))
     order = list(dict.fromkeys(labels))
     samples = _concat(sample_frames)
     if samples is None:

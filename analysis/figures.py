@@ -49,22 +49,35 @@ def render(data: Data, out_dir: Path, names: list[str] | None = None, fmt: str =
     builders = _builders()
     for name in names or catalog.NAMES:
         _remove_stale(out_dir, name, fmt)
-        try:
-            with style.context():
-                figures = builders[name](data)
-        except Skip as e:
-            skipped[name] = str(e)
-            continue
-        for stem, fig in figures:
-            written.append(style.save(fig, out_dir / stem, fmt))
+        # a cost figure never puts instruction counts and nanoseconds on one axis: one figure per clock
+        parts = data.by_clock() if name in catalog.TIMING else [(None, data)]
+        for clock, part in parts:
+            suffix = "-icount" if len(parts) > 1 and clock.instructions else ""
+            try:
+                with style.context():
+                    figures = builders[name](part)
+            except Skip as e:
+                skipped[name + suffix] = str(e)
+                continue
+            for stem, fig in figures:
+                if clock is not None:
+                    _relabel_axes(fig, clock)
+                written.append(style.save(fig, out_dir / (stem + suffix), fmt))
     return written, skipped
+
+
+def _relabel_axes(fig, clock) -> None:
+    """Axis labels in the figure's clock: "(ms)" -> "(Minstr)", "µs" -> "kinstr" (bench/clock.py)."""
+    for ax in fig.axes:
+        ax.set_xlabel(clock.relabel(ax.get_xlabel()))
+        ax.set_ylabel(clock.relabel(ax.get_ylabel()))
 
 
 def _remove_stale(out_dir: Path, name: str, fmt: str) -> None:
     """Delete this figure's files from an earlier build (it may have had more parts, or none now)."""
     import re
 
-    own = re.compile(rf"{re.escape(name)}(-.+)?" if name == "heatmap" else rf"{re.escape(name)}(-\d+)?")
+    own = re.compile(rf"{re.escape(name)}(-.+)?" if name == "heatmap" else rf"{re.escape(name)}(-\d+)?(-icount)?")
     for path in out_dir.glob(f"{name}*.{fmt}"):
         if own.fullmatch(path.stem):
             path.unlink()
@@ -91,14 +104,19 @@ def env_caption(data: Data, labels: list[str] | None = None, note: str = "", tim
     """'kernel 6.18.44 · accel native · host vm' per label, then what the marks mean."""
     labels = labels or data.labels
     parts = []
-    tcg = False
+    tcg = icount = False
     for label in labels:
         run = next(r for r in data.runs if r.label == label)
         env = run.env
         accel = env.get("accel") or "native"
-        tcg |= accel != "native"
+        clock = data.clock_of(label)
+        tcg |= accel != "native" and not clock.instructions
+        icount |= clock.instructions
+        accel += f" (icount shift {clock.shift})" if clock.instructions else ""
         parts.append(f"kernel {env.get('kernel_release', '?')} · accel {accel} · host {env.get('hostname', '?')}")
     text = "; ".join(parts)
+    if timing and icount:
+        text += " — costs in guest instructions (QEMU icount), not time"
     if timing and tcg:
         text += " — times under tcg emulation are not comparable to native"
     return text + (f"\n{note}" if note else "")

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from analysis import catalog, stats
 from analysis.data import CONCURRENT, Data, format_size, load
+from bench import clock as clock_mod
+from bench.clock import Clock
 from analysis.tables import format_table
 from bench import results
 
@@ -111,7 +113,7 @@ def _order(frame, data: Data):
         ["_l", "_t", "_w", "backing", "size_bytes"], kind="stable").drop(columns=["_l", "_t", "_w"])
 
 
-def _metric_table(data: Data, df, name: str, metrics: dict, degraded: set) -> Table | None:
+def _metric_table(data: Data, df, name: str, metrics: dict, degraded: set, clock: Clock = Clock()) -> Table | None:
     present = [m for m in metrics if m in df and df[m].notna().any()]
     if not len(df) or not present:
         return None
@@ -121,7 +123,7 @@ def _metric_table(data: Data, df, name: str, metrics: dict, degraded: set) -> Ta
     summary = summary.merge(counts, on=KEYS, how="left")
     multi = len(data.labels) > 1
     headers = (["kernel"] if multi else []) + ["tracker", "workload", "backing", "size", "n"]
-    headers += [HEADERS[m] for m in present]
+    headers += [clock.relabel(HEADERS[m]) for m in present]
     rows = []
     for rec in summary.to_dict("records"):
         mark = "*" if (rec["label"], rec["tracker"], rec["workload_label"], rec["backing"],
@@ -156,6 +158,7 @@ def _environment(data: Data) -> tuple[str, object]:
             "label": run.label,
             "kernel": " ".join(str(x) for x in (env.get("kernel_release"), env.get("kernel_version")) if x),
             "accel": env.get("accel") or "native",
+            "clock": _clock_line(env),
             "host": env.get("hostname"),
             "cpu": f"{env.get('cpu_model')} ({env.get('cpus')} CPUs)" if env.get("cpu_model") else None,
             "memory": format_size(mem) if isinstance(mem, (int, float)) and mem else None,
@@ -173,6 +176,14 @@ def _environment(data: Data) -> tuple[str, object]:
         width = max(len(k) for k in rec)
         blocks.append("\n".join(f"{k.ljust(width)}  {v}" for k, v in rec.items() if v not in (None, "")))
     return "\n\n".join(blocks), pd.DataFrame(rows)
+
+
+def _clock_line(env: dict) -> str | None:
+    clk = clock_mod.of_environment(env)
+    if not clk.instructions:
+        return None
+    vcpus = env.get("vcpus")
+    return clk.describe() + (f", {vcpus} vCPU{'s' if vcpus != 1 else ''}" if vcpus else "")
 
 
 def _command(argv) -> str | None:
@@ -231,7 +242,7 @@ def _errors(data: Data) -> Table | None:
     return Table("errors", [_ERROR_COLUMNS[c] for c in cols], rows, [False] * len(cols), frame)
 
 
-def _scaling(data: Data) -> Table | None:
+def _scaling(data: Data, clock: Clock = Clock()) -> Table | None:
     from analysis._fig_cost import COST_METRICS, cost_fits
 
     fits = cost_fits(data)
@@ -239,8 +250,8 @@ def _scaling(data: Data) -> Table | None:
         return None
     fits = _order(fits.assign(size_bytes=0), data).drop(columns=["size_bytes"])
     multi = len(data.labels) > 1
-    headers = (["kernel"] if multi else []) + ["tracker", "workload", "backing", "cost", "exponent", "ms/GiB",
-                                               "fixed ms", "r²", "sizes"]
+    headers = (["kernel"] if multi else []) + ["tracker", "workload", "backing", "cost", "exponent",
+                                               clock.relabel("ms/GiB"), clock.relabel("fixed ms"), "r²", "sizes"]
     rows = [([rec["label"]] if multi else []) + [rec["tracker"], rec["workload_label"], rec["backing"],
                                                  COST_METRICS[rec["metric"]], f"{rec['exponent']:.2f}",
                                                  _num(rec["ms_per_gib"]), _num(rec["intercept_ms"]),
@@ -250,7 +261,7 @@ def _scaling(data: Data) -> Table | None:
     return Table("scaling", headers, rows, right, fits.rename(columns={"workload_label": "workload"}))
 
 
-def _growth(data: Data) -> Table | None:
+def _growth(data: Data, clock: Clock = Clock()) -> Table | None:
     """Does a tracker's cost follow all of memory or the pages touched? (analysis.scaling)"""
     from analysis.scaling import cost_fits as growth_fits
 
@@ -269,14 +280,15 @@ def _growth(data: Data) -> Table | None:
             return "-"
         return f"{_num(value)} ± {_num(rec[name + '_se'])}"
 
-    headers = ["tracker", "backing", "cost", "ms/GiB memory", "ms/GiB touched", "r²", "n", "grows with"]
+    headers = ["tracker", "backing", "cost", clock.relabel("ms/GiB memory"), clock.relabel("ms/GiB touched"), "r²",
+               "n", "grows with"]
     rows = [[rec["tracker"], rec["backing"], rec["cost"], slope(rec, "ms_per_gib_memory"),
              slope(rec, "ms_per_gib_touched"), f"{rec['r2']:.2f}", str(rec["n"]), rec["grows_with"]]
             for rec in table.to_dict("records")]
     return Table("growth", headers, rows, [False] * 3 + [True] * 4 + [False], table)
 
 
-def _micro_match(data: Data) -> Table | None:
+def _micro_match(data: Data, clock: Clock = Clock()) -> Table | None:
     """Each tracker phase's fitted slopes against the micro-benchmarks of its primitive (analysis._micro_match)."""
     from analysis._micro_match import ALL, micro_comparison
 
@@ -290,8 +302,8 @@ def _micro_match(data: Data) -> Table | None:
     def num(value):
         return "-" if value != value else _num(value)
 
-    headers = (["kernel"] if multi else []) + ["tracker", "phase", "slope", "fitted ms/GiB", "micro ms/GiB",
-                                               "micro", "ratio", "n", "verdict"]
+    headers = (["kernel"] if multi else []) + ["tracker", "phase", "slope", clock.relabel("fitted ms/GiB"),
+                                               clock.relabel("micro ms/GiB"), "micro", "ratio", "n", "verdict"]
     rows = [([rec["label"]] if multi else []) + [
         rec["tracker"], rec["phase"], rec["coefficient"] + (f" ({rec['state']})" if rec.get("state") else "")
         + (f" [{rec['rows']}]" if rec.get("rows") not in (None, ALL) and rec.get("rows") == rec.get("rows") else ""),
@@ -311,12 +323,14 @@ def _comparison(data: Data) -> tuple[Table | None, str]:
     if len(data.labels) < 2:
         return None, "All runs share one kernel and machine: there is nothing to compare."
     frames = []
-    metrics = {"lockstep": list(ACCURACY) + list(COST), CONCURRENT: list(OVERHEAD)}
-    for df, names in ((data.samples, metrics["lockstep"]), (data.concurrent, metrics[CONCURRENT])):
-        present = [m for m in names if m in df]
-        if len(df) and present:
-            units = stats.per_repeat(df, KEYS, present)
-            frames.append(stats.compare(units, KEYS, present, data.labels))
+    # accuracy across every run; costs only between runs of one clock (instructions are not ns)
+    parts = [(data, list(ACCURACY), [])] + [(part, list(COST), list(OVERHEAD)) for _, part in data.by_clock()]
+    for part, lockstep, concurrent in parts:
+        for df, names in ((part.samples, lockstep), (part.concurrent, concurrent)):
+            present = [m for m in names if m in df]
+            if len(df) and present and len(part.labels) > 1:
+                units = stats.per_repeat(df, KEYS, present)
+                frames.append(stats.compare(units, KEYS, present, part.labels))
     frames = [f for f in frames if len(f)]
     if not frames:
         return None, ("No cell ran at least twice on two kernels, so no difference can be tested; "
@@ -332,8 +346,9 @@ def _comparison(data: Data) -> tuple[Table | None, str]:
                       and accel[a] != accel[b] else "") for m, a, b in zip(tests["metric"], tests["ref"], tests["label"])]
     sig = _order(tests[tests["significant"]], data)
     fmts = {**ACCURACY, **COST, **OVERHEAD}
-    headers = ["kernel", "tracker", "workload", "backing", "size", "metric", f"vs {data.labels[0]}", "this kernel",
-               "change", "q", "note"]
+    refs = list(dict.fromkeys(sig["ref"]))
+    headers = ["kernel", "tracker", "workload", "backing", "size", "metric",
+               f"vs {refs[0]}" if len(refs) == 1 else "reference", "this kernel", "change", "q", "note"]
     rows = []
     for rec in sig.to_dict("records"):
         f = fmts[rec["metric"]]
@@ -341,9 +356,9 @@ def _comparison(data: Data) -> tuple[Table | None, str]:
                f"{rec['metric']}_n": rec["ref_n"]}
         new = {f"{rec['metric']}_mean": rec["mean"], f"{rec['metric']}_sd": rec["sd"], f"{rec['metric']}_n": rec["n"]}
         change = f"{rec['change']:+.1%}" if math.isfinite(rec["change"]) else "-"
-        rows.append([rec["label"], rec["tracker"], rec["workload_label"], rec["backing"], format_size(rec["size_bytes"]),
-                     HEADERS[rec["metric"]], _mean_sd(ref, rec["metric"], f), _mean_sd(new, rec["metric"], f), change,
-                     f"{rec['q']:.2g}", rec["note"]])
+        rows.append([rec["label"] if len(refs) == 1 else f"{rec['label']} vs {rec['ref']}", rec["tracker"], rec["workload_label"], rec["backing"], format_size(rec["size_bytes"]),
+                     data.clock_of(rec["label"]).relabel(HEADERS[rec["metric"]]), _mean_sd(ref, rec["metric"], f),
+                     _mean_sd(new, rec["metric"], f), change, f"{rec['q']:.2g}", rec["note"]])
     right = [False] * 6 + [True] * 4 + [False]
     frame = _order(tests, data).rename(columns={"workload_label": "workload"})
     summary = (f"{len(tests)} differences tested (cells with at least two repeats on both sides); "
@@ -352,6 +367,69 @@ def _comparison(data: Data) -> tuple[Table | None, str]:
 
 
 # ---- assembling ------------------------------------------------------------------------------------
+
+def _clock_heading(clock: Clock) -> str:
+    return "in guest instructions (icount)" if clock.instructions else "in wall-clock time"
+
+
+def _csv_name(name: str, clock: Clock, heading: str) -> str:
+    """One CSV per table: a report that separates clocks writes cost-icount.csv beside cost.csv."""
+    return f"{name}-icount" if heading and clock.instructions else name
+
+
+def _cost_intro(clock: Clock) -> str:
+    if clock.instructions:
+        return ("Per interval, per GiB of arena, in guest instructions (QEMU icount: exact, independent of the "
+                "host's load): the instructions the guest executed during collect and during arm (any thread), "
+                "and the tracker thread's own for both (CPU). Mean ± standard deviation over repeats.")
+    return ("Per interval, per GiB of arena: wall time of collect and of arm, and the tracker thread's CPU "
+            "time for both. Mean ± standard deviation over repeats.")
+
+
+def _cost_sections(data: Data, clock: Clock, heading: str, deg: set) -> list[tuple]:
+    """Cost, overhead, scaling, growth and micro-match sections of runs that share one clock."""
+    out: list[tuple] = []
+    heading = f" — {heading}" if heading else ""
+    cost = _metric_table(data, data.samples, _csv_name("cost", clock, heading), COST, deg, clock)
+    out.append(("h2", f"Cost (lockstep runs){heading}"))
+    out += [("p", _cost_intro(clock)), ("table", cost)] if cost else [("p", "No lockstep rows with timings.")]
+    out.append(("h2", f"Overhead (concurrent runs){heading}"))
+    over = _metric_table(data, data.concurrent, _csv_name("overhead", clock, heading), OVERHEAD,
+                         _degraded(data.concurrent), clock) if data.concurrent is not None and len(data.concurrent) else None
+    out += [("p", "Workload slowdown against the no-tracker baseline of the same invocation, batch-latency "
+                  "percentiles (stalls) and tracker CPU per cycle. Mean ± standard deviation over repeats."),
+            ("table", over)] if over else [("p", "No concurrent rows in these results: slowdown and stall "
+                                                 "percentiles are not available.")]
+    if scaling := _scaling(data, clock):
+        scaling.name = _csv_name("scaling", clock, heading)
+        out += [("h2", f"Cost scaling with arena size{heading}"),
+                ("p", "Fits over every repeat: exponent of a log-log fit (1 = proportional to the arena, "
+                      "0 = independent of it), and a linear fit " + clock.relabel("ms = fixed + ms/GiB × GiB.")),
+                ("table", scaling)]
+    if growth := _growth(data, clock):
+        growth.name = _csv_name("growth", clock, heading)
+        out += [("h2", f"Does the cost follow memory or the working set?{heading}"),
+                ("p", "Least-squares fit per tracker over every interval (or concurrent cycle): cost = fixed + "
+                      "a × arena GiB + b × touched GiB, ± standard errors; a slope counts when it exceeds twice "
+                      "its standard error. A physical-memory tracker follows a, a per-mm hot-set scan follows b."),
+                ("table", growth)]
+    if matched := _micro_match(data, clock):
+        matched.name = _csv_name("micro_match", clock, heading)
+        out += [("h2", f"Sweep against micro-benchmarks{heading}"),
+                ("p", "Per tracker phase, the tracker thread's CPU time fitted over every interval as c0 + "
+                      "a × arena GiB + b × state GiB [+ c × blocks GiB], where the state is the pages (or runs of "
+                      "pages) the phase's primitive works on (reported: this collect's; reported before: the "
+                      "previous collect's, every page at interval 0) and blocks the 2 MiB page-table blocks "
+                      "holding them (runs and blocks need 'hotbench run --pages'). The micro-benchmarks of the "
+                      "same primitive at 0, 1 and 100 % of its pages in that state predict a, b and c: measured "
+                      "at several arena sizes ('hotbench micro --size 256M,16G'), as slopes over them, like the "
+                      "sweep's; at one size, as that arena's time per GiB, its fixed cost included. A slope "
+                      "is judged when it exceeds twice its standard error or the micro predicts it at 10 % or "
+                      "more of the largest cost, and agrees within 1.3x. tables/micro_match.csv names the cases "
+                      "and why each matches (analysis/_micro_match.py)."),
+                ("table", matched)]
+    return out
+
 
 def _sections(data: Data, figures: list[Path], skipped: dict[str, str]) -> list[tuple]:
     """The report as blocks: ('h1'|'h2'|'p', text), ('pre', text), ('table', Table), ('figure', path)."""
@@ -377,47 +455,15 @@ def _sections(data: Data, figures: list[Path], skipped: dict[str, str]) -> list[
                   "n = repeats. Precision, recall and F1 against the accesses the tracker can see (writes for "
                   "write-only trackers), recall(any) against every access; cold FP = fp / (fp + tn)."),
             ("table", acc)] if acc else [("p", "No lockstep rows.")]
-    cost = _metric_table(data, data.samples, "cost", COST, deg)
-    out.append(("h2", "Cost (lockstep runs)"))
-    out += [("p", "Per interval, per GiB of arena: wall time of collect and of arm, and the tracker thread's CPU "
-                  "time for both. Mean ± standard deviation over repeats."), ("table", cost)] if cost \
-        else [("p", "No lockstep rows with timings.")]
-    out.append(("h2", "Overhead (concurrent runs)"))
-    over = _metric_table(data, data.concurrent, "overhead", OVERHEAD, _degraded(data.concurrent)) \
-        if data.concurrent is not None and len(data.concurrent) else None
-    out += [("p", "Workload slowdown against the no-tracker baseline of the same invocation, batch-latency "
-                  "percentiles (stalls) and tracker CPU per cycle. Mean ± standard deviation over repeats."),
-            ("table", over)] if over else [("p", "No concurrent rows in these results: slowdown and stall "
-                                                 "percentiles are not available.")]
-    if scaling := _scaling(data):
-        out += [("h2", "Cost scaling with arena size"),
-                ("p", "Fits over every repeat: exponent of a log-log fit (1 = proportional to the arena, "
-                      "0 = independent of it), and a linear fit ms = fixed + ms/GiB × GiB."),
-                ("table", scaling)]
-    if growth := _growth(data):
-        out += [("h2", "Does the cost follow memory or the working set?"),
-                ("p", "Least-squares fit per tracker over every interval (or concurrent cycle): cost = fixed + "
-                      "a × arena GiB + b × touched GiB, ± standard errors; a slope counts when it exceeds twice "
-                      "its standard error. A physical-memory tracker follows a, a per-mm hot-set scan follows b."),
-                ("table", growth)]
-    if matched := _micro_match(data):
-        out += [("h2", "Sweep against micro-benchmarks"),
-                ("p", "Per tracker phase, the tracker thread's CPU time fitted over every interval as c0 + "
-                      "a × arena GiB + b × state GiB [+ c × blocks GiB], where the state is the pages (or runs of "
-                      "pages) the phase's primitive works on (reported: this collect's; reported before: the "
-                      "previous collect's, every page at interval 0) and blocks the 2 MiB page-table blocks "
-                      "holding them (runs and blocks need 'hotbench run --pages'). The micro-benchmarks of the "
-                      "same primitive at 0, 1 and 100 % of its pages in that state predict a, b and c: measured "
-                      "at several arena sizes ('hotbench micro --size 256M,16G'), as slopes over them, like the "
-                      "sweep's; at one size, as that arena's time per GiB, its fixed cost included. A slope "
-                      "is judged when it exceeds twice its standard error or the micro predicts it at 10 % or "
-                      "more of the largest cost, and agrees within 1.3x. tables/micro_match.csv names the cases "
-                      "and why each matches (analysis/_micro_match.py)."),
-                ("table", matched)]
+    parts = data.by_clock()
+    for clk, part in parts:
+        out += _cost_sections(part, clk, _clock_heading(clk) if len(parts) > 1 else "", _degraded(part.samples))
     comparison, summary = _comparison(data)
     out += [("h2", "Differences between kernels"), ("p", summary)]
     if comparison:
-        out.append(("p", f"Each kernel against {data.labels[0]}, cell by cell, with Welch's t-test on the repeat "
+        against = data.labels[0] if len(data.by_clock()) == 1 else \
+            f"{data.labels[0]} (costs: the first kernel of the same clock)"
+        out.append(("p", f"Each kernel against {against}, cell by cell, with Welch's t-test on the repeat "
                          "means; p-values adjusted for the number of tests (Benjamini–Hochberg) and a difference "
                          "shown only when q < 0.05. Every test, significant or not, is in tables/comparison.csv."))
         out.append(("table", comparison) if comparison.rows else ("p", "No significant difference."))
@@ -439,6 +485,9 @@ METHOD = [
     "Significance: Welch's unequal-variance t-test (scipy.stats.ttest_ind, equal_var=False), each kernel against "
     "the first named, with at least two repeats on each side; Benjamini–Hochberg adjustment over every test in "
     "the report; flagged when q < 0.05. Timings from tcg emulation are not comparable with native ones.",
+    "Clocks: costs measured under 'hotbench vm --icount' are guest instructions (QEMU's instruction counter; "
+    "Minstr = 10^6 instructions), exact and free of the host's load; they are shown in their own sections "
+    "and never compared with wall-clock or CPU nanoseconds (bench/clock.py, docs/icount.md).",
     "Cold-page false-positive rate: fp / (fp + tn), the share of pages not accessed in the interval (by the truth "
     "the tracker is scored against) that the tracker reported as accessed.",
     "WSS error: (estimated − true working set) / true working set, per interval.",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 
+from analysis.data import in_clock_units
 from analysis.metrics import add_rates
+from bench import clock
 
 SUMMARY_COLUMNS = {  # column -> (header, format)
     "precision": ("precision", "{:.3f}"),
@@ -21,7 +23,7 @@ def summary(samples):
     ok = samples[samples["status"].str.startswith("error") == False]  # noqa: E712 (pandas mask)
     if ok.empty:
         return ok
-    rated = add_rates(ok)
+    rated = add_rates(in_clock_units(ok, clock.of_rows(ok)))
     keys = ["tracker", "workload", "backing", "sees"]
     table = rated.groupby(keys, sort=True)[list(SUMMARY_COLUMNS)].mean()
     degraded = ok.assign(degraded=ok["status"] != "ok").groupby(keys, sort=True)["degraded"].sum()
@@ -56,7 +58,8 @@ def summary_text(samples) -> str:
     table = summary(samples)
     if table.empty:
         return "(no completed intervals)"
-    headers = ["tracker", "workload", "backing", "sees"] + [h for h, _ in SUMMARY_COLUMNS.values()]
+    clk = clock.of_rows(samples)
+    headers = ["tracker", "workload", "backing", "sees"] + [clk.relabel(h) for h, _ in SUMMARY_COLUMNS.values()]
     rows = []
     for rec in table.to_dict("records"):
         cells = [rec["tracker"], rec["workload"], rec["backing"], rec["sees"]]
@@ -89,8 +92,11 @@ def overhead_text(samples) -> str:
     if samples.empty:
         return "(no completed cells)"
     keys = ["tracker", "workload", "backing", "size_bytes", "threads", "cycle_ms"]
+    samples = in_clock_units(samples, clock.of_rows(samples))
     table = samples.groupby(keys, sort=True)[list(OVERHEAD_COLUMNS)].median().reset_index()
-    headers = ["tracker", "workload", "backing", "size", "threads", "cycle ms"] + [h for h, _ in OVERHEAD_COLUMNS.values()]
+    clk = clock.of_rows(samples)  # the cycle is a setting (guest time), the other columns are costs
+    headers = ["tracker", "workload", "backing", "size", "threads", "cycle ms"] + [clk.relabel(h) for h, _ in
+                                                                                  OVERHEAD_COLUMNS.values()]
     rows = []
     for rec in table.to_dict("records"):
         cells = [rec["tracker"], rec["workload"], rec["backing"], f"{rec['size_bytes'] >> 20}M", str(rec["threads"]),

@@ -17,15 +17,20 @@ reports, compare and history ask it, and never put instructions and nanoseconds 
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 __all__ = ["WALL", "INSTRUCTIONS", "ENV_CLOCK", "ENV_SHIFT", "Clock", "current", "of_environment",
-           "of_manifest", "row_fields", "guest_env", "MixedClocksError", "single"]
+           "of_manifest", "of_rows", "row_fields", "guest_env", "MixedClocksError", "single"]
 
 WALL = "wall"
 INSTRUCTIONS = "instructions"
 ENV_CLOCK = "HOTBENCH_CLOCK"
 ENV_SHIFT = "HOTBENCH_ICOUNT_SHIFT"
+
+
+# a time unit standing alone in a label: "ms/GiB", "(µs)", "p99 us", "s per GiB" (not "slowdown")
+_TIME_UNIT = re.compile(r"(?<![\w])(s|ms|us|µs|ns)(?![\w])")
 
 
 class MixedClocksError(ValueError):
@@ -60,6 +65,13 @@ class Clock:
         if not self.instructions:
             return base
         return {"s": "Ginstr", "ms": "Minstr", "us": "kinstr", "µs": "kinstr", "ns": "instr"}[base]
+
+    def relabel(self, text: str) -> str:
+        """A header or axis label with its time units translated to this clock ("collect ms/GiB"
+        -> "collect Minstr/GiB", "p99 stall µs" -> "p99 stall kinstr"); unchanged on the wall clock."""
+        if not self.instructions:
+            return text
+        return _TIME_UNIT.sub(lambda m: self.scaled_unit(m[1]), text)
 
     def describe(self) -> str:
         if self.instructions:
@@ -96,6 +108,17 @@ def of_environment(env: dict | None) -> Clock:
 
 def of_manifest(manifest: dict | None) -> Clock:
     return of_environment((manifest or {}).get("environment"))
+
+
+def of_rows(frame) -> Clock:
+    """The one clock of a samples frame's rows (their ``clock``/``icount_shift`` columns; rows
+    without them: wall); MixedClocksError when rows of both clocks were concatenated."""
+    if frame is None or "clock" not in frame:
+        return Clock()
+    shifts = frame["icount_shift"] if "icount_shift" in frame else [None] * len(frame)
+    pairs = {(kind, None if shift != shift else shift) for kind, shift in zip(frame["clock"], shifts)}
+    return single([of_environment({"clock": kind, "icount_shift": shift}) for kind, shift in sorted(pairs, key=str)],
+                  "these rows")
 
 
 def row_fields(clock: Clock | None = None) -> dict:
