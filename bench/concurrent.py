@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import statistics
 import threading
 import time
@@ -39,12 +38,8 @@ class Overhead:
 
 
 def _kthread_cpu_ns(pid: int | None) -> int:
-    """utime+stime of a kernel thread (e.g. a kdamond) in ns, 0 when unknown."""
-    stat = procfs.read_text(f"/proc/{pid}/stat") if pid else None
-    if not stat:
-        return 0
-    fields = stat.rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    """CPU time of a kernel thread (e.g. a kdamond) in ns, 0 when unknown."""
+    return procfs.task_cpu_ns(pid) or 0
 
 
 def _run_workload(workload, arena, seconds: float, batch: int) -> tuple[list[np.ndarray], float]:

@@ -293,7 +293,8 @@ def vm_hint(spec: experiments.Spec, missing: list[str], quick: bool, out: Path) 
     """The command that would run the rest of *spec* in a cached kernel having *missing*."""
     if not missing:
         return None
-    name, options = spec.name, "".join(f" {o}" for o in spec.vm_options)
+    # --icount: the guest's costs are then exact instruction counts, not emulated time (docs/icount.md)
+    name, options = spec.name, "".join(f" {o}" for o in ["--icount", *spec.vm_options])
     from bench import kernels
 
     need = set(missing)

@@ -240,7 +240,11 @@ class _Benchmark:
         return total * self.scale
 
     def metadata(self) -> dict:
-        return {"hotbench_unit": UNITS[self.case.per], "hotbench_timed": self.case.what,
+        unit = UNITS[self.case.per]
+        if clock.current().instructions:  # pyperf's "seconds" are then 10**9 guest instructions (shift 0)
+            shift = clock.current().shift
+            unit = unit.replace("seconds", "10^9" + (f"/2^{shift}" if shift else "") + " guest instructions (icount)")
+        return {"hotbench_unit": unit, "hotbench_timed": self.case.what,
                 "hotbench_backing": self.case.backing, "hotbench_arena_bytes": self.size,
                 "hotbench_mechanism": self.case.mechanism or "none", "hotbench_cold_bytes": self.cold_bytes}
 
@@ -367,8 +371,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         per_gib = any(c.per == "GiB" for c in chosen)
         _check_memory(max(max(sizes) if per_gib else 0,
                           fault_size if any(c.per == "page" for c in chosen) else 0) + (args.cold or 0))
-        accel = runner.metadata["accel"]
-        if accel != "native":
+        accel, clk = runner.metadata["accel"], clock.current()
+        if clk.instructions:
+            print(f"note: icount shift {clk.shift}: every second pyperf prints is 10^9 guest instructions "
+                  f"(ms = Minstr, us = kinstr), exact; not comparable to native time", file=sys.stderr)
+        elif accel != "native":
             print(f"note: accel={accel}: timings are not comparable to native", file=sys.stderr)
         if args.cold:
             print(f"cold: {format_size(args.cold)} scratch written (one byte per {COLD_STRIDE} B) before every "

@@ -264,6 +264,8 @@ def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: in
     """arm -> [interference] -> workload interval i -> [interference] -> collect, arm and collect
     timed; then (untimed) the truth replay and the score."""
     interference = interference or interference_mod.NoInterference()
+    kdamond = getattr(tracker, "kdamond_pid", None)  # DAMON's work runs in its kthread, beside our timed calls
+    kdamond0 = procfs.task_cpu_ns(kdamond)
     _, arm_ns, arm_cpu_ns = _timed(tracker.arm)
     done = [interference.hook(interference_mod.AFTER_ARM, arena)]
     faults0, wall0 = procfs.minor_faults(), time.perf_counter_ns()
@@ -271,6 +273,7 @@ def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: in
     workload_ns, faults = time.perf_counter_ns() - wall0, procfs.minor_faults() - faults0
     done.append(interference.hook(interference_mod.AFTER_TOUCH, arena))
     observation, collect_ns, collect_cpu_ns = _timed(tracker.collect)
+    kdamond1 = procfs.task_cpu_ns(kdamond)
     truth = workload.truth(i)
     done = [d for d in done if d is not None]
     status, extra = observation.status, dict(observation.extra)
@@ -282,6 +285,7 @@ def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: in
     row = {**score(observation, truth, tracker.sees, arena.npages),
            "arm_ns": arm_ns, "arm_cpu_ns": arm_cpu_ns, "collect_ns": collect_ns, "collect_cpu_ns": collect_cpu_ns,
            "workload_ns": workload_ns, "minor_faults": faults, "interfere_ns": sum(d.ns for d in done),
+           "kdamond_cpu_ns": kdamond1 - kdamond0 if kdamond0 is not None and kdamond1 is not None else None,
            "status": status, "extra": json.dumps(extra, sort_keys=True)}
     return row, observation, truth
 

@@ -28,10 +28,11 @@ def row(tracker, size=GIB, interval=1, tp=100, fp=0, fn=0, cpu_ms=1.0, run="r1",
     return {**base, **extra}
 
 
-def data(rows, settings=None, accel="native"):
+def data(rows, settings=None, accel="native", clock="wall"):
     frame = _with_workload_label(add_report_rates(pd.DataFrame(rows)))
+    icount = {"clock": "instructions", "icount_shift": 0} if clock == "instructions" else {}
     runs = [RunInfo(run, "k", {"settings": (settings or {}).get(run, {}),
-                               "environment": {"kernel_release": "7.3.4", "accel": accel, "numa_nodes": 2}})
+                               "environment": {"kernel_release": "7.3.4", "accel": accel, "numa_nodes": 2, **icount}})
             for run in dict.fromkeys(frame["run_id"])]
     return Data(runs=runs, labels=["k"], samples=frame, concurrent=pd.DataFrame())
 
@@ -73,6 +74,16 @@ def test_idle_vs_rwp_quotes_the_cost_ratio_at_the_largest_size_and_accuracy():
     rwp = np.median([r["arm_cpu_ns"] * 2 / 1e6 for r in rows if r["tracker"] == "rwp" and r["size_bytes"] == 4 * GIB])
     assert f"{answers.num(idle / rwp)}×" in text
     assert "idle-page: precision 1.000, recall 0.909" in text and "rwp: precision 1.000, recall 1.000" in text
+
+
+def test_idle_vs_rwp_answers_in_instructions_under_icount():
+    rows = sweep("idle-page", 100.0, 0.0) + sweep("rwp", 0.0, 200.0)
+    text = say("idle-vs-rwp", data(rows, accel="tcg", clock="instructions"))
+    assert "with the instruction clock" in text and " ms " not in text and "ms/GiB" not in text
+    idle = np.median([r["arm_cpu_ns"] * 2 for r in rows if r["tracker"] == "idle-page" and r["size_bytes"] == 4 * GIB])
+    assert f"{answers.num(idle / 1e6)} Minstr of the tracker thread's instructions" in text
+    assert f"({answers.num(idle / (4 * GIB // 4096))} instr per page of the arena" in text
+    assert "Minstr per GiB of memory" in text
 
 
 def test_idle_vs_rwp_needs_both_on_one_kernel():

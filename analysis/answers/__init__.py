@@ -14,6 +14,7 @@ import importlib
 from dataclasses import dataclass, field
 
 from analysis.data import Data, format_size
+from bench.clock import Clock
 
 
 class NoData(Exception):
@@ -37,12 +38,23 @@ class Context:
         return self.data.samples
 
     def where(self, label: str) -> str:
-        """'kernel 7.3.4-hotbench, native' or '..., under QEMU TCG emulation (timings are not native)'."""
+        """'kernel 7.3.4-hotbench, native', '..., under QEMU TCG emulation (timings are not native)' or
+        '..., under QEMU TCG with the instruction clock (costs in guest instructions)'."""
         run = next(r for r in self.data.runs if r.label == label)
         env = run.env
         accel = env.get("accel") or "native"
         how = "native" if accel == "native" else f"under QEMU {accel.upper()} emulation (timings are not native)"
+        if self.clock(label).instructions:
+            how = f"under QEMU {accel.upper()} with the instruction clock (icount: costs in guest instructions)"
         return f"kernel {env.get('kernel_release', '?')}, {how}"
+
+    def clock(self, label: str) -> Clock:
+        """What *label*'s costs count: wall/CPU ns, or guest instructions (``bench/clock.py``)."""
+        return self.data.clock_of(label)
+
+    def unit(self, label: str, base: str = "ms") -> str:
+        """*base* ("ms", "us", "s", "ns") as *label*'s clock names it: "Minstr" for ms under icount."""
+        return self.clock(label).scaled_unit(base)
 
     def labels_with(self, frame, trackers: list[str]) -> list[str]:
         """Labels (kernels) whose rows in *frame* include every tracker in *trackers*."""

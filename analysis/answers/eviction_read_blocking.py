@@ -61,19 +61,19 @@ def _pick(ok) -> tuple[str, str]:
                  "kernel without --rescue")
 
 
-def _per_variant(s: dict) -> str:
+def _per_variant(s: dict, u: str = "ms") -> str:
     parts = []
     for v in [v for v in ORDER if v in s] + [v for v in s if v not in ORDER]:
         m = s[v]
         if v == "none":
-            parts.append(f"none (decides, evicts nothing) stall p99 {num(m['p99_ms'])} ms, max {num(m['max_ms'])} ms")
+            parts.append(f"none (decides, evicts nothing) stall p99 {num(m['p99_ms'])} {u}, max {num(m['max_ms'])} {u}")
             continue
-        parts.append(f"{v} {num(m['evicted_per_s'])} pages/s in a {num(m['window_ms'])} ms window, "
+        parts.append(f"{v} {num(m['evicted_per_s'])} pages/s in a {num(m['window_ms'])} {u} window, "
                      f"{num(m['ioctls'])} ioctls per round ({num(m['cold_runs'])} cold runs), "
                      f"{num(m['mib_written'])} MiB written per round, {pct(m['refault_frac'])} of evicted pages "
                      f"refaulted, "
                      + (f"{num(m['tracking_faults'])} tracking faults per round, " if m["tracking_faults"] else "")
-                     + f"stall p99 {num(m['p99_ms'])} ms and max {num(m['max_ms'])} ms, "
+                     + f"stall p99 {num(m['p99_ms'])} {u} and max {num(m['max_ms'])} {u}, "
                      f"{m['lost']:,} lost and {m['torn']:,} torn pages")
     return "; ".join(parts)
 
@@ -98,17 +98,18 @@ def _integrity(s: dict) -> str:
     return text
 
 
-def _compare(s: dict, b: str) -> str:
+def _compare(s: dict, b: str, u: str = "ms") -> str:
     w, k = s[WP], s[b]
     per_run = w["ioctls"] / w["cold_runs"] if w["cold_runs"] else float("nan")
     text = (f" Write-protecting the cold set took uffd-wp {num(w['ioctls'])} ioctls per round ({num(per_run)} per "
             f"cold run) against {num(k['ioctls'])} for {b}: {ratio(w['ioctls'], k['ioctls'])}; its eviction window "
-            f"was {num(w['window_ms'])} ms against {num(k['window_ms'])} ms ({ratio(w['window_ms'], k['window_ms'])}).")
+            f"was {num(w['window_ms'])} {u} against {num(k['window_ms'])} {u} "
+            f"({ratio(w['window_ms'], k['window_ms'])}).")
     text += (f" Inside the windows the vCPUs touched {w['touched']:,} cold pages under uffd-wp, {w['touched_read']:,} "
              f"of them by reads, and uffd-wp saw {w['seen']:,} as faults; {b} saw {k['seen']:,} of the "
              f"{k['touched']:,} its vCPUs touched.")
-    text += (f" Stall tail, {b} against uffd-wp: p99 {num(k['p99_ms'])} vs {num(w['p99_ms'])} ms "
-             f"({ratio(k['p99_ms'], w['p99_ms'])}), max {num(k['max_ms'])} vs {num(w['max_ms'])} ms "
+    text += (f" Stall tail, {b} against uffd-wp: p99 {num(k['p99_ms'])} vs {num(w['p99_ms'])} {u} "
+             f"({ratio(k['p99_ms'], w['p99_ms'])}), max {num(k['max_ms'])} vs {num(w['max_ms'])} {u} "
              f"({ratio(k['max_ms'], w['max_ms'])}); refaults per evicted page {pct(k['refault_frac'])} vs "
              f"{pct(w['refault_frac'])}.")
     return text
@@ -133,36 +134,42 @@ def _others(ctx: Context, ok, label: str) -> str:
         b = next((v for v in BLOCKERS if v in s), None)
         if b is None or WP not in s:
             continue
-        w, k = s[WP], s[b]
+        w, k, u = s[WP], s[b], ctx.unit(other)
         text += (f" On {ctx.where(other)}, {b} against uffd-wp: "
                  f"{num(k['ioctls'])} vs {num(w['ioctls'])} ioctls per round, window {num(k['window_ms'])} vs "
-                 f"{num(w['window_ms'])} ms, stall p99 {num(k['p99_ms'])} vs {num(w['p99_ms'])} ms, max "
-                 f"{num(k['max_ms'])} vs {num(w['max_ms'])} ms, refaults per evicted page {pct(k['refault_frac'])} "
+                 f"{num(w['window_ms'])} {u}, stall p99 {num(k['p99_ms'])} vs {num(w['p99_ms'])} {u}, max "
+                 f"{num(k['max_ms'])} vs {num(w['max_ms'])} {u}, refaults per evicted page {pct(k['refault_frac'])} "
                  f"vs {pct(w['refault_frac'])}; {k['lost'] + k['torn']} vs {w['lost'] + w['torn']} lost or torn pages.")
     return text
 
 
-def _cell(col: str, value: float) -> str:
+def _cell(col: str, value: float, unit: str = "") -> str:
     if value != value:  # NaN: nothing evicted
         return "-"
     if col in ("lost", "torn", "lost_writes"):
         return f"{int(value):,}"
+    if col.endswith("_ms"):
+        return num(value) + unit
     return pct(value) if col == "refault_frac" else num(value)
 
 
-def _table(ok) -> Table:
+def _table(ctx: Context, ok) -> Table:
     cols = ["evicted_per_s", "window_ms", "ioctls", "cold_runs", "mib_written", "refault_frac", "rescued",
             "p99_ms", "max_ms", "lost", "torn", "lost_writes"]
     recs = []
     for (label, rescue), g in ok.groupby(["label", "rescue"], sort=False):
         for variant, m in summarize(g).items():
             recs.append({"label": label, "rescue": rescue, "variant": variant, **{c: m[c] for c in cols}})
+    # costs in ms, or in Minstr for icount runs: in the headers when every kernel shares a clock, else per cell
+    units = {label: ctx.unit(label) for label in dict.fromkeys(r["label"] for r in recs)}
+    one = len(set(units.values())) == 1
     rows = [[r["label"], "rescue" if r["rescue"] else "documented", r["variant"],
-             *(_cell(c, r[c]) for c in cols)] for r in recs]
+             *(_cell(c, r[c], "" if one else f" {units[r['label']]}") for c in cols)] for r in recs]
     import pandas as pd
 
-    headers = ["kernel", "step", "variant", "evicted/s", "window ms", "ioctls/round", "cold runs", "MiB/round",
-               "refaults/evicted", "rescued/round", "stall p99 ms", "stall max ms", "lost", "torn", "lost writes"]
+    u = next(iter(units.values())) if one else "time"
+    headers = ["kernel", "step", "variant", "evicted/s", f"window {u}", "ioctls/round", "cold runs", "MiB/round",
+               "refaults/evicted", "rescued/round", f"stall p99 {u}", f"stall max {u}", "lost", "torn", "lost writes"]
     return Table("eviction_read_blocking", headers, rows, [False, False, False] + [True] * len(cols),
                  pd.DataFrame(recs))
 
@@ -177,6 +184,6 @@ def answer(ctx: Context) -> Answer:
     text = (f"On {ctx.where(label)}, {format_size(first['size_bytes'])} of shmem guest memory, "
             f"{int(first['threads'])} vCPU threads, {int(first['rounds'])} eviction rounds after "
             f"{num(first['interval_s'] * 1e3)} ms observation windows, {runs} run(s) per variant, documented "
-            f"workflow (pages touched in the window are evicted and refault): {_per_variant(s)}.")
-    text += _integrity(s) + _compare(s, blocker) + _rescue(ok, label, blocker) + _others(ctx, ok, label)
-    return Answer(text, [("table", _table(ok))])
+            f"workflow (pages touched in the window are evicted and refault): {_per_variant(s, ctx.unit(label))}.")
+    text += _integrity(s) + _compare(s, blocker, ctx.unit(label)) + _rescue(ok, label, blocker) + _others(ctx, ok, label)
+    return Answer(text, [("table", _table(ctx, ok))])

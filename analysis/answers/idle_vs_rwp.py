@@ -5,29 +5,36 @@ from __future__ import annotations
 from analysis.answers import Answer, Context, NoData, cpu_fits, num, ratio, sizes, slope
 from analysis.data import format_size
 from analysis.report import Table
+from bench.clock import Clock
 
 TRACKERS = ["idle-page", "rwp"]
 
 
 def _per_size(frame):
-    """Median arm + collect wall and CPU time per cycle, and accuracy, per tracker and size.
-    Medians: the first cycles of a cell pay for cold caches (and, under TCG, translation)."""
+    """Median arm + collect wall and CPU time per cycle (ms, or Minstr under icount), the CPU per
+    page and per GiB of arena, and accuracy, per tracker and size. Medians: the first cycles of a
+    cell pay for cold caches (and, under TCG, translation)."""
     cpu = (frame["arm_cpu_ns"] + frame["collect_cpu_ns"]) / 1e6
-    g = frame.assign(cpu_ms=cpu).groupby(["tracker", "size_bytes"])
-    out = g[["cycle_ms", "cpu_ms"]].median().join(g[["tp", "fp", "fn"]].sum())
+    pages = frame["npages"] if "npages" in frame else frame["size_bytes"] // 4096
+    g = frame.assign(cpu_ms=cpu, npages=pages).groupby(["tracker", "size_bytes"])
+    out = g[["cycle_ms", "cpu_ms"]].median().join(g[["tp", "fp", "fn"]].sum()).join(g["npages"].first())
     out["precision"] = out["tp"] / (out["tp"] + out["fp"])
     out["recall"] = out["tp"] / (out["tp"] + out["fn"])
-    return out.reset_index()
+    out = out.reset_index()
+    out["cpu_ns_per_page"] = out["cpu_ms"] * 1e6 / out["npages"]
+    out["cpu_ms_per_gib"] = out["cpu_ms"] / (out["size_bytes"] / float(1 << 30))
+    return out
 
 
-def _table(per_size) -> Table:
-    rows = [[r.tracker, format_size(r.size_bytes), num(r.cycle_ms), num(r.cpu_ms), f"{r.precision:.3f}",
-             f"{r.recall:.3f}"] for r in per_size.itertuples()]
-    return Table("idle_vs_rwp", ["tracker", "size", "cycle ms (median)", "CPU ms (median)", "precision", "recall"],
-                 rows, [False, True, True, True, True, True], per_size)
+def _table(per_size, clock: Clock) -> Table:
+    rows = [[r.tracker, format_size(r.size_bytes), num(r.cycle_ms), num(r.cpu_ms), num(r.cpu_ns_per_page),
+             num(r.cpu_ms_per_gib), f"{r.precision:.3f}", f"{r.recall:.3f}"] for r in per_size.itertuples()]
+    headers = ["tracker", "size", "cycle ms (median)", "CPU ms (median)", "CPU ns/page", "CPU ms/GiB", "precision",
+               "recall"]
+    return Table("idle_vs_rwp", [clock.relabel(h) for h in headers], rows, [False] + [True] * 7, per_size)
 
 
-def _growth(frame) -> str:
+def _growth(frame, unit: str = "ms") -> str:
     """Slope of CPU per cycle over memory alone, after the first interval: the working set is
     held still by design, so a 'per GiB touched' term would only fit noise."""
     steady = frame[frame["interval"] > 0] if (frame["interval"] > 0).any() else frame  # interval 0 arms afresh
@@ -35,7 +42,7 @@ def _growth(frame) -> str:
     parts = []
     for f in fits.to_dict("records"):
         grows = "significant" if f["grows_with"] == "total memory" else "not significant"
-        parts.append(f"{f['tracker']} {slope(f, 'ms_per_gib_memory')} CPU ms per GiB of memory ({grows})")
+        parts.append(f"{f['tracker']} {slope(f, 'ms_per_gib_memory')} CPU {unit} per GiB of memory ({grows})")
     return "; ".join(parts)
 
 
@@ -50,16 +57,22 @@ def answer(ctx: Context) -> Answer:
     per_size = _per_size(frame)
     big = per_size[per_size["size_bytes"] == per_size["size_bytes"].max()].set_index("tracker")
     acc = per_size.groupby("tracker")[["tp", "fp", "fn"]].sum()
+    clock, ms = ctx.clock(label), ctx.unit(label, "ms")
+    what = "of the tracker thread's instructions" if clock.instructions else "of CPU"
+
+    def cost(tracker: str) -> str:
+        return (f"{num(big.loc[tracker, 'cpu_ms'])} {ms} {what} ({num(big.loc[tracker, 'cpu_ns_per_page'])} "
+                f"{ctx.unit(label, 'ns')} per page of the arena, {num(big.loc[tracker, 'cpu_ms_per_gib'])} {ms}/GiB)")
+
     text = (f"On {ctx.where(label)}, arenas of {sizes(frame)} with the same working set, one idle-page cycle "
-            f"(mark every page idle, read the bitmap back) took {num(big.loc['idle-page', 'cpu_ms'])} ms of CPU at "
-            f"{format_size(per_size['size_bytes'].max())} against "
-            f"{num(big.loc['rwp', 'cpu_ms'])} ms for RWP (UFFDIO_RWPROTECT + PAGEMAP_SCAN): "
-            f"{ratio(big.loc['idle-page', 'cpu_ms'], big.loc['rwp', 'cpu_ms'])}.")
+            f"(mark every page idle, read the bitmap back) took {cost('idle-page')} at "
+            f"{format_size(per_size['size_bytes'].max())} against {cost('rwp')} for RWP (UFFDIO_RWPROTECT + "
+            f"PAGEMAP_SCAN): {ratio(big.loc['idle-page', 'cpu_ms'], big.loc['rwp', 'cpu_ms'])}.")
     try:
-        text += " Cost growth with memory: " + _growth(frame) + "."
+        text += " Cost growth with memory: " + _growth(frame, ms) + "."
     except NoData:
         pass
     for tracker in TRACKERS:
         tp, fp, fn = acc.loc[tracker]
         text += f" {tracker}: precision {tp / (tp + fp):.3f}, recall {tp / (tp + fn):.3f} against the exact truth."
-    return Answer(text, [("table", _table(per_size))])
+    return Answer(text, [("table", _table(per_size, clock))])

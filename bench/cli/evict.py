@@ -19,6 +19,7 @@ import os
 import sys
 from pathlib import Path
 
+from bench import clock
 from bench.errors import HotbenchError
 
 EXPECTED_TO_LOSE = ("racy",)  # the file format's history is in bench/results.py
@@ -143,17 +144,22 @@ def main(args: argparse.Namespace) -> int:
         except interrupts.Interrupted as e:
             kept = f"; the {len(rows)} rows of the variants that finished are in {args.out}" if args.out else ""
             raise e.saying(f"interrupted by {e.signame}{kept}") from None
-    print(f"{'variant':12} {'evicted/s':>10} {'evicted':>8} {'window':>8} {'refaults':>9} {'touched':>8} "
-          f"{'seen':>5} {'p99 stall':>10} {'max stall':>10} {'lost':>5} {'torn':>5} {'misp':>5}  verdict")
+    # under 'hotbench vm --icount' windows and stalls are guest instructions (bench/clock.py)
+    clk = clock.current()
+    ms, us = clk.scaled_unit("ms"), clk.scaled_unit("us")
+    print(f"{'variant':12} {'evicted/s':>10} {'evicted':>8} {'window':>{6 + len(ms)}} {'refaults':>9} "
+          f"{'touched':>8} {'seen':>5} {'p99 stall':>{8 + len(us)}} {'max stall':>{8 + len(ms)}} {'lost':>5} "
+          f"{'torn':>5} {'misp':>5}  verdict")
     failed = False
     for s in summarize(rows):
         if s["status"] != "ok":
             print(f"{s['variant']:12} {s['status']}")
             continue
+        window = None if s["window_ms"] is None else clk.to_units(s["window_ms"])
         print(f"{s['variant']:12} {_fmt(s['evicted_per_s'], '10.0f')} {s['evicted_total']:8d} "
-              f"{_fmt(s['window_ms'], '6.1f')}ms {s['refaults']:9d} {s['window_touched']:8d} {s['window_seen']:5d} "
-              f"{s['stall_p99_us']:8.0f}us {s['stall_max_ms']:8.1f}ms {s['lost_pages']:5d} {s['torn_pages']:5d} "
-              f"{s['misplaced_pages']:5d}  {s['verdict']}")
+              f"{_fmt(window, '6.1f')}{ms} {s['refaults']:9d} {s['window_touched']:8d} {s['window_seen']:5d} "
+              f"{clk.to_units(s['stall_p99_us']):8.0f}{us} {clk.to_units(s['stall_max_ms']):8.1f}{ms} "
+              f"{s['lost_pages']:5d} {s['torn_pages']:5d} {s['misplaced_pages']:5d}  {s['verdict']}")
         if s["verdict"] != "clean" and s["variant"] not in EXPECTED_TO_LOSE:
             failed = True
     if failed:

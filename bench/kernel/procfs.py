@@ -102,6 +102,23 @@ def minor_faults() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
+def task_cpu_ns(pid: int | None) -> int | None:
+    """CPU time a task (e.g. a kdamond) has run, in ns: ``/proc/PID/schedstat``'s first field
+    (sum_exec_runtime, ns-exact; CONFIG_SCHED_INFO), else utime + stime from ``/proc/PID/stat``
+    (clock ticks). None for no pid or a task that is gone. Under ``hotbench vm --icount`` these
+    ns are guest instructions (bench/clock.py)."""
+    if not pid:
+        return None
+    text = read_text(f"/proc/{pid}/schedstat")
+    if text:
+        return int(text.split()[0])
+    stat = read_text(f"/proc/{pid}/stat")
+    if not stat:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+
 @functools.lru_cache(maxsize=1)
 def kernel_config_text() -> tuple[str, str] | None:
     """(text, source) of the running kernel's config: /proc/config.gz, else /boot/config-RELEASE."""
