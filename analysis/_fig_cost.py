@@ -99,7 +99,8 @@ def cost_vs_size(data: Data):
         for ax, panel in zip(axes[0], ends):  # after every panel: the shared y limits are final
             _end_labels(ax, panel, sizes, wide=multi)
         legend(fig, data, trackers, labels, numbered=multi)
-        style.caption(fig, env_caption(data, labels, "arm + collect (wall) per interval, mean over repeats, bars: 95 % CI; "
+        style.caption(fig, env_caption(data, labels, "arm + collect (wall) per interval, mean over repeats, "
+                                       "bars: 95 % CI; "
                                        "numbers at the line ends: log-log slope (1 = proportional to arena size)"
                                        + ("; [n] = kernel n in the legend" if multi else ""), timing=True))
         out.append((stem("cost-vs-size", index), fig))

@@ -356,7 +356,8 @@ def _comparison(data: Data) -> tuple[Table | None, str]:
                f"{rec['metric']}_n": rec["ref_n"]}
         new = {f"{rec['metric']}_mean": rec["mean"], f"{rec['metric']}_sd": rec["sd"], f"{rec['metric']}_n": rec["n"]}
         change = f"{rec['change']:+.1%}" if math.isfinite(rec["change"]) else "-"
-        rows.append([rec["label"] if len(refs) == 1 else f"{rec['label']} vs {rec['ref']}", rec["tracker"], rec["workload_label"], rec["backing"], format_size(rec["size_bytes"]),
+        kernel = rec["label"] if len(refs) == 1 else f"{rec['label']} vs {rec['ref']}"
+        rows.append([kernel, rec["tracker"], rec["workload_label"], rec["backing"], format_size(rec["size_bytes"]),
                      data.clock_of(rec["label"]).relabel(HEADERS[rec["metric"]]), _mean_sd(ref, rec["metric"], f),
                      _mean_sd(new, rec["metric"], f), change, f"{rec['q']:.2g}", rec["note"]])
     right = [False] * 6 + [True] * 4 + [False]
@@ -394,8 +395,9 @@ def _cost_sections(data: Data, clock: Clock, heading: str, deg: set) -> list[tup
     out.append(("h2", f"Cost (lockstep runs){heading}"))
     out += [("p", _cost_intro(clock)), ("table", cost)] if cost else [("p", "No lockstep rows with timings.")]
     out.append(("h2", f"Overhead (concurrent runs){heading}"))
-    over = _metric_table(data, data.concurrent, _csv_name("overhead", clock, heading), OVERHEAD,
-                         _degraded(data.concurrent), clock) if data.concurrent is not None and len(data.concurrent) else None
+    conc = data.concurrent if data.concurrent is not None and len(data.concurrent) else None
+    over = _metric_table(data, conc, _csv_name("overhead", clock, heading), OVERHEAD, _degraded(conc),
+                         clock) if conc is not None else None
     out += [("p", "Workload slowdown against the no-tracker baseline of the same invocation, batch-latency "
                   "percentiles (stalls) and tracker CPU per cycle. Mean ± standard deviation over repeats."),
             ("table", over)] if over else [("p", "No concurrent rows in these results: slowdown and stall "

@@ -6,7 +6,8 @@ A suite has ``name``, ``version``, three sections — ``[micro]`` (pyperf micro-
 an optional ``[harness]`` ('hotbench harness' with these settings: its ratios are judged like
 any other metric, so a harness regression fails the nightly as a kernel regression does),
 and ``[thresholds]`` (regression thresholds, read by ``analysis.compare``; ``[quick.thresholds]``
-replaces or adds keys for the quick variant). Unknown keys are
+replaces or adds keys for the quick variant). An optional ``[vm]`` table runs the suite inside
+``hotbench vm`` guests of cached kernels instead (``bench/_nightly_vm.py``). Unknown keys are
 refused by name, so a typo never silently changes what a nightly measures.
 """
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import HotbenchError
@@ -29,7 +30,7 @@ DEFAULT_SUITE = "default"
 _SECTIONS: dict[str, dict[str, tuple]] = {
     "micro": {"bench": (str, True), "options": (list, False)},
     "accuracy": {"trackers": (list, True), "workloads": (list, True), "size": (str, True),
-                 "intervals": (int, True), "repeats": (int, False), "seed": (int, False)},
+                 "intervals": (int, True), "repeats": (int, False), "seed": (int, False), "backings": (list, False)},
     "overhead": {"trackers": (list, True), "workloads": (list, True), "size": (str, True),
                  "duration": ((int, float), True), "cycle": ((int, float), False), "batch": (int, False),
                  "pairs": (int, False)},
@@ -38,7 +39,10 @@ _SECTIONS: dict[str, dict[str, tuple]] = {
 _OPTIONAL = {"harness": {"size": (str, False), "accesses": (int, False), "patterns": (list, False),
                          "collect_size": (str, False), "fraction": ((int, float), False), "repeats": (int, False),
                          "fault_size": (str, False), "fault_accesses": (int, False), "faults": (bool, False)}}
-_TOP = {"name", "version", "description", "quick", "thresholds", *_SECTIONS, *_OPTIONAL}
+# [vm]: run the suite inside 'hotbench vm' guests of these cached kernels (bench/_nightly_vm.py)
+_VM = {"kernels": (list, True), "icount": (int, False), "mem": (str, False), "cpus": (int, False),
+       "timeout": ((int, float), False)}
+_TOP = {"name", "version", "description", "quick", "thresholds", "vm", *_SECTIONS, *_OPTIONAL}
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Suite:
     thresholds: dict[str, float]
     source: str  # the file it came from
     sha256: str  # of the file's bytes
+    vm: dict = field(default_factory=dict)  # [vm]: the guests it runs in (empty: this kernel)
 
     @property
     def variant(self) -> str:
@@ -58,7 +63,8 @@ class Suite:
     def manifest(self) -> dict:
         """What a run records: enough to know exactly what was measured and how it is judged."""
         return {"name": self.name, "version": self.version, "variant": self.variant, "source": self.source,
-                "sha256": self.sha256, "sections": self.sections, "thresholds": self.thresholds}
+                "sha256": self.sha256, "sections": self.sections, "thresholds": self.thresholds,
+                **({"vm": self.vm} if self.vm else {})}
 
 
 def suite_names() -> list[str]:
@@ -79,7 +85,7 @@ def _path(name_or_path: str) -> Path:
 
 
 def _check_section(where: str, section: str, values: dict, partial: bool) -> None:
-    spec = {**_SECTIONS, **_OPTIONAL}[section]
+    spec = _VM if section == "vm" else {**_SECTIONS, **_OPTIONAL}[section]
     for key, value in values.items():
         if key not in spec:
             raise HotbenchError(f"{where}: unknown key {key!r} in [{section}] (known: {', '.join(spec)})")
@@ -132,6 +138,11 @@ def load_suite(name_or_path: str = DEFAULT_SUITE, quick: bool = False) -> Suite:
                 raise HotbenchError(f"{where}: [{section}] must be a table")
             _check_section(where, section, raw[section], partial=False)
             sections[section] = copy.deepcopy(raw[section])
+    vm = raw.get("vm", {})
+    if not isinstance(vm, dict):
+        raise HotbenchError(f"{where}: [vm] must be a table")
+    if vm:
+        _check_section(where, "vm", vm, partial=False)
     quick_tables = raw.get("quick", {})
     for section, values in quick_tables.items():
         if section not in (*_SECTIONS, *_OPTIONAL, "thresholds") or not isinstance(values, dict):
@@ -148,4 +159,4 @@ def load_suite(name_or_path: str = DEFAULT_SUITE, quick: bool = False) -> Suite:
                            for k, v in (quick_tables.get("thresholds") or {}).items()})
     return Suite(name=raw["name"], version=raw["version"], quick=quick, sections=sections, thresholds=thresholds,
                  source=path.name if path.parent == SUITES_DIR else str(path.resolve()),
-                 sha256=hashlib.sha256(raw_bytes).hexdigest())
+                 sha256=hashlib.sha256(raw_bytes).hexdigest(), vm=copy.deepcopy(vm))

@@ -92,7 +92,8 @@ def _plans(suite: Suite, trackers: list[str] | None):
     runner.check_sizes(sizes)
     acc_names, acc_unknown = _known_trackers(trackers or acc["trackers"])
     ovh_names, ovh_unknown = _known_trackers(trackers or ovh["trackers"])
-    lockstep = runner.make_plan(acc_names, acc["workloads"], ["auto"], [sizes[0]], acc["intervals"],
+    backings = acc.get("backings", ["auto"])
+    lockstep = runner.make_plan(acc_names, acc["workloads"], backings, [sizes[0]], acc["intervals"],
                                 acc.get("repeats", 1), acc.get("seed", 1)) if acc_names else runner.Plan([], {})
     overhead = Overhead(duration=float(ovh["duration"]), cycle=float(ovh.get("cycle", 0.1)),
                         batch=int(ovh.get("batch", 10_000)), pairs=int(ovh.get("pairs", 2)))

@@ -185,5 +185,6 @@ def answer(ctx: Context) -> Answer:
             f"{int(first['threads'])} vCPU threads, {int(first['rounds'])} eviction rounds after "
             f"{num(first['interval_s'] * 1e3)} ms observation windows, {runs} run(s) per variant, documented "
             f"workflow (pages touched in the window are evicted and refault): {_per_variant(s, ctx.unit(label))}.")
-    text += _integrity(s) + _compare(s, blocker, ctx.unit(label)) + _rescue(ok, label, blocker) + _others(ctx, ok, label)
+    text += (_integrity(s) + _compare(s, blocker, ctx.unit(label)) + _rescue(ok, label, blocker)
+             + _others(ctx, ok, label))
     return Answer(text, [("table", _table(ctx, ok))])

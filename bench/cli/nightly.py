@@ -4,6 +4,9 @@
     hotbench nightly --quick              # the suite's quick variant: about a minute, for CI
     hotbench nightly --history /srv/hotbench/history --suite ./my-suite.toml
 
+A suite with a [vm] table (``--suite icount``) runs inside 'hotbench vm --icount' guests of
+the cached kernels it names, one boot each, all appending to the same history store.
+
 Exit status: 0 when every phase ran (trackers and benchmarks this kernel lacks are skipped,
 not failures); 1 when a phase or a cell failed (the run is kept, status "partial"), or on
 bad input or when nothing can run here; 130, 143 or 129 when SIGINT, SIGTERM or SIGHUP
@@ -13,6 +16,7 @@ stopped it (what was measured is kept, the signal named in the manifest).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -51,6 +55,22 @@ def _phase_line(name: str, phase: dict) -> list[str]:
     return [name, status if len(status) < 60 else status[:57] + "...", what, f"{phase.get('seconds', 0):.0f} s"]
 
 
+def _in_guests(suite, history: Path, args: argparse.Namespace) -> int:
+    from analysis.tables import format_table
+    from bench import _nightly_vm
+
+    if args.estimate:
+        kernels = ", ".join(suite.vm["kernels"])
+        print(f"suite {suite.name} v{suite.version} ({suite.variant}) runs in guests of {kernels}, one boot each; "
+              "see docs/nightly.md for measured durations")
+        return 0
+    outcomes = _nightly_vm.run_in_guests(suite, history, args.quick, args.bench, args.trackers)
+    rows = [[o["kernel"], o["key"] or "-", "ok" if o["status"] == 0 else f"exit {o['status']}", o["reason"] or ""]
+            for o in outcomes]
+    print(format_table(["kernel", "cache key", "status", "why"], rows, right=[False] * 4))
+    return next((o["status"] for o in outcomes if o["status"] != 0), 0)
+
+
 def main(args: argparse.Namespace) -> int:
     from analysis.tables import format_table
     from bench import _nightly_store, nightly
@@ -58,6 +78,8 @@ def main(args: argparse.Namespace) -> int:
 
     suite = load_suite(args.suite, quick=args.quick)
     history = args.history or _nightly_store.default_history_dir()
+    if suite.vm and not os.environ.get("HOTBENCH_IN_VM"):  # the suite runs inside guests of its kernels
+        return _in_guests(suite, history, args)
     if args.estimate:
         seconds = nightly.estimate_seconds(suite, args.bench, args.trackers)
         print(f"suite {suite.name} v{suite.version} ({suite.variant}): about {seconds / 60:.1f} min here")
