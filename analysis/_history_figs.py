@@ -19,6 +19,8 @@ import numpy as np
 from analysis import _history_steps, style
 from analysis.compare import FAMILIES
 from analysis.history import transform
+from bench import clock as clock_mod
+from bench.clock import Clock
 
 __all__ = ["write_all", "PANELS_PER_FIGURE"]
 
@@ -64,10 +66,12 @@ def _between(when, i: int):
     return when.iloc[i - 1] + (when.iloc[i] - when.iloc[i - 1]) / 2
 
 
-def _panel(ax, metric: str, family: str, group, series_order: list[str], steps: list[dict]) -> None:
+def _panel(ax, metric: str, family: str, group, series_order: list[str], steps: list[dict],
+           clock: Clock = Clock()) -> None:
     import matplotlib.dates as mdates
 
     scale, unit = _unit(family, group["median"].to_numpy("float64"))
+    unit = clock.relabel(unit)  # ms of an icount run are Minstr
     single = len(series_order) == 1
     marked: set = set()
     for index, series in enumerate(series_order):
@@ -113,31 +117,49 @@ def write_all(history, steps: list[dict], directory: Path) -> list[dict]:
     """One PNG per family (split every PANELS_PER_FIGURE panels); [{family, title, path}]."""
     import matplotlib
 
-    points = history.points
-    series_order = sorted(points["series"].unique())
     written = []
     with matplotlib.rc_context(_RC):
-        for family in FAMILIES:
-            metrics = sorted(points.loc[points["family"] == family, "metric"].unique())
-            chunks = [metrics[i:i + PANELS_PER_FIGURE] for i in range(0, len(metrics), PANELS_PER_FIGURE)]
-            for number, chunk in enumerate(chunks, 1):
-                cols = min(_COLS, len(chunk))
-                rows = math.ceil(len(chunk) / cols)
-                fig, axes = style.new_figure(rows, cols, size=(4.2 * cols, 2.9 * rows + 1.3))
-                for ax, metric in zip(axes.flat, chunk):
-                    _panel(ax, metric, family, points[points["metric"] == metric], series_order, steps)
-                for ax in list(axes.flat)[len(chunk):]:
-                    ax.set_visible(False)
-                title = f"{family}: {_TITLES[family]}" + (f" ({number}/{len(chunks)})" if len(chunks) > 1 else "")
-                if len(series_order) > 1:  # one series: its colours are the trackers', its name goes in the title
-                    handles, labels = axes.flat[0].get_legend_handles_labels()
-                    fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 3), frameon=False)
-                else:
-                    title += f" — {series_order[0]}"
-                fig.suptitle(title, x=0.01, ha="left")
-                style.caption(fig, "one point per nightly run (median of its values); dotted grey: the kernel "
-                                   "changes; dashed vermillion: a step change beyond the regression threshold")
-                stem = family if len(chunks) == 1 else f"{family}-{number}"
-                path = style.save(fig, directory / stem, "png")
-                written.append({"family": family, "title": title, "path": path})
+        for clock, points in _by_clock(history.points):
+            written += _write_clock(points, steps, directory, clock)
+    return written
+
+
+def _by_clock(points) -> list[tuple[Clock, object]]:
+    """The points split by the clock their runs counted in: wall-clock series and instruction-count
+    series never share an axis."""
+    if "clock" not in points or not len(points):
+        return [(Clock(), points)]
+    groups = points.groupby([points["clock"], points["icount_shift"].fillna(-1)], sort=True)
+    return [(clock_mod.of_environment({"clock": kind, "icount_shift": None if shift < 0 else int(shift)}), group)
+            for (kind, shift), group in sorted(groups, key=lambda kv: kv[0][0] != clock_mod.WALL)]
+
+
+def _write_clock(points, steps: list[dict], directory: Path, clock: Clock) -> list[dict]:
+    series_order = sorted(points["series"].unique())
+    suffix = "-icount" if clock.instructions else ""
+    written = []
+    for family in FAMILIES:
+        metrics = sorted(points.loc[points["family"] == family, "metric"].unique())
+        chunks = [metrics[i:i + PANELS_PER_FIGURE] for i in range(0, len(metrics), PANELS_PER_FIGURE)]
+        for number, chunk in enumerate(chunks, 1):
+            cols = min(_COLS, len(chunk))
+            rows = math.ceil(len(chunk) / cols)
+            fig, axes = style.new_figure(rows, cols, size=(4.2 * cols, 2.9 * rows + 1.3))
+            for ax, metric in zip(axes.flat, chunk):
+                _panel(ax, metric, family, points[points["metric"] == metric], series_order, steps, clock)
+            for ax in list(axes.flat)[len(chunk):]:
+                ax.set_visible(False)
+            title = f"{family}: {_TITLES[family]}" + (f" ({number}/{len(chunks)})" if len(chunks) > 1 else "")
+            title += " — guest instructions (icount)" if clock.instructions else ""
+            if len(series_order) > 1:  # one series: its colours are the trackers', its name goes in the title
+                handles, labels = axes.flat[0].get_legend_handles_labels()
+                fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 3), frameon=False)
+            else:
+                title += f" — {series_order[0]}"
+            fig.suptitle(title, x=0.01, ha="left")
+            style.caption(fig, "one point per nightly run (median of its values); dotted grey: the kernel "
+                               "changes; dashed vermillion: a step change beyond the regression threshold")
+            stem = (family if len(chunks) == 1 else f"{family}-{number}") + suffix
+            path = style.save(fig, directory / stem, "png")
+            written.append({"family": family, "title": title, "path": path})
     return written

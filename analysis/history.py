@@ -33,6 +33,7 @@ from analysis import _history_steps
 from analysis.compare import FAMILIES, threshold_for
 from analysis.compare import _bad as compare_bad
 from analysis.compare import _change as compare_change
+from bench import clock as clock_mod
 from bench.errors import HotbenchError
 
 __all__ = ["History", "load", "steps", "build", "select_metrics"]
@@ -83,15 +84,19 @@ def load(store: Path, metric: str | None = None, kernel: str | None = None) -> H
     frames = []
     for entry in entries:
         run_dir = Path(store) / entry["dir"]
-        values = run_metrics(run_dir, results.load_manifest(run_dir))
+        manifest = results.load_manifest(run_dir)
+        values = run_metrics(run_dir, manifest)
         if not len(values):
             continue
         summary = values.groupby(["metric", "family"], sort=True)["value"].agg(["median", "min", "count"])
         summary = summary.reset_index().rename(columns={"count": "n"})
+        clk = clock_mod.of_manifest(manifest)  # instruction counts are drawn apart from ns (bench/clock.py)
         frames.append(summary.assign(run_id=entry["run_id"], date=entry["date"], machine=entry["machine"],
-                                     kernel=entry["kernel_release"], series=series_label(entry)))
+                                     kernel=entry["kernel_release"], series=series_label(entry),
+                                     clock=clk.kind, icount_shift=clk.shift))
     points = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-        columns=["metric", "family", "median", "min", "n", "run_id", "date", "machine", "kernel", "series"])
+        columns=["metric", "family", "median", "min", "n", "run_id", "date", "machine", "kernel", "series",
+                 "clock", "icount_shift"])
     keep = select_metrics(points["metric"], metric)
     if metric and not keep:
         raise HotbenchError(f"no metric matches {metric!r}; families: {', '.join(FAMILIES)}")

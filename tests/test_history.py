@@ -190,3 +190,19 @@ def test_detector_ignores_single_outliers_and_short_series():
     assert _history_steps.detect(y) == []
     assert _history_steps.detect([0.0, 1.0, 1.0]) == []  # fewer than 2 x MIN_SIZE runs
     assert _history_steps.detect([1.0, 1.0, 0.8, 0.8]) == [2]
+
+
+def test_instruction_count_series_get_figures_of_their_own(tmp_path):
+    """A store with wall-clock and icount runs never draws both on one axis."""
+    store, out = tmp_path / "history", tmp_path / "site"
+    for day in (10, 11):
+        make_run(store, day)
+        icount = make_run(store, day, host="guest")
+        manifest = json.loads((icount / "manifest.json").read_text())
+        manifest["environment"].update(accel="tcg", clock="instructions", icount_shift=0)
+        (icount / "manifest.json").write_text(json.dumps(manifest))
+    got = hotbench("history", "--history", str(store), "--out", str(out), "--metric", "collect_ns")
+    assert got.returncode == 0, got.stderr
+    assert sorted(p.name for p in (out / "figures").glob("*.png")) == ["collect_ns-icount.png", "collect_ns.png"]
+    page = (out / "index.html").read_text()
+    assert "guest/tcg-icount" in page and "guest instructions (icount)" in page
