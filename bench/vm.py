@@ -26,6 +26,7 @@ import ctypes
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -495,11 +496,14 @@ def _run_until_started(argv: list[str], ctl: Path, command: list[str], guest_env
         boot = len(failures) + 1
         _prepare_ctl(ctl, command, {**guest_env, BOOT_ENV: json.dumps({"attempts": boot,
                                                                        "earlier_failures": failures})})
+        cpu0 = _children_cpu_seconds()
         qemu_status, tail, seconds = _boot(argv, timeout, console)
         status = _command_status(ctl)
         if status is not None:
             which = f" (boot {boot} of {boot_retries + 1})" if failures else ""
-            print(f"hotbench vm: guest command exited {status} after {seconds:.1f} s{which}", file=log)
+            # QEMU's own CPU time: about how long the guest would take on an idle host (TCG is CPU-bound)
+            print(f"hotbench vm: guest command exited {status} after {seconds:.1f} s{which}; QEMU used "
+                  f"{_children_cpu_seconds() - cpu0:.1f} s of CPU", file=log)
             return status
         if any(_KVM_FAILED in line for line in tail):
             raise LostVMError("KVM could not run this guest (KVM internal error): retry with --accel tcg")
@@ -542,6 +546,11 @@ def _emulator_at_fault(reason: str, argv: list[str]) -> str:
         return ""
     return ("; QEMU's fault, not this kernel's: multi-threaded TCG ran code from before kernel text patching "
             "finished (QEMU 7.2); run it again, or with --tcg-threads single (never seen to do this)")
+
+
+def _children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # waited-for children: QEMU once _boot returns
+    return usage.ru_utime + usage.ru_stime
 
 
 def _never_started(failures: list[str], seconds: float) -> str:
