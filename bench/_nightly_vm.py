@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from bench import interrupts
 from bench.errors import HotbenchError
 
 __all__ = ["find_kernel", "guest_machine", "run_in_guests"]
@@ -92,7 +93,12 @@ def run_in_guests(suite, history: Path, quick: bool = False, bench: str | None =
             outcomes.append({"kernel": spec, "key": None, "status": 1, "reason": reason})
             continue
         print(f"nightly: suite {suite.name} in a guest of {kernel.key} ({spec}), icount", file=log, flush=True)
-        proc = subprocess.run(vm_argv(suite, spec, kernel, history, quick, bench, trackers), cwd=_CHECKOUT)
+        proc = subprocess.Popen(vm_argv(suite, spec, kernel, history, quick, bench, trackers), cwd=_CHECKOUT)
+        # a signal goes to 'hotbench vm' too (it stops the guest's nightly at its safe point and QEMU);
+        # the next kernel is not booted
+        with interrupts.deferred("waiting for the guest's nightly to stop"), interrupts.forwarding(proc):
+            proc.wait()
+        interrupts.check()
         outcomes.append({"kernel": spec, "key": kernel.key, "status": proc.returncode,
                          "reason": None if proc.returncode == 0 else f"'hotbench vm' exited {proc.returncode}"})
     return outcomes
