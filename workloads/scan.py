@@ -3,6 +3,8 @@
 scan visits pages start, start+1, ...; stride visits start, start+stride, ... (so only pages
 congruent to start modulo stride). Each access advances the cursor one step; the cursor
 continues across intervals and threads (thread t takes the next chunk of the sequence).
+Within each run of 64 accesses the pages are visited in an interleaved order (which decides
+neither the truth nor the bytes written: workloads._kernels.SWEEP_ORDER says why).
 """
 
 from __future__ import annotations

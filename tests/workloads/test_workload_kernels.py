@@ -79,3 +79,37 @@ def test_batched_touch_matches_its_replay_across_batch_edges():
     K.touch_alias(arena, np.int64(4096), np.int64(n), np.uint64(9), table, K.write_threshold(1.0))
     assert int(writes.sum()) == n and not reads.any()
     assert (arena.reshape(64, 4096).any(axis=1) == (writes > 0)).all()
+
+
+def _sweep_in_cursor_order(arena, page_size, n, key, start, stride, span, pos, wthr):
+    """touch_sequential's accesses one by one in cursor order, in plain Python."""
+    mask, state, checksum = (1 << 64) - 1, int(key), 0
+    for j in range(n):
+        state ^= (state << 13) & mask
+        state ^= state >> 7
+        state ^= (state << 17) & mask
+        at = (start + pos * stride) * page_size + (state & (page_size // K.LINE - 1)) * K.LINE
+        pos = (pos + 1) % span
+        if ((state >> 10) & (K.ONE22 - 1)) < wthr:
+            arena[at] = (j & 0xFF) | 1
+        else:
+            checksum += int(arena[at])
+    return checksum
+
+
+def test_interleaved_sweep_leaves_what_cursor_order_leaves():
+    # Full batches of a sweep >= BATCH pages are made out of cursor order (SWEEP_ORDER): the
+    # bytes written, the reads' checksum and so the truth must be those of cursor order.
+    # span 40 < BATCH keeps cursor order, a page may come twice in one batch there. Two
+    # lines a page, so accesses to one line in one batch are common.
+    npages, page = 200, 2 * K.LINE
+    for stride, start, span, pos, n in ((1, 0, 200, 0, 5 * K.BATCH + 17), (3, 2, 66, 50, 4 * K.BATCH),
+                                         (5, 0, 40, 7, 300)):
+        initial = np.random.default_rng(stride).integers(0, 256, npages * page, dtype=np.uint8)
+        ours, theirs = initial.copy(), initial.copy()
+        wthr = K.write_threshold(0.4)
+        got = K.touch_sequential(ours, np.int64(page), np.int64(n), np.uint64(11), np.uint64(start),
+                                 np.uint64(stride), np.uint64(span), np.uint64(pos), wthr)
+        want = _sweep_in_cursor_order(theirs, page, n, 11, start, stride, span, pos, int(wthr))
+        assert got == want
+        np.testing.assert_array_equal(ours, theirs)
