@@ -252,7 +252,7 @@ def run(spec: experiments.Spec, out: Path, quick: bool, log=sys.stderr) -> dict:
         check_step(step, quick)
     if out.exists() and any(out.iterdir()):
         raise HotbenchError(f"{out} is not empty; hotbench never overwrites results: choose another --out")
-    out.mkdir(parents=True, exist_ok=True)
+    results.create_out_dir(out)
     record = {"experiment": spec.name, "quick": quick, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "environment": environment.describe(), "status": results.RUNNING, "steps": []}
     try:

@@ -337,6 +337,15 @@ def _print_list(cases, fault_size: int, sizes: list[int]) -> None:
         print(f"{case.name:42} {status}")
 
 
+def _check_outputs(args) -> None:
+    """pyperf writes -o/--append after the first benchmark: a bad path is refused before any runs."""
+    from bench import results
+
+    for option, path in (("-o", args.output), ("--append", args.append)):
+        if path:
+            results.check_out_file(Path(path), option)
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run the suite with pyperf's Runner; *argv* are Runner options plus ours (None: sys.argv)."""
     import pyperf
@@ -361,6 +370,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         if args.list:
             _print_list(_micro_cases.CASES, fault_size, sizes)
             return 0
+        _check_outputs(args)
         chosen, skipped = select(_micro_cases.CASES, args.bench)
         planned = [p for p in plan(chosen, sizes, fault_size) if not _too_big(p, skipped)]
         for name, reason in skipped:

@@ -210,6 +210,25 @@ def write_pages(run_dir: Path, cell_number: int, rows: list[dict]) -> None:
     atomic_write_bytes(run_dir / PAGES / f"cell-{cell_number:05d}.parquet", buf.getvalue())
 
 
+def create_out_dir(out: Path) -> None:
+    """Make *out* (an experiment's output directory) and its parents; a user error
+    in one line when that cannot be done."""
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise HotbenchError(f"cannot create {out}: {e.strerror}; choose another --out") from None
+
+
+def check_out_file(path: Path, option: str = "--out") -> None:
+    """Before a command runs: the results file *path* can be written where it is named (its
+    directory exists and is writable), so that finished work is never lost to a typo."""
+    parent = Path(path).parent
+    if not parent.is_dir():
+        raise HotbenchError(f"{option} {path}: no directory {parent}; create it or choose another {option}")
+    if not os.access(parent, os.W_OK):
+        raise HotbenchError(f"{option} {path}: cannot write in {parent}; choose another {option}")
+
+
 def create_run_dir(out: Path, run_id: str) -> Path:
     run_dir = Path(out) / run_id
     try:

@@ -72,10 +72,10 @@ def _choose_backing(cls: type[trackers.Tracker], requested: str) -> tuple[str | 
 def check_inputs(tracker_names: list[str] | None, workload_specs: list[str], backings: list[str],
                  sizes: list[int], intervals: int, repeats: int, *, threads: list[int | None] = (None,),
                  accesses: list[int | None] = (None,), write_ratio: float | None = None,
-                 interferences: list[str] = (interference_mod.NONE,)) -> None:
+                 interferences: list[str] = (interference_mod.NONE,), seed: int = 1) -> None:
     """Every user input of a run, checked before anything exists (one-line HotbenchError): tracker
-    and interference names, backings and their sizes, counts, and each workload built once with
-    its parameters (a masim config read, a zipf exponent parsed) at the smallest size."""
+    and interference names, backings and their sizes, counts, the seeds, and each workload built
+    once with its parameters (a masim config read, a zipf exponent parsed) at the smallest size."""
     import workloads
 
     for name in tracker_names or ():
@@ -91,12 +91,13 @@ def check_inputs(tracker_names: list[str] | None, workload_specs: list[str], bac
     if any(t is not None and t < 1 for t in threads) or any(a is not None and a < 1 for a in accesses):
         raise HotbenchError("--threads and --accesses must be at least 1")
     npages = max(min(sizes), arena_mod.BASE_PAGE) // arena_mod.BASE_PAGE
-    for spec, n_threads, n_accesses in itertools.product(workload_specs, threads, accesses):
-        try:
-            workloads.create(spec, npages=npages, page_size=arena_mod.BASE_PAGE, seed=1, accesses=n_accesses,
+    try:
+        workloads.check_seeds(seed, repeats)
+        for spec, n_threads, n_accesses in itertools.product(workload_specs, threads, accesses):
+            workloads.create(spec, npages=npages, page_size=arena_mod.BASE_PAGE, seed=seed, accesses=n_accesses,
                              threads=n_threads, write_ratio=write_ratio)
-        except workloads.WorkloadError as e:
-            raise HotbenchError(str(e)) from None
+    except workloads.WorkloadError as e:
+        raise HotbenchError(str(e)) from None
 
 
 def _check_sizes_for(backing: str, sizes: list[int]) -> None:
@@ -115,7 +116,7 @@ def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backin
     tracker + interference pairs) skipped with their reasons. Bad input raises HotbenchError
     (``check_inputs``) before anything is run."""
     check_inputs(tracker_names, workload_specs, backings, sizes, intervals, repeats, threads=threads,
-                 accesses=accesses, write_ratio=write_ratio, interferences=interferences)
+                 accesses=accesses, write_ratio=write_ratio, interferences=interferences, seed=seed)
     interferers = [interference_mod.get(name) for name in dict.fromkeys(interferences)]
     names = tracker_names or list(trackers.registry())
     classes = [trackers.get(n) for n in names]

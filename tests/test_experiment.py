@@ -105,6 +105,14 @@ def test_a_real_experiment_runs_its_steps_and_reports(tmp_path):
     assert (tmp_path / "again" / "report.md").read_text().split("## What ran")[0] == report.split("## What ran")[0]
 
 
+def test_an_out_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "file").write_text("")
+    out = hotbench("experiment", "scaling", "--quick", "--out", str(tmp_path / "file" / "o"))
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stderr
+    assert out.stderr.startswith(f"error: cannot create {tmp_path}/file/o: Not a directory; choose another --out")
+    assert not (tmp_path / "file").read_text()
+
+
 def test_out_that_has_results_is_never_overwritten(tmp_path):
     (tmp_path / "o").mkdir()
     (tmp_path / "o" / "x").write_text("keep")

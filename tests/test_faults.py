@@ -254,6 +254,8 @@ def _read_choice(text):
     (["--size", "1000", "--backing", "anon"], "arena size 1000 must be a positive multiple of 4K for anon"),
     (["--size", "3M", "--backing", "thp"], "must be a positive multiple of 2M for thp"),
     (["--mode", "concurrent", "--pairs", "0"], "--pairs at least 1"),
+    (["--seed", "-1"], "--seed -1: a seed must be in [0, 18446744073709551615]"),
+    (["--seed", str((1 << 64) - 1), "--repeats", "2"], "and so must seed + 1 (repeat r uses seed + r)"),
 ])
 def test_bad_run_input_is_one_line_and_leaves_nothing(tmp_path, env, args, message):
     out = hotbench("run", "--trackers", "uffd-wp", "--intervals", "1", "--thp", "never", "--out", str(tmp_path / "o"),
@@ -269,6 +271,8 @@ def test_bad_run_input_is_one_line_and_leaves_nothing(tmp_path, env, args, messa
     (["--rounds", "0"], "must be at least 1"),
     (["--variant", "nosuch"], "unknown variant nosuch"),
     (["--out", "rows.txt"], "use a .json, .csv or .parquet name"),
+    (["--seed", "-1"], "--seed -1: a seed must be in"),
+    (["--out", "/nonexistent/rows.json"], "--out /nonexistent/rows.json: no directory /nonexistent;"),
 ])
 def test_bad_evict_input_is_one_line(tmp_path, env, args, message):
     out = hotbench("evict", *args, env=env)

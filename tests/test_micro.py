@@ -103,6 +103,14 @@ def test_fast_run_writes_pyperf_json_and_compare_to_reads_it(tmp_path):
         assert name in out.stdout
 
 
+@pytest.mark.parametrize("option", ["-o", "--append"])
+def test_an_output_in_no_directory_is_refused_before_anything_runs(tmp_path, option):
+    out = run(option, str(tmp_path / "nowhere" / "x.json"), "--bench", PICK, *TINY)
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr  # (a line may say whom it waited for)
+    assert out.stderr.splitlines()[-1].startswith(f"error: {option} {tmp_path}/nowhere/x.json: no directory "
+                                                  f"{tmp_path}/nowhere;"), out.stderr
+
+
 @pytest.mark.root
 def test_existing_output_is_refused(tmp_path):
     target = tmp_path / "x.json"

@@ -18,10 +18,10 @@ import importlib
 import pkgutil
 from typing import Any
 
-from workloads._base import COMMON_DEFAULTS, Truth, Workload, WorkloadError
+from workloads._base import COMMON_DEFAULTS, SEED_MAX, Truth, Workload, WorkloadError
 
 __all__ = ["WorkloadError", "Truth", "Workload", "names", "get", "parse_spec", "split_specs", "create",
-           "COMMON_DEFAULTS"]
+           "COMMON_DEFAULTS", "SEED_MAX", "check_seeds"]
 
 
 @functools.cache
@@ -86,6 +86,13 @@ def split_specs(text: str) -> list[str]:
         else:
             specs.append(item)
     return specs
+
+
+def check_seeds(seed: int, repeats: int) -> None:
+    """Repeat r of a run uses seed + r: every one of them must be a seed (one uint64)."""
+    if seed < 0 or seed + max(repeats, 1) - 1 > SEED_MAX:
+        raise WorkloadError(f"--seed {seed}: a seed must be in [0, {SEED_MAX}]" + (
+            f", and so must seed + {repeats - 1} (repeat r uses seed + r)" if repeats > 1 else ""))
 
 
 def create(spec: str, *, npages: int, page_size: int, seed: int, accesses: int | None = None,

@@ -29,6 +29,7 @@ _MAX_THREADS = 1024
 _MAX_ACCESSES = (1 << 32) - 1     # truth counts are uint32 per page
 _MAX_PAGES = 1 << 32              # the kernels scale 32-bit random words to a page
 MAX_PAGE_SIZE = 1 << 16           # the kernels take a line index from 10 random bits
+SEED_MAX = (1 << 64) - 1          # a seed is a stream key: one uint64
 
 _HERE = Path(__file__).resolve().parent
 # Files whose code decides what a workload touches besides its own module (see version).
@@ -132,7 +133,7 @@ class Workload:
         self.page_size = self._int_in("page_size", page_size, 64, MAX_PAGE_SIZE)
         self._require(self.page_size & (self.page_size - 1) == 0,
                       f"page_size must be a power of two, got {page_size}")
-        self.seed = self._int_in("seed", seed, 0, (1 << 64) - 1)
+        self.seed = self._int_in("seed", seed, 0, SEED_MAX)
         # Explicit arguments win over spec parameters of the same name.
         common = {"accesses": accesses, "threads": threads, "write_ratio": write_ratio}
         for key, value in common.items():

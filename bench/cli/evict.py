@@ -92,13 +92,18 @@ def _fmt(x, spec: str) -> str:
 
 def check(args: argparse.Namespace):
     """Every argument, checked before anything runs: (EvictParams, variant names)."""
-    from bench import arena, trackers
+    import workloads
+    from bench import arena, results, trackers
     from bench.evict import EvictParams
 
     if args.repeats < 1 or args.threads < 1 or args.rounds < 1 or args.batch < 1:
         raise HotbenchError("--repeats, --threads, --rounds and --batch must be at least 1")
     if args.interval <= 0 or args.hold < 0:
         raise HotbenchError("--interval must be positive and --hold at least 0")
+    try:
+        workloads.check_seeds(args.seed, args.repeats)
+    except workloads.WorkloadError as e:
+        raise HotbenchError(str(e)) from None
     for name in ("hot_frac", "hot_weight", "write_ratio"):
         if not 0 <= getattr(args, name) <= 1:
             raise HotbenchError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(args, name)}")
@@ -113,6 +118,8 @@ def check(args: argparse.Namespace):
         raise HotbenchError(f"--out {args.out}: use a .json, .csv or .parquet name")
     if args.out and args.out.exists() and not args.replace:
         raise HotbenchError(f"{args.out} exists; pass --replace to overwrite it")
+    if args.out:
+        results.check_out_file(args.out)
     params = EvictParams(size=args.size, backing=args.backing, threads=args.threads, rounds=args.rounds,
                          interval=args.interval, hold=args.hold, rescue=args.rescue, detector=args.detector,
                          hot_frac=args.hot_frac, hot_weight=args.hot_weight, write_ratio=args.write_ratio,

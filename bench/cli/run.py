@@ -235,7 +235,7 @@ def check(args: argparse.Namespace, here: bool = True) -> tuple[list[int], dict[
     _overhead(args)
     runner.check_inputs(args.trackers, _workloads(args), args.backing, sizes, args.intervals, args.repeats,
                         threads=args.threads, accesses=args.accesses, write_ratio=args.write_ratio,
-                        interferences=args.interfere)
+                        interferences=args.interfere, seed=args.seed)
     requested = {name: getattr(args, name.replace("-", "_")) for name in settings.SETTINGS}
     requested = {name: choice for name, choice in requested.items() if choice}
     (settings.validate if here else settings.check_choices)(requested)
