@@ -305,19 +305,30 @@ def status_line(manifest: dict) -> str:
     status, raw = run_status(manifest), str(manifest.get("status") or "unknown")
     owner = Owner.from_dict(progress.get("owner"))
     updated = f"last update {_age(progress.get('updated'))}" if progress.get("updated") else "no progress recorded"
+    kept = _partial_kept(manifest) if status != RUNNING else ""
     if status == "killed":
         who = f"{owner.describe()} is gone" if owner else "written by a hotbench that recorded no owner"
-        return f"killed after {cells} ({who}; {updated})"
+        return f"killed after {cells}{kept} ({who}; {updated})"
     if status == RUNNING:
         where = "" if owner.alive() else f"; cannot check {owner.describe()} from here"
         return f"running: {cells} done, {updated} ({owner.describe()}{where})"
     if status == INTERRUPTED:
         if raw != INTERRUPTED:  # formats 1-2: "interrupted after N of M cells"
             return raw
-        return f"interrupted by {manifest.get('signal') or 'a signal'} after {cells}"
+        return f"interrupted by {manifest.get('signal') or 'a signal'} after {cells}{kept}"
     if status == FAILED:
-        return f"failed after {cells}: {manifest.get('error') or 'see the error rows'}"
+        return f"failed after {cells}{kept}: {manifest.get('error') or 'see the error rows'}"
     return f"{status}: {cells}" if total is not None else status
+
+
+def _partial_kept(manifest: dict) -> str:
+    """', and 3 finished intervals of cell 2 (kept, marked partial)' when the run ended in a cell."""
+    progress = manifest.get("progress") or {}
+    kept, cell = progress.get("intervals_done") or 0, progress.get("cell")
+    if not kept or cell is None:
+        return ""
+    step = "A/B pair" if manifest.get("mode") == "concurrent" else "interval"
+    return f", and {kept} finished {step}{'s' if kept != 1 else ''} of cell {cell + 1} (kept, marked partial)"
 
 
 def stamp_progress(manifest: dict, **fields) -> dict:
@@ -374,7 +385,9 @@ class RunWriter:
         write_manifest(self.run_dir, self.manifest)
 
     def finish(self, status: str, **fields) -> None:
-        """End the run as *status* (complete, interrupted with ``signal``, failed with ``error``)."""
+        """End the run as *status* (complete, interrupted with ``signal``, failed with ``error``);
+        the progress block keeps which cell's finished intervals were kept as partial rows."""
+        kept, cell = len(self.pending), (self.manifest.get("progress") or {}).get("cell")
         if self.pending:
             self.rows.extend({**r, "partial": True} for r in self.pending)
             self.latencies.extend(self.pending_latencies)
@@ -386,7 +399,7 @@ class RunWriter:
         self.manifest["status"] = status
         self.manifest.update(fields)
         self.manifest["cells_done"] = self.cells_done
-        stamp_progress(self.manifest, cells_done=self.cells_done, cell=None, intervals_done=0)
+        stamp_progress(self.manifest, cells_done=self.cells_done, cell=cell if kept else None, intervals_done=kept)
         write_manifest(self.run_dir, self.manifest)
 
 

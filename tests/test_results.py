@@ -39,7 +39,9 @@ def test_the_writer_keeps_every_finished_interval_as_it_goes(tmp_path):
     assert list(samples["partial"]) == [False, False, True] and not (tmp_path / results.PARTIAL).exists()
     manifest = results.load_manifest(tmp_path)
     assert manifest["status"] == "interrupted" and manifest["signal"] == "SIGTERM" and manifest["cells_done"] == 1
-    assert results.status_line(manifest) == "interrupted by SIGTERM after 1 of 3 cells"
+    assert manifest["progress"]["cell"] == 1 and manifest["progress"]["intervals_done"] == 1
+    assert results.status_line(manifest) == ("interrupted by SIGTERM after 1 of 3 cells, and 1 finished interval "
+                                             "of cell 2 (kept, marked partial)")
     for name in (results.MANIFEST, results.SAMPLES):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o644
 
@@ -66,6 +68,10 @@ def test_a_killed_processes_partial_cell_is_read_back(tmp_path):
     writer.interval(_row(1, 0), 1)  # ... killed here
     samples = results.load_samples(tmp_path)
     assert list(samples["cell"]) == [0, 1] and list(samples["partial"]) == [False, True]
+    manifest = {**results.load_manifest(tmp_path), "mode": "concurrent"}
+    manifest["progress"]["owner"] = DEAD
+    assert results.status_line(manifest).startswith("killed after 1 of 2 cells, and 1 finished A/B pair of cell 2 "
+                                                     "(kept, marked partial) (pid 1 is gone; ")
 
 
 def test_atomic_writes_are_0644_whatever_the_umask(tmp_path):
