@@ -16,11 +16,12 @@ so that a waiting command can say who it waits for.
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import json
 import os
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator, TextIO
 
@@ -48,19 +49,24 @@ class RunLock:
         self.mode: str | None = None
 
     def holders(self) -> list[dict]:
-        """Live holders as they described themselves (dead ones' files are skipped)."""
+        """Live holders as they described themselves; dead ones' files (a holder killed by
+        SIGKILL never removes its own) are removed."""
         found = []
         try:
             names = os.listdir(self.dir / "holders")
         except OSError:
             return found
         for name in names:
+            path = self.dir / "holders" / name
             try:
-                data = json.loads((self.dir / "holders" / name).read_text())
+                data = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
             owner = Owner.from_dict(data.get("owner"))
-            if owner is not None and owner.alive() is not False and not owner.is_me():
+            if owner is not None and owner.alive() is False:
+                with suppress(OSError):  # another user's directory: only the wait message is longer
+                    path.unlink()
+            elif owner is not None and not owner.is_me():
                 found.append({**data, "who": owner.describe()})
         return found
 
@@ -101,6 +107,7 @@ class RunLock:
                 os.close(fd)
                 raise
         self._fd, self.mode = fd, "exclusive" if exclusive else "shared"
+        self.holders()  # sweeps the descriptions of holders that died
         self._describe_self(what)
         return True
 
@@ -142,4 +149,5 @@ def command_lock(*, exclusive: bool, wait: bool = True, what: str = "", log: Tex
     journal.recover(wait=wait, log=log, report_live=False)  # a live holder is named if we must wait
     lock = RunLock()
     lock.acquire(exclusive=exclusive, wait=wait, what=what, log=log)
+    atexit.register(lock.release)  # the flock goes with the process; its description must go too
     return lock

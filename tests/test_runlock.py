@@ -67,9 +67,24 @@ def test_the_holder_dying_by_sigkill_frees_the_lock(tmp_path):
     writer = _holder(tmp_path, "exclusive")
     writer.kill()
     writer.wait()
+    assert len(os.listdir(tmp_path / "holders")) == 1  # a killed holder cannot remove its description
     lock = runlock.RunLock(tmp_path)
     assert lock.acquire(exclusive=True, wait=False) and lock.holders() == []
+    assert os.listdir(tmp_path / "holders") == [f"{os.getpid()}-{_start()}.json"]  # the dead one's is swept
     lock.release()
+    assert os.listdir(tmp_path / "holders") == []
+
+
+def _start():
+    from bench.kernel import procfs
+    return procfs.process_start_time(os.getpid())
+
+
+def test_a_command_that_exits_leaves_no_description(tmp_path):
+    code = "from bench import runlock; runlock.command_lock(exclusive=False, what='a test command')"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120,
+                   env={**os.environ, "HOTBENCH_STATE_DIR": str(tmp_path)})
+    assert os.listdir(tmp_path / "holders") == []
 
 
 KNOB_RUN = ["run", "--trackers", "uffd-wp", "--workloads", "uniform", "--size", "8M", "--intervals", "1",
