@@ -20,8 +20,10 @@ Ending a cell, in two steps:
    userfaultfd and so lets the faulting accesses through. The main thread then raises
    ``CellTimeout`` as soon as it is back in Python. ``stop`` is idempotent;
    calling it from another thread is the one way out of such a hang.
-A thread stuck in the kernel in an uninterruptible sleep cannot be ended by anyone; the
-watchdog then says so on stderr and the run waits.
+A thread stuck in the kernel in an uninterruptible sleep cannot be ended by anyone, nor can
+a workload thread still running its interval in compiled code (the touch kernels take no
+stop request: a check in the measured loop would cost time): the watchdog then says so on
+stderr once, and the cell ends, as an error, when the thread returns.
 """
 
 from __future__ import annotations
@@ -162,7 +164,8 @@ class _Watch:
                     return
             if not self.raised:  # still not back in Python: say it again
                 signal.pthread_kill(self._main, _SIGNAL)
-            elif not said:
+            if not said:
                 said = True
-                print("hotbench: watchdog: a thread of the cell is stuck in the kernel (uninterruptible?); "
-                      "waiting for it", file=sys.stderr, flush=True)
+                print("hotbench: watchdog: the cell's workload has not returned (an interval still running in "
+                      "compiled code, or a thread stuck in the kernel); the cell ends, as an error, when it does",
+                      file=sys.stderr, flush=True)

@@ -125,3 +125,33 @@ def test_the_limit_follows_the_slowest_step_seen():
     dog = Watchdog(factor=10, floor=5)
     assert dog.limit_for(0.1) == 5 and dog.limit_for(2.0) == 20
     assert Watchdog(limit=3).limit_for(100) == 3
+
+
+def _accesses_for(seconds: float) -> int:
+    """Accesses that keep a 1 MiB uniform interval running for about *seconds* at this machine's
+    speed now (measured, so a loaded machine only lengthens it)."""
+    import time
+
+    import numpy as np
+    import workloads
+
+    probe = 20_000_000
+    workload = workloads.create("uniform", npages=256, page_size=4096, seed=1, accesses=probe, threads=1)
+    arena = np.zeros(1 << 20, np.uint8)
+    workload.run_interval(arena, 0)  # compiled or loaded from numba's cache
+    t0 = time.perf_counter()
+    workload.run_interval(arena, 1)
+    return int(probe * seconds / max(time.perf_counter() - t0, 1e-3))
+
+
+def test_a_workload_interval_that_does_not_return_is_named_and_ends_the_cell_as_an_error(tmp_path, test_trackers,
+                                                                                       capfd):
+    """The touch kernels take no stop request: the watchdog says so once (after its limit and
+    two grace periods: 1.5 s), and the cell ends, as an error, when the interval returns (~6 s)."""
+    plan = runner.Plan([runner.Cell("test-fine", "uniform", "anon", 1 << 20, 2, 0, 1, accesses=_accesses_for(6)),
+                        runner.Cell("test-fine", "uniform", "anon", 1 << 20, 1, 0, 1, accesses=1000)], {})
+    rows = runner.run_plan(plan, tmp_path, {"run_id": "r"}, watchdog=Watchdog(limit=0.5, grace=0.5))
+    statuses = [r["status"] for r in rows]
+    assert len(statuses) == 2 and "ended by the watchdog" in statuses[0] and statuses[1] == "ok", statuses
+    err = capfd.readouterr().err
+    assert err.count("the cell's workload has not returned (an interval still running in compiled code") == 1, err
