@@ -63,12 +63,12 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 
 from bench import _evict_core as core
-from bench import clock, interrupts
+from bench import clock, fault_path, interrupts
 from bench._evict_stats import pct, round_rows, summarize
 from bench._evict_variants import UFFD_TRACKERS, VARIANTS, Variant
 from bench.arena import Arena, backing_unavailable, parse_size
 from bench.errors import HotbenchError
-from bench.kernel import _libc, pagemap, uffd
+from bench.kernel import _libc, pagemap, uffd, uffd_server
 
 __all__ = ["EvictParams", "EvictResult", "VARIANTS", "variant_names", "unavailable", "detector_for", "run",
            "run_matrix", "summarize"]
@@ -95,6 +95,7 @@ class EvictParams:
     words_per_write: int = 8
     seed: int = 1
     store: str | None = None       # directory for the store file; None = a second memfd
+    placement: str = "auto"        # CPUs of the vCPU threads and the fault handler (bench.fault_path)
 
     def normalized(self) -> EvictParams:
         return replace(self, size=parse_size(self.size))
@@ -175,8 +176,8 @@ class _Ctx:
     handler stopped, then the userfaultfd closed (which wakes any blocked thread), then the
     vCPUs joined, and only then the memory unmapped."""
 
-    def __init__(self, cls: type[Variant], params: EvictParams):
-        self.cls, self.params = cls, params
+    def __init__(self, cls: type[Variant], params: EvictParams, placement: fault_path.Placement):
+        self.cls, self.params, self.placement = cls, params, placement
         self.arena: Arena | None = None
         self.io_addr = 0
         self._io_mapped = False
@@ -219,10 +220,10 @@ class _Ctx:
         self.range_ioctls = self.uffd.register(a.addr, size, self.cls.register_mode(p.backing))
         self.cmd_fd = os.eventfd(0, os.EFD_CLOEXEC)
         self.ack_fd = os.eventfd(0, os.EFD_CLOEXEC)
-        self._handler = threading.Thread(target=core.serve, name="hotbench-evict-handler", daemon=True,
-                                         args=(self.uffd.fd, self.cmd_fd, self.ack_fd, a.addr, a.npages,
-                                               self.store_addr, self.ctl, self.resident, self.touched, self.log))
-        self._handler.start()
+        args = (self.uffd.fd, self.cmd_fd, self.ack_fd, a.addr, a.npages, self.store_addr, self.ctl,
+                self.resident, self.touched, self.log)
+        self._handler = uffd_server.start_server_thread(lambda: core.serve(*args), "hotbench-evict-handler",
+                                                        self.placement.server)
         if not self.cls.builtin_detector:
             self.detector = trackers.get(detector_for(self.cls.name, p))()
             self.detector.start(a)
@@ -234,6 +235,10 @@ class _Ctx:
         if not select.select([self.ack_fd], [], [], 60)[0]:
             raise HotbenchError("the fault handler did not acknowledge a mode change within 60 s")
         os.eventfd_read(self.ack_fd)
+
+    @property
+    def handler_id(self) -> int:
+        return self._handler.native_id
 
     def handler_running(self) -> bool:
         return self._handler is not None and self._handler.is_alive()
@@ -335,15 +340,36 @@ def _round(ctx: _Ctx, ops: Variant, workload, r: int) -> dict:
             "bytes": int(nbytes), "drop_calls": int(out[1]), "ioctls": ops.ioctls, "minor0": minor0}
 
 
-def _base_row(variant: str, params: EvictParams, repeat: int) -> dict:
+def placement_of(params: EvictParams) -> fault_path.Placement:
+    """Where the vCPU threads and the fault handler run: ``params.placement`` on this machine
+    (auto: both on one CPU for one vCPU thread, else unpinned; bench.fault_path.resolve)."""
+    try:
+        return fault_path.resolve(params.placement, params.threads)
+    except ValueError as e:
+        raise HotbenchError(f"placement {params.placement}: {e}") from None
+
+
+def _cpu_list(cpus: set[int] | None) -> str | None:
+    return None if cpus is None else ",".join(map(str, sorted(cpus)))
+
+
+def _base_row(variant: str, params: EvictParams, repeat: int, placement: fault_path.Placement) -> dict:
     cls = _variant(variant)
     d = asdict(params)
     d["size_bytes"] = parse_size(d.pop("size"))
     d["interval_s"] = d.pop("interval")
     d["hold_ms"] = d.pop("hold") * 1e3
     d.pop("detector")
+    d.update(placement_requested=d.pop("placement"), placement=placement.name,
+             vcpu_cpus=_cpu_list(placement.toucher), handler_cpus=_cpu_list(placement.server))
     return {"variant": variant, "blocks": cls.blocks, "detector": detector_for(variant, params), "repeat": repeat,
             **d, "seed": params.seed + repeat, **clock.row_fields()}
+
+
+def _affinity(workload, ctx: _Ctx) -> dict:
+    """The CPUs the vCPU threads and the handler were allowed while running (what the placement did)."""
+    vcpus = set().union(*(os.sched_getaffinity(tid) for tid in workload.thread_ids))
+    return {"vcpu_affinity": _cpu_list(vcpus), "handler_affinity": _cpu_list(os.sched_getaffinity(ctx.handler_id))}
 
 
 def run(variant: str, params: EvictParams = EvictParams(), *, repeat: int = 0) -> EvictResult:
@@ -361,7 +387,8 @@ def _run(variant: str, params: EvictParams, repeat: int) -> EvictResult:
 
     cls = _variant(variant)
     params = params.normalized()
-    base = _base_row(variant, params, repeat)
+    placement = placement_of(params)
+    base = _base_row(variant, params, repeat, placement)
     reason = unavailable(variant, params)
     if reason:
         status = f"skipped: {reason}"
@@ -377,14 +404,15 @@ def _run(variant: str, params: EvictParams, repeat: int) -> EvictResult:
     core.warmup()
     planned = params.rounds * (params.interval + params.hold + 0.05) + params.interval
     slots = int(min(max(planned * 1_000_000, 1 << 18), 1 << 21))  # twice the plan at 2 us per batch
-    ctx = _Ctx(cls, params)
+    ctx = _Ctx(cls, params, placement)
     ops = cls(ctx)
     started = False
     try:
         ctx.open()
         ops.start()
         workload.init(page_array(ctx.io_addr, params.size))
-        workload.start(page_array(ctx.arena.addr, params.size), seconds=planned * 20 + 600, slots=slots)
+        with fault_path.pinned(placement):  # the vCPU threads inherit the toucher CPUs
+            workload.start(page_array(ctx.arena.addr, params.size), seconds=planned * 20 + 600, slots=slots)
         started = True
         if not workload.wait_running(timeout=600):
             raise HotbenchError("the vCPU threads made no access within 600 s of starting")
@@ -393,6 +421,7 @@ def _run(variant: str, params: EvictParams, repeat: int) -> EvictResult:
             interrupts.check()  # a safe point: the finally below stops the vCPUs before unmapping
             rounds.append(_round(ctx, ops, workload, r))
         time.sleep(params.interval)  # the last round's refaults get the same horizon as the others
+        affinity = _affinity(workload, ctx)
         t_end = time.monotonic_ns()
         if not workload.stop(timeout=120):
             raise HotbenchError("a vCPU thread is still blocked in a fault 120 s after the run ended")
@@ -413,7 +442,7 @@ def _run(variant: str, params: EvictParams, repeat: int) -> EvictResult:
                    "handler_errors": int(ctx.ctl[core.C_ERRORS]), "handler_retries": int(ctx.ctl[core.C_RETRY]),
                    "handler_last_error": int(ctx.ctl[core.C_LAST_ERR]),
                    "log_lost": int(ctx.ctl[core.C_LOG_LOST]), "lat_truncated": workload.batches > lat.size,
-                   "workload_version": workload.describe()["workload_version"], "status": "ok"}
+                   "workload_version": workload.describe()["workload_version"], **affinity, "status": "ok"}
         rows = [{**base, **row, **per_run} for row in round_rows(rounds, t_end, lat, starts, log, minor_end)]
         timeline = [{"round": rd["round"], **rd["t"]} for rd in rounds]
         return EvictResult(variant, params, "ok", rows, verdict, lat, starts, log, timeline)

@@ -285,3 +285,40 @@ def test_cli_runs_and_writes_rows(tmp_path):
     assert data["format"] == "hotbench-evict" and data["version"] == 2
     assert {r["variant"] for r in data["rows"]} == {"none", "racy"}
     assert "racy" in proc.stdout and "none" in proc.stdout
+
+
+# ---- placement of the vCPU threads and the fault handler
+
+@pytest.mark.root
+@pytest.mark.mechanism("uffd-minor")
+@pytest.mark.parametrize("placement", ["same-cpu", "other-cpu", "unpinned"])
+def test_placement_pins_the_vcpus_and_the_handler_and_is_recorded(placement):
+    allowed = sorted(os.sched_getaffinity(0))
+    if placement == "other-cpu" and len(allowed) < 2:
+        pytest.skip("other-cpu needs two CPUs this process may use")
+    (res,) = _runs("shmem-minor", replace(HAMMER, rounds=1, placement=placement), repeats=1)
+    assert res.verdict.clean
+    want = {"same-cpu": (str(allowed[0]), str(allowed[0])), "other-cpu": (str(allowed[0]), str(allowed[1])),
+            "unpinned": (None, None)}[placement]
+    everywhere = ",".join(map(str, allowed))
+    for row in res.rows:
+        assert row["placement"] == placement and row["placement_requested"] == placement
+        assert (row["vcpu_cpus"], row["handler_cpus"]) == want
+        # what the threads were really allowed while they ran
+        assert (row["vcpu_affinity"], row["handler_affinity"]) == tuple(w or everywhere for w in want)
+    assert os.sched_getaffinity(0) == set(allowed)  # the caller's own affinity is given back
+
+
+def test_auto_placement_follows_the_vcpu_count():
+    one, two = (evict.placement_of(replace(HAMMER, threads=n)) for n in (1, 2))
+    assert one.name == "same-cpu" and one.toucher == one.server
+    assert two.name == "unpinned" and two.toucher is None and two.server is None
+
+
+def test_cli_refuses_other_cpu_on_one_cpu():
+    cpu = min(os.sched_getaffinity(0))
+    proc = subprocess.run([sys.executable, "-m", "bench", "evict", "--placement", "other-cpu", "--rounds", "1"],
+                          capture_output=True, text=True, timeout=300, preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        "error: placement other-cpu: other-cpu placement needs two CPUs; this process may use one"]

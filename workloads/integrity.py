@@ -367,6 +367,11 @@ class IntegrityWorkload:
         for th in self._threads:
             th.start()
 
+    @property
+    def thread_ids(self) -> list[int]:
+        """The running vCPU threads' kernel thread ids (to read their CPU affinity)."""
+        return [th.native_id for th in self._threads]
+
     def wait_running(self, timeout: float = 60.0) -> bool:
         """Wait until every thread has made an access (threads start, and compile if the cache is cold)."""
         deadline = time.monotonic() + timeout

@@ -55,6 +55,11 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=256, help="accesses per timed vCPU batch (default 256)")
     parser.add_argument("--store", metavar="DIR", help="write evicted pages to an unlinked file in DIR "
                         "(default: a second memfd)")
+    parser.add_argument("--placement", choices=("auto", "same-cpu", "other-cpu", "unpinned"), default="auto",
+                        help="where the vCPU threads and the fault handler run: same-cpu (all on one CPU: each "
+                        "wake-up a local switch), other-cpu (handler on a second CPU: each wake-up crosses CPUs), "
+                        "unpinned (the scheduler decides); auto: same-cpu for one vCPU thread, else unpinned "
+                        "(default). Every row records it and the CPUs the threads were allowed")
     parser.add_argument("--repeats", type=int, default=1, help="runs per variant, seed+repeat (default 1)")
     parser.add_argument("--seed", type=int, default=1, help="workload seed (default 1)")
     parser.add_argument("--out", type=Path, help="write every row to FILE (.json, .csv or .parquet)")
@@ -94,7 +99,7 @@ def check(args: argparse.Namespace):
     """Every argument, checked before anything runs: (EvictParams, variant names)."""
     import workloads
     from bench import arena, results, trackers
-    from bench.evict import EvictParams
+    from bench.evict import EvictParams, placement_of
 
     if args.repeats < 1 or args.threads < 1 or args.rounds < 1 or args.batch < 1:
         raise HotbenchError("--repeats, --threads, --rounds and --batch must be at least 1")
@@ -123,13 +128,14 @@ def check(args: argparse.Namespace):
     params = EvictParams(size=args.size, backing=args.backing, threads=args.threads, rounds=args.rounds,
                          interval=args.interval, hold=args.hold, rescue=args.rescue, detector=args.detector,
                          hot_frac=args.hot_frac, hot_weight=args.hot_weight, write_ratio=args.write_ratio,
-                         batch=args.batch, seed=args.seed, store=args.store)
+                         batch=args.batch, seed=args.seed, store=args.store, placement=args.placement)
+    placement_of(params)  # other-cpu needs two CPUs this process may use
     return params, _variants(args)
 
 
 def main(args: argparse.Namespace) -> int:
     from bench import interrupts, results, runlock, trackers
-    from bench.evict import run_matrix, summarize
+    from bench.evict import placement_of, run_matrix, summarize
 
     params, variants = check(args)
     if args.list:
@@ -138,6 +144,11 @@ def main(args: argparse.Namespace) -> int:
     runlock.command_lock(exclusive=bool(detector and detector.global_state), wait=not runlock.no_wait(args.no_wait),
                          what="hotbench evict")
     rows: list[dict] = []
+    placed = placement_of(params)
+    where = {role: "any CPU" if cpus is None else "CPU " + ",".join(map(str, sorted(cpus)))
+             for role, cpus in (("vcpu", placed.toucher), ("handler", placed.server))}
+    print(f"placement {placed.name}: vCPU threads on {where['vcpu']}, fault handler on {where['handler']}",
+          file=sys.stderr, flush=True)
 
     def progress(result) -> None:
         print(f"  {result.variant}: {result.status}", file=sys.stderr, flush=True)
