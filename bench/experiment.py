@@ -167,7 +167,7 @@ def _run_step(step: experiments.Step, quick: bool, out: Path) -> StepRecord:
         record.status = "skipped: no requested mechanism is available on this kernel"
         return record
     step_dir = out / STEPS_DIR / step.name
-    step_dir.mkdir(parents=True, exist_ok=True)
+    results.make_dirs(step_dir)
     argv, run_dir = _command(step, options, step_dir)
     record.argv = argv[2:]
     if run_dir is not None:

@@ -74,6 +74,7 @@ LATENCY = "latency.parquet"  # concurrent mode: every batch's duration, per cell
 EVICTION = "eviction.parquet"  # rows of 'hotbench evict' inside a results directory (experiment steps)
 MICRO = "micro.json"  # pyperf's format, written by pyperf itself
 FILE_MODE = 0o644
+DIR_MODE = 0o755  # the directories hotbench makes, so that the 0644 files in them can be read
 
 EVICTION_FORMAT, EVICTION_VERSION, EVICTION_ACCEPTED = "hotbench-evict", 2, (1, 2)
 EXPERIMENT = "experiment.json"
@@ -204,17 +205,30 @@ def write_pages(run_dir: Path, cell_number: int, rows: list[dict]) -> None:
                         ("npages", pa.int64()), ("interval", pa.int64()), ("truth_read", pa.binary()),
                         ("truth_written", pa.binary()), ("reported", pa.binary()), ("reported_read", pa.binary()),
                         ("reported_written", pa.binary())])
-    (run_dir / PAGES).mkdir(exist_ok=True)
+    make_dirs(run_dir / PAGES)
     buf = io.BytesIO()
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), buf)
     atomic_write_bytes(run_dir / PAGES / f"cell-{cell_number:05d}.parquet", buf.getvalue())
+
+
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` whose every new directory is DIR_MODE whatever the umask, as the files are
+    FILE_MODE whatever it is: results are for everyone on the machine to read."""
+    missing = []
+    path = Path(path)
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        os.chmod(directory, DIR_MODE)
 
 
 def create_out_dir(out: Path) -> None:
     """Make *out* (an experiment's output directory) and its parents; a user error
     in one line when that cannot be done."""
     try:
-        Path(out).mkdir(parents=True, exist_ok=True)
+        make_dirs(out)
     except OSError as e:
         raise HotbenchError(f"cannot create {out}: {e.strerror}; choose another --out") from None
 
@@ -232,7 +246,9 @@ def check_out_file(path: Path, option: str = "--out") -> None:
 def create_run_dir(out: Path, run_id: str) -> Path:
     run_dir = Path(out) / run_id
     try:
-        run_dir.mkdir(parents=True, exist_ok=False)
+        make_dirs(out)
+        run_dir.mkdir()
+        os.chmod(run_dir, DIR_MODE)
     except FileExistsError:
         raise HotbenchError(f"results directory {run_dir} already exists; hotbench never overwrites a run") from None
     except OSError as e:

@@ -85,6 +85,19 @@ def test_atomic_writes_are_0644_whatever_the_umask(tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary files left"
 
 
+def test_directories_are_0755_whatever_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        run_dir = results.create_run_dir(tmp_path / "a" / "b", "r")
+        results.write_pages(run_dir, 0, [])
+    finally:
+        os.umask(old)
+    made = [tmp_path / "a", tmp_path / "a" / "b", run_dir, run_dir / results.PAGES]
+    assert {stat.S_IMODE(os.stat(d).st_mode) for d in made} == {0o755}
+    with pytest.raises(HotbenchError, match="already exists"):
+        results.create_run_dir(tmp_path / "a" / "b", "r")
+
+
 @pytest.mark.parametrize("suffix", [".json", ".parquet"])
 def test_eviction_results_round_trip_with_their_version(tmp_path, suffix):
     path = tmp_path / f"rows{suffix}"
