@@ -125,11 +125,21 @@ def _raw_idle_read(tracker, arena, scanner):
     return lambda: page_idle.read_words(tracker._bitmap, tracker._words, tracker._runs)
 
 
-def _raw_idle_write(tracker, arena, scanner):
-    # the bitmap write alone, of the PFNs the previous arm found (as micro's arm/idle_bitmap_set)
-    words, values = page_idle.bitmap_words(tracker._pfns[tracker._pfns != 0])
+def _raw_idle_arm(tracker, arena, scanner):
+    # What every arm of idle page tracking must ask the kernel, for the PFNs the previous arm
+    # found: the arena's pagemap entries (PFNs move), those PFNs' kpageflags (which are on an
+    # LRU, which head a large folio), and the bitmap write (micro's arm/idle_bitmap_set). Only
+    # the tracker's numpy work between them is left out.
+    pfns = page_idle.sorted_unique(tracker._pfns[tracker._pfns != 0])
+    pfn_runs = page_idle.word_runs(pfns)
+    words, values = page_idle.bitmap_words(pfns)
     runs = page_idle.word_runs(words)
-    return lambda: page_idle.write_words(tracker._bitmap, words, values, runs)
+
+    def arm():
+        pagemap.read_entries(arena.addr, arena.npages, fd=tracker._pagemap)
+        page_idle.read_kpageflags_runs(tracker._kpageflags, pfns, pfn_runs)
+        page_idle.write_words(tracker._bitmap, words, values, runs)
+    return arm
 
 
 def _raw_lru_gen_age(tracker, arena, scanner):
@@ -170,7 +180,7 @@ RAW_PRIMITIVES = {
                    "collect": ("PAGEMAP_SCAN SOFT_DIRTY", _raw_category_scan(pagemap.PAGE_IS_SOFT_DIRTY))},
     "referenced": {"arm": ("clear_refs 1", _raw_clear_refs(procfs.CLEAR_REFS_ALL)),
                    "collect": ("smaps entry of the arena", _raw_smaps)},
-    "idle-page": {"arm": ("page_idle bitmap pwrite of the arena's words", _raw_idle_write),
+    "idle-page": {"arm": ("pagemap + kpageflags reads, page_idle bitmap pwrite", _raw_idle_arm),
                   "collect": ("page_idle bitmap pread of the arena's words", _raw_idle_read)},
     "mglru": {"collect": ("lru_gen age of the memcg's nodes + read lru_gen", _raw_lru_gen_age)},
     "damon-vaddr": {"collect": _DAMON},

@@ -32,7 +32,7 @@ __all__ = ["PAGE_IDLE_DIR", "PAGE_IDLE_BITMAP", "BITMAP_WORD_BYTES", "bitmap_off
            "KPAGEFLAGS", "KPF_REFERENCED", "KPF_LRU", "KPF_ACTIVE", "KPF_MMAP", "KPF_ANON", "KPF_SWAPBACKED",
            "KPF_COMPOUND_HEAD", "KPF_COMPOUND_TAIL", "KPF_HUGE", "KPF_UNEVICTABLE", "KPF_THP", "KPF_ZERO_PAGE",
            "KPF_IDLE", "MAX_FOLIO_ORDER", "bitmap_words", "word_runs", "write_words", "read_words",
-           "read_kpageflags", "compound_heads"]
+           "read_kpageflags", "read_kpageflags_runs", "compound_heads", "sorted_unique"]
 
 PAGE_IDLE_DIR = "/sys/kernel/mm/page_idle"
 PAGE_IDLE_BITMAP = PAGE_IDLE_DIR + "/bitmap"
@@ -88,10 +88,17 @@ MAX_FOLIO_ORDER = 9
 _U64 = np.dtype("<u8") if np.little_endian else np.dtype(">u8")  # the files are native-endian
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """np.unique(values) by sorting: numpy 2.4's np.unique hashes instead, and took 13 ms for
+    32,768 PFNs here where sorting takes 0.3 ms."""
+    values = np.sort(values, kind="stable")
+    return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values
+
+
 def bitmap_words(pfns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(words, values): the sorted unique bitmap word indices holding *pfns*' bits, and per
     word the OR of those bits. Duplicate PFNs are fine; no Python loop over pages."""
-    pfns = np.unique(np.asarray(pfns, dtype=np.uint64))
+    pfns = sorted_unique(np.asarray(pfns, dtype=np.uint64))
     if not pfns.size:
         return np.empty(0, np.uint64), np.empty(0, np.uint64)
     words_of = pfns >> np.uint64(6)
@@ -154,11 +161,16 @@ def read_words(fd: int, words: np.ndarray, runs: np.ndarray | None = None) -> np
     return _pread_runs(fd, words, runs, PAGE_IDLE_BITMAP)
 
 
+def read_kpageflags_runs(fd: int, pfns: np.ndarray, runs: np.ndarray) -> np.ndarray:
+    """kpageflags of sorted unique *pfns*, one read per run of ``word_runs(pfns)``: the reads alone."""
+    return _pread_runs(fd, pfns, runs, KPAGEFLAGS)
+
+
 def read_kpageflags(fd: int, pfns: np.ndarray) -> np.ndarray:
     """kpageflags of each of *pfns* (any order, duplicates allowed), read in runs of consecutive PFNs."""
     pfns = np.asarray(pfns, dtype=np.uint64)
     uniq, inverse = np.unique(pfns, return_inverse=True)
-    flags = _pread_runs(fd, uniq, word_runs(uniq), KPAGEFLAGS)
+    flags = read_kpageflags_runs(fd, uniq, word_runs(uniq))
     return flags[inverse.reshape(-1)] if pfns.size else flags
 
 
@@ -181,7 +193,7 @@ def compound_heads(pfns: np.ndarray, flags: np.ndarray, flags_of) -> tuple[np.nd
     tails = pfns[tail]
     shift = np.uint64(MAX_FOLIO_ORDER)
     block_pfns = np.uint64(1 << MAX_FOLIO_ORDER)
-    blocks = np.unique(tails >> shift)
+    blocks = sorted_unique(tails >> shift)
     span = (blocks[:, None] << shift) + np.arange(1 << MAX_FOLIO_ORDER, dtype=np.uint64)
     span_flags = np.asarray(flags_of(span.ravel()), dtype=np.uint64).reshape(len(blocks), -1)
     row = np.searchsorted(blocks, tails >> shift)

@@ -27,6 +27,15 @@ def test_bitmap_words_group_pfns_into_sorted_unique_words():
     assert empty_words.size == empty_values.size == 0
 
 
+def test_sorted_unique_is_np_unique():
+    rng = np.random.default_rng(5)
+    pfns = rng.integers(0, 1 << 40, 5000).astype(np.uint64)
+    pfns = np.r_[pfns, pfns[:300], pfns[:7]]
+    np.testing.assert_array_equal(page_idle.sorted_unique(pfns), np.unique(pfns))
+    assert page_idle.sorted_unique(np.array([], dtype=np.uint64)).size == 0
+    np.testing.assert_array_equal(page_idle.sorted_unique(np.array([3, 3, 3], dtype=np.uint64)), [3])
+
+
 def test_word_runs_split_at_gaps():
     assert page_idle.word_runs(np.array([0, 1, 2, 15, 16, 40])).tolist() == [[0, 3], [3, 2], [5, 1]]
     assert page_idle.word_runs(np.array([7])).tolist() == [[0, 1]]
