@@ -242,6 +242,27 @@ def _errors(data: Data) -> Table | None:
     return Table("errors", [_ERROR_COLUMNS[c] for c in cols], rows, [False] * len(cols), frame)
 
 
+def _kernel_work(data: Data) -> list[tuple]:
+    """Kernel events per phase, per page and per GiB (runs made with --kernel-events)."""
+    from analysis import kernel_work
+
+    tables, missing = kernel_work.tables(data), kernel_work.unavailable(data)
+    if not tables and not missing:
+        return []
+    out: list[tuple] = [("h2", "Kernel work per phase"),
+                        ("p", "Kernel events counted with perf_event_open on the runner's thread (and the threads it "
+                              "started, and a tracker's kernel threads) during each phase: arm, workload (the "
+                              "touches, with the faults the tracker's protection costs), collect, and kdamond (the "
+                              "whole interval). Lockstep: median count per interval, per page and per GiB of arena; "
+                              "events whose median is zero are left out. "
+                              "Concurrent: arm and collect per cycle, workload events per page fault. Timings of "
+                              "these runs include the counting's own small cost.")]
+    out += [("table", t) for t in tables]
+    if missing:
+        out += [("p", "Not counted on these kernels:"), ("list", missing)]
+    return out
+
+
 def _scaling(data: Data, clock: Clock = Clock()) -> Table | None:
     from analysis._fig_cost import COST_METRICS, cost_fits
 
@@ -460,6 +481,7 @@ def _sections(data: Data, figures: list[Path], skipped: dict[str, str]) -> list[
     parts = data.by_clock()
     for clk, part in parts:
         out += _cost_sections(part, clk, _clock_heading(clk) if len(parts) > 1 else "", _degraded(part.samples))
+    out += _kernel_work(data)
     comparison, summary = _comparison(data)
     out += [("h2", "Differences between kernels"), ("p", summary)]
     if comparison:

@@ -20,8 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench import arena as arena_mod
-from bench import clock
-from bench import trackers
+from bench import attribution, clock, trackers
 from bench.kernel import procfs
 
 LATENCY_SLOTS = 1 << 20  # batches per thread and run (preallocated; a run stops early if full)
@@ -42,15 +41,17 @@ def _kthread_cpu_ns(pid: int | None) -> int:
     return procfs.task_cpu_ns(pid) or 0
 
 
-def _run_workload(workload, arena, seconds: float, batch: int) -> tuple[list[np.ndarray], float]:
-    """Start the workload threads for *seconds*; returns (per-thread latencies, wall seconds)."""
+def _run_workload(workload, arena, seconds: float, batch: int, counters=attribution.NONE):
+    """Start the workload threads for *seconds* (each counting its kernel events as phase
+    ``workload`` when *counters* count); returns handles for ``_join``."""
     from workloads._batches import run_for
 
     lats = [np.zeros(LATENCY_SLOTS, np.int64) for _ in range(workload.threads)]
     done = [0] * workload.threads
 
     def work(t: int) -> None:
-        done[t] = run_for(workload, arena.view, t, seconds, batch, lats[t])
+        with counters.thread_phase("workload"):
+            done[t] = run_for(workload, arena.view, t, seconds, batch, lats[t])
 
     threads = [threading.Thread(target=work, args=(t,), name=f"hotbench-vcpu-{t}") for t in range(workload.threads)]
     t0 = time.monotonic()
@@ -71,17 +72,20 @@ def _join(lats, done, threads, t0) -> tuple[np.ndarray, float]:
     return np.concatenate([lat[:n] for lat, n in zip(lats, done)]), wall
 
 
-def _cycles(tracker, stop_at: float, cycle: float) -> dict:
-    """arm -> sleep -> collect until *stop_at*; per-cycle wall and CPU of arm and collect."""
+def _cycles(tracker, stop_at: float, cycle: float, counters=attribution.NONE) -> dict:
+    """arm -> sleep -> collect until *stop_at*; per-cycle wall and CPU of arm and collect (and
+    their kernel events, summed over the cycles, when *counters* count)."""
     arm_ns, collect_ns, cpu_ns, statuses = [], [], [], set()
     while time.monotonic() + cycle < stop_at:
-        c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
-        tracker.arm()
-        w1, c1 = time.perf_counter_ns(), time.thread_time_ns()
+        with counters.phase("arm"):
+            c0, w0 = time.thread_time_ns(), time.perf_counter_ns()
+            tracker.arm()
+            w1, c1 = time.perf_counter_ns(), time.thread_time_ns()
         time.sleep(cycle)
-        c2, w2 = time.thread_time_ns(), time.perf_counter_ns()
-        observation = tracker.collect()
-        w3, c3 = time.perf_counter_ns(), time.thread_time_ns()
+        with counters.phase("collect"):
+            c2, w2 = time.thread_time_ns(), time.perf_counter_ns()
+            observation = tracker.collect()
+            w3, c3 = time.perf_counter_ns(), time.thread_time_ns()
         arm_ns.append(w1 - w0)
         collect_ns.append(w3 - w2)
         cpu_ns.append((c1 - c0) + (c3 - c2))
@@ -101,18 +105,24 @@ def _baseline(workload, arena, params: Overhead) -> tuple[float, np.ndarray]:
     return lat.size * params.batch / wall, lat
 
 
-def _tracked(cls, workload, arena, params: Overhead) -> tuple[float, np.ndarray, dict, int, int]:
+def _tracked(cls, workload, arena, params: Overhead, events=None) -> tuple[float, np.ndarray, dict, int, int]:
     tracker = cls()
+    # The tracker thread's counters are not inherited: each workload thread counts its own.
+    counters = events.for_cell(cls, inherit=False) if events else attribution.NONE
     handles = None
     try:
-        tracker.start(arena)
-        kpid = getattr(tracker, "kdamond_pid", None)
-        k0, f0 = _kthread_cpu_ns(kpid), procfs.minor_faults()
-        handles = _run_workload(workload, arena, params.duration, params.batch)
-        cycles = _cycles(tracker, handles[3] + params.duration, params.cycle)
-        lat, wall = _join(*handles)
-        handles = None
-        faults, kcpu = procfs.minor_faults() - f0, _kthread_cpu_ns(kpid) - k0
+        with counters:
+            tracker.start(arena)
+            counters.attach(tracker)
+            kpid = getattr(tracker, "kdamond_pid", None)
+            k0, f0 = _kthread_cpu_ns(kpid), procfs.minor_faults()
+            counters.begin_interval()
+            handles = _run_workload(workload, arena, params.duration, params.batch, counters)
+            cycles = _cycles(tracker, handles[3] + params.duration, params.cycle, counters)
+            lat, wall = _join(*handles)
+            handles = None
+            faults, kcpu = procfs.minor_faults() - f0, _kthread_cpu_ns(kpid) - k0
+            cycles["kernel_events"] = counters.take()
     finally:
         tracker.stop()
         if handles is not None:  # the cycles failed: the workload threads still run, and the arena
@@ -122,11 +132,13 @@ def _tracked(cls, workload, arena, params: Overhead) -> tuple[float, np.ndarray,
 
 
 def run_concurrent_cell(cell, params: Overhead, run_id: str, on_pair=None,
-                        watchdog=None) -> tuple[list[dict], list[dict]]:
+                        watchdog=None, events=None) -> tuple[list[dict], list[dict]]:
     """A/B pairs for one cell; returns (rows, latency rows for latency.parquet). *on_pair(row,
     latency rows)* runs after each finished pair; *watchdog* (``bench.watchdog.Watchdog``) ends
     a cell whose A or B run makes no progress (an ``error:`` row). A signal ends the cell after
-    the A or B run in flight (``Interrupted`` propagates)."""
+    the A or B run in flight (``Interrupted`` propagates). With *events* (an
+    ``attribution.Session``) each tracked run's kernel events are counted: arm and collect summed
+    over its cycles, the workload threads' over the whole run (``kev.*`` columns)."""
     import workloads
 
     from bench import interrupts
@@ -156,7 +168,7 @@ def run_concurrent_cell(cell, params: Overhead, run_id: str, on_pair=None,
                     base_aps, base_lat = _baseline(workload, arena, params)
                     watch.beat()
                     interrupts.check()
-                    aps, lat, cycles, faults, kcpu = _tracked(cls, workload, arena, params)
+                    aps, lat, cycles, faults, kcpu = _tracked(cls, workload, arena, params, events)
                     watch.beat()
                     rows.append(_row(base, pair, base_aps, base_lat, aps, lat, cycles, faults, kcpu, arena.size))
                     pair_latencies = [{"run_id": run_id, "tracker": name, "workload": workload.name,
@@ -195,4 +207,4 @@ def _row(base, pair, base_aps, base_lat, aps, lat, cycles, faults, kcpu, size) -
             "collect_ns": med(cycles["collect_ns"]), "tracker_cpu_ns_per_cycle": cpu,
             "tracker_cpu_ns_per_cycle_per_gib": cpu / (size / (1 << 30)) if cpu is not None else None,
             "minor_faults": faults, "kdamond_cpu_ns": kcpu or None,
-            "status": "ok" if not statuses else "; ".join(statuses)}
+            "status": "ok" if not statuses else "; ".join(statuses), **cycles.get("kernel_events", {})}

@@ -29,6 +29,9 @@ versions in ``ACCEPTED`` and refuse any other by name):
               because it is rewritten after every interval: a sixth of parquet's cost) holds
               the cell in progress. A "running" manifest whose owner is gone was killed
               (``status_line``). Versions 1-2 wrote "interrupted after N of M cells".
+  4  2026-12  optional samples columns kev.<phase>.<event> (kernel events counted per
+              phase, 'run --kernel-events') and manifest "kernel_events" (what was counted,
+              how, and why any other event was not).
 
 Other files (each with its own version):
   eviction results (``hotbench evict --out FILE``, ``EVICTION_VERSION``)
@@ -64,8 +67,8 @@ from pathlib import Path
 from bench._owner import Owner
 from bench.errors import HotbenchError
 
-FORMAT_VERSION = 3
-ACCEPTED = (1, 2, 3)
+FORMAT_VERSION = 4
+ACCEPTED = (1, 2, 3, 4)
 MANIFEST = "manifest.json"
 SAMPLES = "samples.parquet"
 PARTIAL = "partial.json"  # the finished intervals of the cell in progress

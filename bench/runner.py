@@ -26,7 +26,7 @@ from typing import Callable
 
 from analysis.metrics import score
 from bench import arena as arena_mod
-from bench import clock
+from bench import attribution, clock
 from bench import interference as interference_mod
 from bench import fault_path, interrupts, results, trackers
 from bench._progress import Progress
@@ -201,7 +201,8 @@ def _timed(fn: Callable[[], object]):
 
 def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None,
              pages: list[dict] | None = None, number: int | None = None, *,
-             on_interval: Callable[[dict], None] | None = None, watchdog: Watchdog = _NO_WATCHDOG) -> list[dict]:
+             on_interval: Callable[[dict], None] | None = None, watchdog: Watchdog = _NO_WATCHDOG,
+             kernel_events: attribution.Session | None = None) -> list[dict]:
     """One cell in lockstep; returns its rows (a tracker's OSError, or the watchdog ending the
     cell, becomes an ``error:`` row).
 
@@ -211,6 +212,7 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
     *on_interval(row)* runs after each finished interval (``results.RunWriter.interval``).
     A signal ends the cell after the interval in flight (``Interrupted`` propagates, after
     the tracker was stopped and the workload's threads joined).
+    With *kernel_events*, each phase's kernel events are counted (``bench.attribution``).
     """
     import workloads
 
@@ -234,13 +236,16 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
                 "interfere": cell.interfere, "huge_bytes": arena.huge_bytes(), "cell": number,
                 "placement": placement.name if placement else None, **clock.row_fields()}
         affinity = fault_path.pin(placement)
+        counters = kernel_events.for_cell(cls) if kernel_events else attribution.NONE
         try:
-            with watchdog.cell(expected_step_seconds(cell), on_stuck=tracker.stop) as watch:
+            # counters opened before start: the threads start makes inherit them
+            with watchdog.cell(expected_step_seconds(cell), on_stuck=tracker.stop) as watch, counters:
                 tracker.start(arena)
+                counters.attach(tracker)
                 for i in range(cell.intervals):
                     interrupts.check()
                     progress.update(_label(cell), f"interval {i + 1}/{cell.intervals}")
-                    row, observation, truth = _interval(tracker, workload, arena, i, interference)
+                    row, observation, truth = _interval(tracker, workload, arena, i, interference, counters)
                     rows.append({**base, "interval": i, **row})
                     if pages is not None:
                         pages.append(_page_bits(base, i, observation, truth, arena.npages))
@@ -261,19 +266,24 @@ def _label(cell: Cell) -> str:
 
 
 def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: int,
-              interference: interference_mod.Interference | None = None):
+              interference: interference_mod.Interference | None = None, counters=attribution.NONE):
     """arm -> [interference] -> workload interval i -> [interference] -> collect, arm and collect
-    timed; then (untimed) the truth replay and the score."""
+    timed (and their kernel events counted, outside the timing, when *counters* count); then
+    (untimed) the truth replay and the score."""
     interference = interference or interference_mod.NoInterference()
     kdamond = getattr(tracker, "kdamond_pid", None)  # DAMON's work runs in its kthread, beside our timed calls
     kdamond0 = procfs.task_cpu_ns(kdamond)
-    _, arm_ns, arm_cpu_ns = _timed(tracker.arm)
+    counters.begin_interval()
+    with counters.phase("arm"):
+        _, arm_ns, arm_cpu_ns = _timed(tracker.arm)
     done = [interference.hook(interference_mod.AFTER_ARM, arena)]
-    faults0, wall0 = procfs.minor_faults(), time.perf_counter_ns()
-    workload.run_interval(arena.view, i)
-    workload_ns, faults = time.perf_counter_ns() - wall0, procfs.minor_faults() - faults0
+    with counters.phase("workload"):
+        faults0, wall0 = procfs.minor_faults(), time.perf_counter_ns()
+        workload.run_interval(arena.view, i)
+        workload_ns, faults = time.perf_counter_ns() - wall0, procfs.minor_faults() - faults0
     done.append(interference.hook(interference_mod.AFTER_TOUCH, arena))
-    observation, collect_ns, collect_cpu_ns = _timed(tracker.collect)
+    with counters.phase("collect"):
+        observation, collect_ns, collect_cpu_ns = _timed(tracker.collect)
     kdamond1 = procfs.task_cpu_ns(kdamond)
     truth = workload.truth(i)
     done = [d for d in done if d is not None]
@@ -287,7 +297,7 @@ def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: in
            "arm_ns": arm_ns, "arm_cpu_ns": arm_cpu_ns, "collect_ns": collect_ns, "collect_cpu_ns": collect_cpu_ns,
            "workload_ns": workload_ns, "minor_faults": faults, "interfere_ns": sum(d.ns for d in done),
            "kdamond_cpu_ns": kdamond1 - kdamond0 if kdamond0 is not None and kdamond1 is not None else None,
-           "status": status, "extra": json.dumps(extra, sort_keys=True)}
+           "status": status, "extra": json.dumps(extra, sort_keys=True), **counters.take()}
     return row, observation, truth
 
 
@@ -309,18 +319,22 @@ def _page_bits(base: dict, i: int, observation, truth, npages: int) -> dict:
 
 
 def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_pages: bool = False,
-             watchdog: Watchdog = _NO_WATCHDOG) -> list[dict]:
+             watchdog: Watchdog = _NO_WATCHDOG, kernel_events: bool = False) -> list[dict]:
     """Run every cell; the results directory follows along (``results.RunWriter``): each
     finished interval (or A/B pair) at once, samples (and, in concurrent mode, batch
     latencies) and the manifest after each cell. *overhead* (a ``concurrent.Overhead``)
     selects concurrent mode; None is lockstep. *keep_pages* writes per-interval page bitmaps
-    too. *watchdog* ends cells that make no progress (off by default).
+    too. *watchdog* ends cells that make no progress (off by default). *kernel_events* counts
+    each phase's kernel events (``bench.attribution``; what and how in the manifest).
 
     SIGINT, SIGTERM, SIGHUP: the interval (or A/B run) in flight finishes, the tracker
     stops, the results so far are written with the signal named in the manifest, then
     ``Interrupted`` propagates.
     """
     progress = Progress(len(plan.cells))
+    events = attribution.Session() if kernel_events else None
+    if events:  # the same dict throughout: each cell's counters fill in what they counted
+        manifest["kernel_events"] = events.describe()
     writer = results.RunWriter(run_dir, manifest, len(plan.cells))
     with interrupts.deferred("finishing the current interval" if overhead is None else
                              "finishing the current A/B run"):
@@ -334,14 +348,14 @@ def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_page
                 if overhead is None:
                     pages: list[dict] | None = [] if keep_pages else None
                     rows = run_cell(cell, manifest["run_id"], progress, pages, number, on_interval=record,
-                                    watchdog=watchdog)
+                                    watchdog=watchdog, kernel_events=events)
                     writer.cell(rows, pages=pages, number=number)
                 else:
                     from bench.concurrent import run_concurrent_cell
 
                     progress.update(f"{cell.tracker} x {cell.workload} ({cell.backing})", "A/B runs")
                     rows, latencies = run_concurrent_cell(cell, overhead, manifest["run_id"], on_pair=record,
-                                                          watchdog=watchdog)
+                                                          watchdog=watchdog, events=events)
                     writer.cell(rows, latencies)
                 progress.advance()
             writer.finish(results.COMPLETE)

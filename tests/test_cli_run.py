@@ -11,6 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bench import results
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -70,7 +72,7 @@ def test_run_writes_manifest_and_samples(tmp_path):
     assert out.returncode == 0, out.stderr
     (run_dir,) = tmp_path.iterdir()
     manifest = json.loads((run_dir / "manifest.json").read_text())
-    assert manifest["status"] == "complete" and manifest["format_version"] == 3
+    assert manifest["status"] == "complete" and manifest["format_version"] == results.FORMAT_VERSION
     assert manifest["environment"]["cpu_affinity"] == [0]  # --affinity, applied before the run began
     assert manifest["environment"]["kernel_release"] == os.uname().release
     assert set(manifest["environment"]["kernel_facts"]) and manifest["command"][1:3] == ["run", "--out"]

@@ -126,6 +126,10 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                         "memcg once through debugfs lru_gen; needs MGLRU on: --mglru on) (default none)")
     parser.add_argument("--pages", action="store_true", help="lockstep: also keep every interval's page bitmaps "
                         "(truth and observation) in pages.parquet/, for heatmaps")
+    parser.add_argument("--kernel-events", action="store_true", help="count each phase's kernel events (page "
+                        "faults, TLB flushes, IPIs and the tracker's own: rmap walks, page-table walks, ...) with "
+                        "perf_event_open; samples columns kev.<phase>.<event>; needs root and tracefs (counting adds "
+                        "a little to the timings)")
     parser.add_argument("--mglru", choices=("on", "off"), help="set MGLRU (lru_gen/enabled) for the run, then restore")
     parser.add_argument("--numa-balancing", choices=("on", "off"), help="set kernel.numa_balancing for the run, then restore")
     parser.add_argument("--thp", choices=("always", "madvise", "never"), help="set the THP mode for the run, then restore")
@@ -198,7 +202,7 @@ def _run(args: argparse.Namespace, sizes: list[int], applied: dict) -> tuple[lis
                 "environment": environment.describe(), **runner.plan_manifest(plan)}
     try:
         return runner.run_plan(plan, run_dir, manifest, overhead, keep_pages=args.pages,
-                               watchdog=args.watchdog or Watchdog()), run_dir
+                               watchdog=args.watchdog or Watchdog(), kernel_events=args.kernel_events), run_dir
     except Interrupted as e:
         raise e.saying(f"interrupted by {e.signame}; the tracker was stopped and partial results kept in "
                        f"{run_dir}") from None

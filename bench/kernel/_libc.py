@@ -58,6 +58,13 @@ _madvise = _declare("madvise", c_int, [c_void_p, c_size_t, c_int])
 _mprotect = _declare("mprotect", c_int, [c_void_p, c_size_t, c_int])
 _memfd_create = _declare("memfd_create", c_int, [ctypes.c_char_p, ctypes.c_uint])
 _fallocate = _declare("fallocate", c_int, [c_int, c_int, ctypes.c_long, ctypes.c_long])
+_mount = _declare("mount", c_int, [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, c_ulong, c_void_p])
+_umount2 = _declare("umount2", c_int, [ctypes.c_char_p, c_int])
+# syscall(2) with up to five arguments: a second function object, so the one-argument
+# declaration above keeps its argtypes (getattr caches one object per name; indexing does not).
+_syscall5 = libc["syscall"]
+_syscall5.restype = c_long
+_syscall5.argtypes = [c_long, c_long, c_long, c_long, c_long, c_long]
 
 MAP_FAILED = ctypes.c_void_p(-1).value
 
@@ -82,6 +89,10 @@ def _check(result: int, what: str) -> int:
 
 def syscall(number: int, arg: int, what: str) -> int:
     return _check(_syscall(number, arg), what)
+
+
+def syscall5(number: int, a: int, b: int, c: int, d: int, e: int, what: str) -> int:
+    return _check(_syscall5(number, a, b, c, d, e), what)
 
 
 def ioctl(fd: int, request: int, arg, what: str) -> int:
@@ -112,6 +123,14 @@ def mprotect(addr: int, length: int, prot: int) -> None:
 
 def memfd_create(name: str, flags: int) -> int:
     return _check(_memfd_create(name.encode(), flags), f"memfd_create({name!r})")
+
+
+def mount(source: str, target: str, fstype: str, flags: int = 0) -> None:
+    _check(_mount(source.encode(), target.encode(), fstype.encode(), flags, None), f"mount -t {fstype} {target}")
+
+
+def umount2(target: str, flags: int = 0) -> None:
+    _check(_umount2(target.encode(), flags), f"umount {target}")
 
 
 def fallocate(fd: int, mode: int, offset: int, length: int) -> None:

@@ -59,6 +59,9 @@ class Tracker:
     # Global kernel state start() changes for the run ("" for none): such a run holds the run
     # lock exclusively (bench.runlock), and every change is journaled (bench.journal).
     global_state: ClassVar[str] = ""
+    # The kernel events this mechanism's cost is made of (bench.kernel.perf_event Tracepoint /
+    # Kprobe), counted per phase by 'hotbench run --kernel-events' beside bench.attribution.COMMON.
+    kernel_events: ClassVar[tuple] = ()
 
     @classmethod
     def unavailable(cls, backing: str | None = None) -> str | None:
@@ -87,6 +90,10 @@ class Tracker:
 
     def stop(self) -> None:
         self.arena = None
+
+    def helper_threads(self) -> dict[str, int]:
+        """Kernel threads doing this tracker's work while it runs (name -> pid), e.g. a kdamond."""
+        return {}
 
     def describe(self) -> dict:
         return {"name": self.name, "mechanism": self.mechanism, "granularity": self.granularity,

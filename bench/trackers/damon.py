@@ -49,7 +49,7 @@ import os
 
 import numpy as np
 
-from bench.kernel import damon_sysfs, pagemap
+from bench.kernel import damon_sysfs, mm_events, pagemap
 from bench.trackers._base import READS_AND_WRITES, REGION, Observation, Tracker, region_dtype
 
 PAGE_SHIFT = pagemap.PAGE_SIZE.bit_length() - 1
@@ -155,6 +155,10 @@ class _DamonTracker(Tracker):
         """The kthread doing the work, whose CPU time concurrent mode charges to this tracker."""
         return self._kdamond.kdamond_pid if self._kdamond is not None else None
 
+    def helper_threads(self) -> dict[str, int]:
+        pid = self.kdamond_pid
+        return {"kdamond": pid} if pid else {}
+
     def _choose_operations(self, avail: set[str]) -> str:
         raise NotImplementedError
 
@@ -208,6 +212,7 @@ class DamonVaddrTracker(_DamonTracker):
     mechanism = "damon-vaddr"
     operations_set = "vaddr"
     summary = "DAMON fvaddr/vaddr on this process, arena regions; stat scheme + tried_regions per aggregation"
+    kernel_events = (mm_events.DAMON_AGGREGATED, mm_events.DAMON_VA_YOUNG, mm_events.DAMON_VA_MKOLD)
 
     def _choose_operations(self, avail: set[str]) -> str:
         wanted = self.options.get("operations", "auto")
@@ -232,6 +237,8 @@ class DamonPaddrTracker(_DamonTracker):
     operations_set = "paddr"
     backings = ("anon", "shmem", "thp")  # paddr checks LRU folios only; hugetlb is never on an LRU
     summary = "DAMON paddr over the arena's PFN ranges (bulk pagemap); stat scheme + tried_regions per aggregation"
+    kernel_events = (mm_events.DAMON_AGGREGATED, mm_events.DAMON_FOLIO_YOUNG, mm_events.DAMON_FOLIO_MKOLD,
+                     mm_events.RMAP_WALK)
 
     def __init__(self, **options):
         super().__init__(**options)

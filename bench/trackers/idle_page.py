@@ -31,7 +31,7 @@ import os
 
 import numpy as np
 
-from bench.kernel import mglru, page_idle, pagemap, procfs
+from bench.kernel import mglru, mm_events, page_idle, pagemap, procfs
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker
 
 
@@ -42,6 +42,7 @@ class IdlePageTracker(Tracker):
     sees = READS_AND_WRITES
     backings = ("anon", "shmem", "thp")
     summary = "page_idle bitmap: mark the arena's PFNs idle (THP by head), read back; not-LRU pages reported accessed"
+    kernel_events = (mm_events.RMAP_WALK, mm_events.PAGE_IDLE_PTE_REFS)
 
     def __init__(self, **options):
         super().__init__(**options)

@@ -28,7 +28,7 @@ from __future__ import annotations
 import errno
 import os
 
-from bench.kernel import cgroup, mglru, sysfs
+from bench.kernel import cgroup, mglru, mm_events, sysfs
 from bench.trackers._base import AGGREGATE, READS_AND_WRITES, Observation, Tracker
 
 _WANTED = mglru.LRU_GEN_CORE | mglru.LRU_GEN_MM_WALK
@@ -42,6 +42,8 @@ class MglruTracker(Tracker):
     sees = READS_AND_WRITES
     backings = ("anon", "shmem", "thp")
     summary = "MGLRU aging of a scratch memcg via debugfs lru_gen: pages in the generations made since arm (WSS)"
+    kernel_events = (mm_events.TRY_TO_INC_MAX_SEQ, mm_events.WALK_PMD_RANGE, mm_events.LRU_GEN_LOOK_AROUND,
+                     mm_events.FOLIO_REFERENCED)
 
     def __init__(self, **options):
         super().__init__(**options)

@@ -47,7 +47,7 @@ import os
 import numpy as np
 
 from bench.errors import HotbenchError
-from bench.kernel import _libc, procfs, signals
+from bench.kernel import _libc, mm_events, procfs, signals
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker, TrackerUnavailable
 
 SEEN_READ, SEEN_WRITE = 1, 2  # bits of the per-page mark
@@ -213,6 +213,7 @@ class MprotectTracker(Tracker):
     sees = READS_AND_WRITES
     backings = ("anon", "shmem", "thp")
     summary = "PROT_NONE + compiled SIGSEGV handler reopening each page on its first read / write fault"
+    kernel_events = (mm_events.SIGSEGV_SENT, mm_events.CHANGE_PROTECTION, mm_events.CHANGE_PTE_RANGE)
 
     @classmethod
     def unavailable(cls, backing: str | None = None) -> str | None:

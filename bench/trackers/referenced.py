@@ -26,7 +26,7 @@ counts whole (2 MiB).
 from __future__ import annotations
 
 from bench.arena import BASE_PAGE
-from bench.kernel import procfs
+from bench.kernel import mm_events, procfs
 from bench.trackers import _vma
 from bench.trackers._base import AGGREGATE, READS_AND_WRITES, Observation, Tracker
 
@@ -38,6 +38,7 @@ class ReferencedTracker(Tracker):
     sees = READS_AND_WRITES
     backings = ("anon", "shmem", "thp")  # hugetlb: clear_refs skips it, smaps counts it as *_Hugetlb only
     summary = "clear_refs 1 (process-wide) then smaps Referenced of the arena VMA (wss.pl): working-set size"
+    kernel_events = (mm_events.CLEAR_REFS_PTE_RANGE, mm_events.SMAPS_PTE_RANGE)
 
     def __init__(self, **options):
         super().__init__(**options)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.kernel import pagemap, uffd
+from bench.kernel import mm_events, pagemap, uffd
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker, TrackerUnavailable
 
 
@@ -41,6 +41,8 @@ class RwpTracker(Tracker):
     sees = READS_AND_WRITES
     backings = ("anon", "shmem", "thp", "hugetlb")
     summary = "userfaultfd RWP (7.3): UFFDIO_RWPROTECT arms, PAGEMAP_SCAN(PAGE_IS_ACCESSED) reads the hot set"
+    kernel_events = (mm_events.MRWPROTECT_RANGE, mm_events.CHANGE_PROTECTION, mm_events.CHANGE_PTE_RANGE,
+                     mm_events.PAGEMAP_SCAN_PMD)
 
     FEATURES = uffd.UFFD_FEATURE_RWP | uffd.UFFD_FEATURE_RWP_ASYNC
     _SCAN = dict(category_mask=pagemap.PAGE_IS_ACCESSED, return_mask=pagemap.PAGE_IS_ACCESSED)

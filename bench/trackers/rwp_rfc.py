@@ -22,7 +22,7 @@ which (per the RFC) unregisters and restores permissions.
 
 from __future__ import annotations
 
-from bench.kernel import pagemap, uffd, uffd_rfc
+from bench.kernel import mm_events, pagemap, uffd, uffd_rfc
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker, TrackerUnavailable
 
 UNTESTED = uffd_rfc.UNTESTED
@@ -38,6 +38,8 @@ class RwpRfcTracker(Tracker):
     backings = ("anon",)
     summary = ("April-2026 RFC: MODE_MINOR on anon + UFFDIO_DEACTIVATE, PAGEMAP_SCAN(!PAGE_IS_UFFD_DEACTIVATED); "
                "untested on a live kernel")
+    kernel_events = (mm_events.CHANGE_PROTECTION, mm_events.CHANGE_PTE_RANGE, mm_events.ZAP_PTE_RANGE,
+                     mm_events.PAGEMAP_SCAN_PMD)
 
     FEATURES = uffd_rfc.UFFD_FEATURE_MINOR_ANON | uffd_rfc.UFFD_FEATURE_MINOR_ASYNC
     _SCAN = dict(category_inverted=uffd_rfc.PAGE_IS_UFFD_DEACTIVATED,

@@ -12,7 +12,7 @@ server resolves with ``UFFDIO_CONTINUE`` — exact, at the price of a round trip
 
 from __future__ import annotations
 
-from bench.kernel import _libc, pagemap
+from bench.kernel import _libc, mm_events, pagemap
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker
 from bench.trackers._uffd_minor import MinorServed
 
@@ -24,6 +24,8 @@ class ShmemZapTracker(Tracker):
     sees = READS_AND_WRITES
     backings = ("shmem",)
     summary = "MADV_DONTNEED on shmem, accessed = present again (PAGEMAP_SCAN); reads over-report by fault-around"
+    kernel_events = (mm_events.ZAP_PTE_RANGE, mm_events.SHMEM_FAULT, mm_events.FILEMAP_MAP_PAGES,
+                     mm_events.PAGEMAP_SCAN_PMD)
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -55,6 +57,7 @@ class ShmemZapMinorTracker(MinorServed, ShmemZapTracker):
     name = "shmem-zap-minor"
     mechanism = "uffd-minor"
     summary = "shmem-zap with the range registered for userfaultfd MINOR faults: no fault-around, exact"
+    kernel_events = (*ShmemZapTracker.kernel_events, mm_events.HANDLE_USERFAULT, mm_events.MFILL_CONTINUE)
 
     def arm(self) -> None:
         self._zap()

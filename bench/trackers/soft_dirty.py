@@ -31,7 +31,7 @@ import os
 
 import numpy as np
 
-from bench.kernel import pagemap, procfs
+from bench.kernel import mm_events, pagemap, procfs
 from bench.trackers import _vma
 from bench.trackers._base import PAGE, WRITES, Observation, Tracker
 
@@ -48,6 +48,7 @@ class SoftDirtyTracker(Tracker):
     sees = WRITES
     backings = ("anon", "shmem", "thp")
     summary = "clear_refs 4 (process-wide) then PAGEMAP_SCAN(PAGE_IS_SOFT_DIRTY) or pagemap bit 55: written pages"
+    kernel_events = (mm_events.CLEAR_REFS_PTE_RANGE, mm_events.PAGEMAP_SCAN_PMD)
 
     def __init__(self, source: str = "auto", **options):
         if source not in SOURCES:

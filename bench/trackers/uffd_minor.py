@@ -16,6 +16,7 @@ the page cache with nobody in the loop), then stops the server thread.
 
 from __future__ import annotations
 
+from bench.kernel import mm_events
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation
 from bench.trackers._uffd_minor import MinorServed
 
@@ -27,6 +28,8 @@ class UffdMinorTracker(MinorServed):
     sees = READS_AND_WRITES
     backings = ("shmem",)
     summary = "MADV_DONTNEED on shmem + userfaultfd MINOR faults served by compiled code (UFFDIO_CONTINUE): exact"
+    kernel_events = (mm_events.ZAP_PTE_RANGE, mm_events.SHMEM_FAULT, mm_events.HANDLE_USERFAULT,
+                     mm_events.MFILL_CONTINUE, mm_events.PAGEMAP_SCAN_PMD)
 
     def _live(self):
         if self._server is None or self.arena is None:

@@ -8,7 +8,7 @@ So ``collect`` also re-arms, and ``arm`` does work only the first time. Writes o
 
 from __future__ import annotations
 
-from bench.kernel import pagemap, uffd
+from bench.kernel import mm_events, pagemap, uffd
 from bench.trackers._base import PAGE, WRITES, Observation, Tracker
 
 
@@ -19,6 +19,8 @@ class UffdWpTracker(Tracker):
     sees = WRITES
     backings = ("anon", "shmem", "thp", "hugetlb")
     summary = "userfaultfd WP_ASYNC + PAGEMAP_SCAN(WP_MATCHING): written pages, re-armed in the same call"
+
+    kernel_events = (mm_events.PAGEMAP_SCAN_PMD,)
 
     _SCAN = dict(flags=pagemap.PM_SCAN_WP_MATCHING | pagemap.PM_SCAN_CHECK_WPASYNC,
                  category_mask=pagemap.PAGE_IS_WRITTEN, return_mask=pagemap.PAGE_IS_WRITTEN)

@@ -1,0 +1,133 @@
+"""The kernel work behind each tracker phase, from ``kev.<phase>.<event>`` samples columns
+(``hotbench run --kernel-events``, ``bench.attribution``), per arena page and per GiB.
+
+Lockstep rows count each phase once per interval: the table gives the median count per
+interval over every interval and repeat of a cell (the first interval, which arms a fresh
+arena, is one of them), that count per page of the arena and per GiB of it; an event whose
+median is zero is left out of the table (the CSV has every count). Concurrent rows
+count arm and collect summed over a tracked run's cycles and the workload threads over the
+whole run: the table gives arm and collect per cycle, and the workload's events per page
+fault it took (``fault_user``), the "cost of one tracking fault" in kernel events.
+"""
+
+from __future__ import annotations
+
+import math
+
+from analysis.data import format_size
+
+KEYS = ["label", "tracker", "workload_label", "backing", "size_bytes"]
+GIB = 1 << 30
+
+
+def kev_columns(frame) -> list[str]:
+    from bench.attribution import split_column
+
+    return [c for c in frame.columns if split_column(c)] if frame is not None else []
+
+
+def _long(frame, columns: list[str]):
+    """One row per sample row × counted event: keys, phase, event, count (NaN rows dropped:
+    an event that was not counted in that run)."""
+    from bench.attribution import split_column
+
+    keys = [k for k in KEYS + ["npages", "cycles", "kev_faults"] if k in frame]
+    long = frame[keys + columns].melt(id_vars=keys, value_vars=columns, var_name="column", value_name="count")
+    long = long.dropna(subset=["count"])
+    parts = long["column"].map(split_column)
+    return long.assign(phase=parts.str[0], event=parts.str[1]).drop(columns=["column"])
+
+
+def _sorted(frame):
+    """Rows by kernel label, tracker, workload, backing, size, then phase in running order."""
+    from bench.attribution import PHASES
+
+    order = {p: i for i, p in enumerate(PHASES)}
+    frame = frame.assign(_p=frame["phase"].map(lambda p: order.get(p, len(order))))
+    return frame.sort_values(KEYS + ["_p", "event"], kind="stable").drop(columns=["_p"]).reset_index(drop=True)
+
+
+def lockstep_table(frame):
+    """Median count per interval, per page and per GiB of arena, for every counted event whose
+    median is not zero."""
+    columns = kev_columns(frame)
+    if not len(frame) or not columns:
+        return None
+    long = _long(frame, columns)
+    g = long.groupby(KEYS + ["phase", "event"], sort=False, dropna=False)
+    out = g.agg(count=("count", "median"), n=("count", "size"), npages=("npages", "first")).reset_index()
+    out = out[out["count"] > 0]
+    out = out.assign(per_page=out["count"] / out["npages"], per_gib=out["count"] / (out["size_bytes"] / GIB))
+    return _sorted(out)
+
+
+def concurrent_table(frame):
+    """Arm and collect events per cycle; workload events per user page fault, per tracked run."""
+    columns = kev_columns(frame)
+    if frame is None or not len(frame) or not columns:
+        return None
+    faults = frame.get("kev.workload.fault_user")
+    long = _long(frame.assign(kev_faults=faults), columns)
+    per_cycle = long["phase"].isin(["arm", "collect"])
+    denom = long["cycles"].where(per_cycle, long["kev_faults"])
+    long = long.assign(rate=long["count"] / denom.where(denom > 0), per="cycle")
+    long.loc[~per_cycle, "per"] = "fault"
+    out = long.groupby(KEYS + ["phase", "event", "per"], sort=False, dropna=False).agg(
+        rate=("rate", "median"), n=("rate", "size")).reset_index()
+    return _sorted(out[out["rate"].fillna(0) > 0])
+
+
+def _num(v) -> str:
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    from analysis.report import _num as fmt
+
+    return fmt(float(v))
+
+
+def tables(data):
+    """The report's kernel-work tables (``analysis.report.Table``), lockstep then concurrent."""
+    from analysis.report import Table
+
+    out = []
+    multi = len(data.labels) > 1
+    lock = lockstep_table(data.samples)
+    if lock is not None and len(lock):
+        headers = (["kernel"] if multi else []) + ["tracker", "workload", "backing", "size", "phase", "event",
+                                                   "per interval", "per page", "per GiB", "n"]
+        rows = [([r["label"]] if multi else []) + [r["tracker"], r["workload_label"], r["backing"],
+                                                   format_size(r["size_bytes"]), r["phase"], r["event"],
+                                                   _num(r["count"]), _num(r["per_page"]), _num(r["per_gib"]),
+                                                   str(r["n"])] for r in lock.to_dict("records")]
+        right = [False] * (len(headers) - 4) + [True] * 4
+        out.append(Table("kernel_work", headers, rows, right, lock.rename(columns={"workload_label": "workload"})))
+    conc = concurrent_table(data.concurrent)
+    if conc is not None and len(conc):
+        headers = (["kernel"] if multi else []) + ["tracker", "workload", "backing", "size", "phase", "event",
+                                                   "count", "per", "n"]
+        rows = [([r["label"]] if multi else []) + [r["tracker"], r["workload_label"], r["backing"],
+                                                   format_size(r["size_bytes"]), r["phase"], r["event"],
+                                                   _num(r["rate"]), r["per"], str(r["n"])]
+                for r in conc.to_dict("records")]
+        right = [False] * (len(headers) - 3) + [True, False, True]
+        out.append(Table("kernel_work_concurrent", headers, rows, right,
+                         conc.rename(columns={"workload_label": "workload"})))
+    return out
+
+
+def unavailable(data) -> list[str]:
+    """'tracker: event: why' for every event a run wanted to count but could not, and runs that
+    could not count at all (their reason), from the manifests."""
+    lines = []
+    for run in data.runs:
+        record = run.manifest.get("kernel_events")
+        if not record:
+            continue
+        prefix = f"{run.label}: " if len(data.labels) > 1 else ""
+        if not record.get("enabled", False):
+            lines.append(f"{prefix}no kernel events counted: {record.get('reason')}")
+            continue
+        for tracker, rec in sorted((record.get("trackers") or {}).items()):
+            for event, why in sorted((rec.get("unavailable") or {}).items()):
+                lines.append(f"{prefix}{tracker}: {event}: {why}")
+    return list(dict.fromkeys(lines))

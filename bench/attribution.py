@@ -1,0 +1,250 @@
+"""Kernel work per tracker phase: counts of the kernel events that explain a phase's cost.
+
+``hotbench run --kernel-events`` counts, per lockstep interval, what the kernel did in each
+phase — ``arm``, ``workload`` (the touches: the faults a tracker's protection costs) and
+``collect`` — and, for a tracker whose work runs in a kernel thread (DAMON's kdamond), in that
+thread over the whole interval (phase ``kdamond``). The events are a common set (page faults,
+TLB flushes by reason, IPIs sent) plus those the tracker class declares in ``kernel_events``
+(rmap walks, page-table walk steps, ``change_protection`` calls, ...). Each count lands in a
+samples column ``kev.<phase>.<event>``; ``hotbench report`` shows them per page and per GiB.
+
+How the counting is scoped, and why:
+
+- **Per task, not per CPU.** Each phase runs synchronously in the runner's thread, so the
+  events are counted on that task (``perf_event_open`` pid = the thread, cpu = -1), with
+  ``inherit`` so that the threads it starts are counted too: the workload's threads when it has
+  several, and a tracker's fault server (``uffd-minor``), which ``start`` creates after the
+  counters are opened. Per-CPU counting would also count every other process on those CPUs:
+  on a shared machine that is not the phase's work.
+- **Other CPUs, counted at their source.** A TLB shootdown makes other CPUs flush; the
+  receiving handler runs in whatever task is there and its tracepoint records no mm to filter
+  on. So remote work is counted where the phase causes it: ``tlb_flush`` with reason
+  ``TLB_REMOTE_SEND_IPI`` (one per flush that had to interrupt other CPUs) and the IPIs sent
+  (``ipi_send_cpu``, ``ipi_send_cpumask``: one per single-CPU or multi-CPU send).
+  ``tlb_remote`` (``TLB_REMOTE_SHOOTDOWN``) counts shootdowns *received* by a counted task —
+  e.g. a workload thread interrupted by the tracker's flush in concurrent mode.
+- **Kernel threads the phase wakes**, counted on their own pid: a tracker names them in
+  ``helper_threads()`` (DAMON: its kdamond). Their counters run from ``arm`` to the end of
+  ``collect``, since a kdamond works all interval long, not in step with the phases.
+
+Counting costs a little per event hit (a tracepoint or kprobe handler runs), so the option is
+off by default and the run's manifest says it was on: timings of such a run include that cost.
+Events the running kernel cannot count (no tracepoint, no kprobe PMU, a function that is
+inlined or not probeable) are absent — no column — and ``manifest["kernel_events"]`` says why.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import dataclass, field
+
+from bench.kernel import _libc, mm_events
+from bench.kernel import perf_event as pe
+
+__all__ = ["COMMON", "PREFIX", "PHASES", "column", "split_column", "Counters", "Session", "NONE"]
+
+PREFIX = "kev."
+PHASES = ("arm", "workload", "collect", "kdamond")
+
+COMMON: tuple[pe.Event, ...] = mm_events.COMMON  # faults, TLB flushes by reason, IPIs sent
+
+
+def column(phase: str, event: str) -> str:
+    return f"{PREFIX}{phase}.{event}"
+
+
+def split_column(name: str) -> tuple[str, str] | None:
+    """('arm', 'fault_user') for 'kev.arm.fault_user'; None for any other column."""
+    if not name.startswith(PREFIX):
+        return None
+    phase, _, event = name[len(PREFIX):].partition(".")
+    return (phase, event) if event else None
+
+
+def events_for(tracker_cls) -> tuple[pe.Event, ...]:
+    """The common set plus the tracker's own events, each name once (the tracker's wins)."""
+    own = tuple(getattr(tracker_cls, "kernel_events", ()))
+    names = {e.name for e in own}
+    return tuple(e for e in COMMON if e.name not in names) + own
+
+
+class Counters:
+    """*events* opened on task *pid* as one group (what cannot be opened is kept with its reason).
+
+    ``start()`` / ``stop()`` bracket a phase and return the counts in between; counts are
+    differences of two reads rather than reset-then-read, because an inherited counter keeps
+    the totals of exited threads apart from its own count, and a reset clears only the latter.
+    """
+
+    def __init__(self, events: tuple[pe.Event, ...], pid: int = 0, inherit: bool = False):
+        self.events: list[pe.Event] = []
+        self.unavailable: dict[str, str] = {}
+        self._fds: list[int] = []
+        self._before: list[int] = []
+        try:
+            for event in events:
+                try:
+                    fd = pe.open_event(event, pid, self._fds[0] if self._fds else -1, inherit)
+                except OSError as e:
+                    self.unavailable[event.name] = f"{event.source}: {e.strerror}"
+                    continue
+                self._fds.append(fd)
+                self.events.append(event)
+        except BaseException:
+            self.close()
+            raise
+
+    def _ioctl(self, request: int, what: str) -> None:
+        if self._fds:
+            _libc.ioctl(self._fds[0], request, pe.PERF_IOC_FLAG_GROUP, what)
+
+    def _read(self) -> list[int]:
+        return pe.read_group(self._fds[0], len(self._fds))[0] if self._fds else []
+
+    def start(self) -> None:
+        self._before = self._read()
+        self._ioctl(pe.PERF_EVENT_IOC_ENABLE, "PERF_EVENT_IOC_ENABLE")
+
+    def stop(self) -> dict[str, int]:
+        self._ioctl(pe.PERF_EVENT_IOC_DISABLE, "PERF_EVENT_IOC_DISABLE")
+        after = self._read()
+        return {e.name: a - b for e, a, b in zip(self.events, after, self._before)}
+
+    def close(self) -> None:
+        for fd in reversed(self._fds):
+            os.close(fd)
+        self._fds.clear()
+
+
+@dataclass
+class CellCounters:
+    """One cell's counters: the runner's thread (inherited by the threads it starts) and the
+    tracker's kernel threads; ``phase()`` brackets a phase, ``take()`` returns an interval's columns."""
+
+    events: tuple[pe.Event, ...]
+    record: dict  # the manifest's entry for this tracker, filled as counters open
+    inherit: bool = True  # False when the threads this one starts are counted on their own (concurrent mode)
+    main: Counters | None = None
+    helpers: dict[str, Counters] = field(default_factory=dict)
+    _columns: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __enter__(self) -> CellCounters:
+        self.main = Counters(self.events, 0, inherit=self.inherit)
+        self._note(self.main, "")
+        return self
+
+    def attach(self, tracker) -> None:
+        """After ``tracker.start``: count its kernel threads too."""
+        for name, pid in tracker.helper_threads().items():
+            counters = Counters(self.events, pid)
+            self.helpers[name] = counters
+            self._note(counters, f" (in {name})")
+
+    def _note(self, counters: Counters, where: str) -> None:
+        for event in counters.events:
+            self.record["counted"].setdefault(event.name, {"source": event.source, "unit": event.unit})
+        for name, why in counters.unavailable.items():
+            self.record["unavailable"].setdefault(name + where, why)
+
+    def _add(self, phase: str, counts: dict[str, int]) -> None:
+        with self._lock:
+            for event, n in counts.items():
+                key = column(phase, event)
+                self._columns[key] = self._columns.get(key, 0) + n
+
+    @contextlib.contextmanager
+    def phase(self, name: str):
+        """Count the block, in this (the runner's) thread, as *name*; repeated phases add up."""
+        self.main.start()
+        try:
+            yield
+        finally:
+            counts = self.main.stop()
+        self._add(name, counts)
+
+    @contextlib.contextmanager
+    def thread_phase(self, name: str):
+        """Count the block in the calling thread — one started without inherited counters (a
+        concurrent-mode workload thread) — as *name*, added to the other threads' counts."""
+        counters = Counters(tuple(self.main.events), 0)
+        try:
+            counters.start()
+            try:
+                yield
+            finally:
+                counts = counters.stop()
+        finally:
+            counters.close()
+        self._add(name, counts)
+
+    def begin_interval(self) -> None:
+        for counters in self.helpers.values():
+            counters.start()
+
+    def take(self) -> dict[str, int]:
+        """This interval's columns (helpers' counters stop here), and start afresh."""
+        for name, counters in self.helpers.items():
+            self._add(name, counters.stop())
+        with self._lock:
+            columns, self._columns = self._columns, {}
+        return columns
+
+    def __exit__(self, *exc) -> None:
+        for counters in (*self.helpers.values(), self.main):
+            if counters is not None:
+                counters.close()
+        self.helpers.clear()
+
+
+class _NoCounters:
+    """What the runner uses when kernel events are not counted: every call does nothing."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def attach(self, tracker) -> None:
+        pass
+
+    def phase(self, name: str):
+        return contextlib.nullcontext()
+
+    thread_phase = phase
+
+    def begin_interval(self) -> None:
+        pass
+
+    def take(self) -> dict:
+        return {}
+
+
+NONE = _NoCounters()
+
+
+class Session:
+    """Kernel-event counting for one run: hands each cell its counters and keeps, for the
+    manifest, what was counted for each tracker and why anything else was not."""
+
+    def __init__(self):
+        self.reason = pe.probe()
+        self.trackers: dict[str, dict] = {}
+
+    def for_cell(self, tracker_cls, inherit: bool = True) -> CellCounters | _NoCounters:
+        """Counters for one cell of *tracker_cls*; *inherit* False leaves the threads the runner
+        starts to count themselves (``CellCounters.thread_phase``)."""
+        if self.reason:
+            return NONE
+        record = self.trackers.setdefault(tracker_cls.name, {"counted": {}, "unavailable": {}})
+        return CellCounters(events_for(tracker_cls), record, inherit)
+
+    def describe(self) -> dict:
+        if self.reason:
+            return {"enabled": False, "reason": self.reason}
+        return {"enabled": True, "method": "perf_event_open counting per task (the runner's thread, inherited by "
+                "the threads it starts; a tracker's kernel threads on their own pid); columns kev.<phase>.<event>",
+                "trackers": self.trackers}

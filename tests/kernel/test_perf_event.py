@@ -1,0 +1,224 @@
+"""perf_event_open counting on real interfaces: the struct against the installed header, faults and
+TLB flushes counted for known work, the ABI's refusals, and (where the kernel has the kprobe PMU:
+the built 7.3 guest) kernel functions counted per page."""
+
+import ctypes
+import errno
+import os
+import shutil
+import subprocess
+import threading
+
+import numpy as np
+import pytest
+
+from bench.kernel import _libc, mm_events, tracefs
+from bench.kernel import perf_event as pe
+from tests.conftest import skip_unless_in_vm
+
+PAGE = 4096
+
+
+def test_attr_layout():
+    assert ctypes.sizeof(pe.perf_event_attr) == pe.PERF_ATTR_SIZE_VER7 == 128
+    offsets = {"config": 8, "sample_period": 16, "read_format": 32, "wakeup_events": 48, "config1": 56,
+               "config2": 64, "sample_regs_intr": 96, "sig_data": 120}
+    for name, offset in offsets.items():
+        assert getattr(pe.perf_event_attr, name).offset == offset, name
+    attr = pe.perf_event_attr(disabled=1, inherit=1, exclude_idle=1, precise_ip=3, sigtrap=1)
+    flags = int.from_bytes(bytes(attr)[40:48], "little")
+    assert flags == (1 << 0) | (1 << 1) | (1 << 7) | (3 << 15) | (1 << 37)
+
+
+@pytest.mark.skipif(not shutil.which("cc"), reason="no C compiler to read the installed uapi header")
+def test_layout_and_numbers_match_installed_header(tmp_path):
+    fields = ["config", "read_format", "config1", "config2", "sample_regs_intr", "aux_watermark", "sig_data"]
+    names = ["PERF_TYPE_TRACEPOINT", "PERF_FORMAT_GROUP", "PERF_FORMAT_TOTAL_TIME_ENABLED",
+             "PERF_FORMAT_TOTAL_TIME_RUNNING", "PERF_EVENT_IOC_ENABLE", "PERF_EVENT_IOC_DISABLE",
+             "PERF_EVENT_IOC_RESET", "PERF_EVENT_IOC_SET_FILTER", "PERF_IOC_FLAG_GROUP", "PERF_FLAG_FD_CLOEXEC"]
+    body = "\n".join([f' printf("{f} %zu\\n", offsetof(struct perf_event_attr, {f}));' for f in fields]
+                     + [f' printf("{n} %llu\\n", (unsigned long long)({n}));' for n in names])
+    src = tmp_path / "perf.c"
+    src.write_text("#include <stdio.h>\n#include <stddef.h>\n#include <linux/perf_event.h>\n"
+                   f"int main(void) {{\n{body}\n return 0; }}\n")
+    build = subprocess.run(["cc", "-o", str(tmp_path / "perf"), str(src)], capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.skip(f"uapi header not usable: {build.stderr.splitlines()[:1]}")
+    seen = dict(line.split() for line in subprocess.run([str(tmp_path / "perf")], capture_output=True, text=True,
+                                                         check=True).stdout.splitlines())
+    for f in fields:
+        assert getattr(pe.perf_event_attr, f).offset == int(seen[f]), f
+    for n in names:
+        assert getattr(pe, n) == int(seen[n]), n
+
+
+def test_parse_function_stat():
+    text = ("  Function                               Hit    Time            Avg             s^2\n"
+            "  --------                               ---    ----            ---             ---\n"
+            "  rmap_walk                             8192    12345.67 us     1.507 us        0.120 us\n"
+            "  page_idle_clear_pte_refs_one          8192    999.001 us      0.121 us        0.001 us\n")
+    lines = tracefs.parse_function_stat(text)
+    assert [(x.function, x.hits) for x in lines] == [("rmap_walk", 8192), ("page_idle_clear_pte_refs_one", 8192)]
+    assert lines[0].time_ns == pytest.approx(12_345_670)
+
+
+# ---------------------------------------------------------------- live: needs root and tracefs
+
+def _require_counting():
+    if os.geteuid() != 0:
+        pytest.skip("needs root (perf_event_open on tracepoints, tracefs)")
+    why = pe.probe()
+    if why:
+        pytest.skip(f"cannot count kernel events here: {why}")
+
+
+class Region:
+    """*npages* of private anonymous memory without THP (a first touch is then one fault per page)."""
+
+    def __init__(self, npages):
+        self.size = npages * PAGE
+        self.addr = _libc.mmap(self.size, _libc.PROT_READ | _libc.PROT_WRITE, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
+        _libc.madvise(self.addr, self.size, _libc.MADV_NOHUGEPAGE)
+
+    def touch(self):
+        ctypes.memset(self.addr, 1, self.size)  # one C call: no Python allocation between the faults
+
+    def close(self):
+        _libc.munmap(self.addr, self.size)
+
+
+def _count(events, work, pid=0, inherit=False):
+    from bench.attribution import Counters
+
+    counters = Counters(tuple(events), pid, inherit)
+    try:
+        assert not counters.unavailable, counters.unavailable
+        counters.start()
+        work()
+        return counters.stop()
+    finally:
+        counters.close()
+
+
+def test_first_touch_faults_equal_pages():
+    _require_counting()
+    region = Region(4096)
+    try:
+        counts = _count([mm_events.FAULT_USER, mm_events.FAULT_KERNEL], region.touch)
+    finally:
+        region.close()
+    assert counts["fault_user"] == 4096
+    assert counts["fault_kernel"] == 0
+
+
+def test_mprotect_over_many_pages_is_one_local_flush():
+    """Write-protecting 64 MiB of present PTEs flushes this mm's range once (a ranged flush, not
+    one per page); with the process on one CPU nothing is sent to others."""
+    _require_counting()
+    allowed = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(allowed)})
+    region = Region(16384)
+    try:
+        region.touch()
+        counts = _count(mm_events.COMMON, lambda: _libc.mprotect(region.addr, region.size, _libc.PROT_READ))
+    finally:
+        region.close()
+        os.sched_setaffinity(0, allowed)
+    assert counts["tlb_local_mm"] == 1
+    assert counts["fault_user"] == counts["fault_kernel"] == 0
+    assert counts["tlb_remote"] == 0
+
+
+def test_threads_started_inside_are_counted_with_inherit():
+    _require_counting()
+    region = Region(1024)
+    try:
+        def in_a_thread():
+            t = threading.Thread(target=region.touch)
+            t.start()
+            t.join()
+        counts = _count([mm_events.FAULT_USER], in_a_thread, inherit=True)
+    finally:
+        region.close()
+    assert counts["fault_user"] >= 1024  # the thread's own stack faults come on top
+
+
+def test_counts_are_per_task():
+    """A thread touching memory while the counted thread sleeps adds nothing to its counters."""
+    _require_counting()
+    region = Region(1024)
+    thread = threading.Thread(target=region.touch)
+    try:
+        counts = _count([mm_events.FAULT_USER], lambda: (thread.start(), thread.join()))
+    finally:
+        region.close()
+    assert counts["fault_user"] < 16  # its own, at most: none of the thread's 1024
+
+
+def test_bad_filter_is_refused():
+    _require_counting()
+    bad = pe.Tracepoint("tlb", "tlb_flush", "bad", "", filter="no_such_field == 1")
+    with pytest.raises(OSError) as e:
+        pe.open_event(bad, 0)
+    assert e.value.errno == errno.EINVAL
+
+
+def test_missing_tracepoint_names_its_file():
+    _require_counting()
+    with pytest.raises(OSError) as e:
+        pe.open_event(pe.Tracepoint("tlb", "no_such_event", "x", ""), 0)
+    assert e.value.errno == errno.ENOENT and "events/tlb/no_such_event" in str(e.value)
+
+
+# ---------------------------------------------------------------- kprobes (the built 7.3 guest)
+
+def _require_kprobes():
+    _require_counting()
+    if pe.kprobe_pmu_type() is None:
+        skip_unless_in_vm(f"no kprobe PMU here ({pe.KPROBE_PMU_TYPE} missing: CONFIG_KPROBE_EVENTS)")
+
+
+def test_unknown_function_is_refused():
+    _require_kprobes()
+    with pytest.raises(OSError) as e:
+        pe.open_event(pe.Kprobe("hotbench_no_such_function", "x", ""), 0)
+    assert e.value.errno in (errno.ENOENT, errno.EINVAL)
+
+
+def test_mprotect_walks_one_page_table_per_512_pages():
+    _require_kprobes()
+    region = Region(16384)  # 64 MiB: 32 page tables (more if the mapping is not 2 MiB aligned)
+    try:
+        region.touch()
+        counts = _count([mm_events.CHANGE_PROTECTION, mm_events.CHANGE_PTE_RANGE],
+                        lambda: _libc.mprotect(region.addr, region.size, _libc.PROT_READ))
+    finally:
+        region.close()
+    assert counts["change_protection"] == 1
+    assert 32 <= counts["change_pte_range"] <= 33
+
+
+@pytest.mark.mechanism("idle-page")
+def test_idle_bitmap_write_walks_rmap_once_per_page():
+    """Marking N present pages idle is N rmap walks; reading the bitmap back re-checks each
+    idle-marked page: N more (kernel-interfaces.md, checked live on the built 7.3)."""
+    _require_kprobes()
+    from bench.kernel import page_idle, pagemap
+
+    region = Region(4096)
+    fd = os.open(page_idle.PAGE_IDLE_BITMAP, os.O_RDWR)
+    try:
+        region.touch()
+        pfns = pagemap.entry_pfns(pagemap.read_entries(region.addr, 4096))
+        assert (pfns != 0).all()
+        words, values = page_idle.bitmap_words(pfns)
+        runs = page_idle.word_runs(words)
+        events = [mm_events.RMAP_WALK, mm_events.PAGE_IDLE_PTE_REFS]
+        marked = _count(events, lambda: page_idle.write_words(fd, words, values, runs))
+        read = _count(events, lambda: page_idle.read_words(fd, words, runs))
+    finally:
+        os.close(fd)
+        region.close()
+    assert marked["rmap_walk"] == 4096
+    assert read["rmap_walk"] == 4096
+    assert marked["page_idle_pte_refs"] == 4096
