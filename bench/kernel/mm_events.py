@@ -35,8 +35,11 @@ CHANGE_PROTECTION = Kprobe("change_protection", "change_protection",
 CHANGE_PTE_RANGE = Kprobe("change_pte_range", "change_pte_range",
                           "change_protection step over one page table (up to 512 PTEs)")
 ZAP_PTE_RANGE = Kprobe("zap_pte_range", "zap_pte_range", "zap of one page table's PTEs (MADV_DONTNEED, munmap)")
+FOLIO_REMOVE_RMAP_PTES = Kprobe("folio_remove_rmap_ptes", "pages_unmapped",
+                                "PTEs of one folio unmapped by a zap (one per 4 KiB page of small folios)")
 PAGEMAP_SCAN_PMD = Kprobe("pagemap_scan_pmd_entry", "pagemap_scan_pmd",
                           "PAGEMAP_SCAN walk of one page table (up to 512 PTEs)")
+MAKE_UFFD_WP_PTE = Kprobe("make_uffd_wp_pte", "ptes_wp", "PTE write-protected by PAGEMAP_SCAN(PM_SCAN_WP_MATCHING)")
 CLEAR_REFS_PTE_RANGE = Kprobe("clear_refs_pte_range", "clear_refs_pmd",
                               "clear_refs walk of one page table (soft-dirty or Accessed bits cleared)")
 SMAPS_PTE_RANGE = Kprobe("smaps_pte_range", "smaps_pmd", "smaps walk of one page table")
@@ -59,10 +62,14 @@ RMAP_WALK = Kprobe("rmap_walk", "rmap_walk", "rmap walk of one folio (every PTE 
 PAGE_IDLE_PTE_REFS = Kprobe("page_idle_clear_pte_refs_one", "page_idle_pte_refs",
                             "one mapping of a folio checked and its Accessed bit cleared (idle page tracking)")
 FOLIO_REFERENCED = Kprobe("folio_referenced", "folio_referenced", "folio_referenced call (rmap walk for reclaim)")
+PTEP_TEST_AND_CLEAR_YOUNG = Kprobe("ptep_test_and_clear_young", "young_cleared",
+                                   "Accessed bit of one PTE tested and cleared")
 
 # ---- MGLRU aging (mm/vmscan.c)
 TRY_TO_INC_MAX_SEQ = Kprobe("try_to_inc_max_seq", "mglru_aging", "MGLRU aging pass of one lruvec")
 WALK_PMD_RANGE = Kprobe("walk_pmd_range", "mglru_walk_pmd", "MGLRU aging walk over one PUD's page tables")
+FOLIO_INC_GEN = Kprobe("folio_inc_gen", "mglru_folio_promoted",
+                       "folio found young by MGLRU aging and moved to the youngest generation")
 LRU_GEN_LOOK_AROUND = Kprobe("lru_gen_look_around", "mglru_look_around",
                              "MGLRU look-around from an rmap hit (neighbouring PTEs checked)")
 

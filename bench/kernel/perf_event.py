@@ -146,8 +146,8 @@ class Tracepoint:
     def source(self) -> str:
         return f"tracepoint {self.system}:{self.event}" + (f" if {self.filter}" if self.filter else "")
 
-    def attr(self) -> tuple[perf_event_attr, object]:
-        return perf_event_attr(type=PERF_TYPE_TRACEPOINT, config=tracefs.event_id(self.system, self.event)), None
+    def attr(self) -> perf_event_attr:
+        return perf_event_attr(type=PERF_TYPE_TRACEPOINT, config=tracefs.event_id(self.system, self.event))
 
     def setup(self, fd: int) -> None:
         if self.filter:
@@ -168,14 +168,11 @@ class Kprobe:
     def source(self) -> str:
         return f"kprobe {self.function}"
 
-    def attr(self) -> tuple[perf_event_attr, object]:
-        """The attr and the name buffer ``config1`` points to, which must live until the syscall
-        returns (the kernel copies the name)."""
+    def attr(self) -> perf_event_attr:
         pmu = kprobe_pmu_type()
         if pmu is None:
             raise OSError(2, procfs.config_reason("no kprobe PMU", "CONFIG_KPROBE_EVENTS"), KPROBE_PMU_TYPE)
-        name = ctypes.create_string_buffer(self.function.encode())
-        return perf_event_attr(type=pmu, config=0, config1=ctypes.addressof(name), config2=0), name
+        return perf_event_attr(type=pmu, config=0, config1=ctypes.addressof(_kprobe_name(self.function)), config2=0)
 
     def setup(self, fd: int) -> None:
         pass
@@ -183,16 +180,26 @@ class Kprobe:
 
 Event = Tracepoint | Kprobe
 
+# ``config1`` of a kprobe event points at its function's name, and the kernel reads that user
+# pointer again whenever an *inherited* copy of the event is made (at every clone of a counted
+# thread: perf_kprobe_init), so the name must stay at that address for the life of the process.
+_kprobe_names: dict[str, ctypes.Array] = {}
+
+
+def _kprobe_name(function: str) -> ctypes.Array:
+    if function not in _kprobe_names:
+        _kprobe_names[function] = ctypes.create_string_buffer(function.encode())
+    return _kprobe_names[function]
+
 
 def open_event(event: Event, pid: int, group_fd: int = -1, inherit: bool = False) -> int:
     """Open *event* on task *pid* (0 = this thread), disabled, counting kernel and user mode,
     into the group of *group_fd* (-1: as a new group leader reading ``GROUP_READ_FORMAT``)."""
-    attr, keep = event.attr()
+    attr = event.attr()
     attr.disabled = 1 if group_fd == -1 else 0  # members follow their leader
     attr.inherit = int(inherit)
     attr.read_format = GROUP_READ_FORMAT
     fd = perf_event_open(attr, pid, -1, group_fd, f"{event.source}, pid {pid}")
-    del keep
     try:
         event.setup(fd)
     except BaseException:

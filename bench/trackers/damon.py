@@ -212,7 +212,8 @@ class DamonVaddrTracker(_DamonTracker):
     mechanism = "damon-vaddr"
     operations_set = "vaddr"
     summary = "DAMON fvaddr/vaddr on this process, arena regions; stat scheme + tried_regions per aggregation"
-    kernel_events = (mm_events.DAMON_AGGREGATED, mm_events.DAMON_VA_YOUNG, mm_events.DAMON_VA_MKOLD)
+    kernel_events = (mm_events.DAMON_AGGREGATED, mm_events.DAMON_VA_YOUNG, mm_events.DAMON_VA_MKOLD,
+                     mm_events.PTEP_TEST_AND_CLEAR_YOUNG)
 
     def _choose_operations(self, avail: set[str]) -> str:
         wanted = self.options.get("operations", "auto")
@@ -238,7 +239,7 @@ class DamonPaddrTracker(_DamonTracker):
     backings = ("anon", "shmem", "thp")  # paddr checks LRU folios only; hugetlb is never on an LRU
     summary = "DAMON paddr over the arena's PFN ranges (bulk pagemap); stat scheme + tried_regions per aggregation"
     kernel_events = (mm_events.DAMON_AGGREGATED, mm_events.DAMON_FOLIO_YOUNG, mm_events.DAMON_FOLIO_MKOLD,
-                     mm_events.RMAP_WALK)
+                     mm_events.RMAP_WALK, mm_events.PTEP_TEST_AND_CLEAR_YOUNG)
 
     def __init__(self, **options):
         super().__init__(**options)

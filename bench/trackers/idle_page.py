@@ -42,7 +42,7 @@ class IdlePageTracker(Tracker):
     sees = READS_AND_WRITES
     backings = ("anon", "shmem", "thp")
     summary = "page_idle bitmap: mark the arena's PFNs idle (THP by head), read back; not-LRU pages reported accessed"
-    kernel_events = (mm_events.RMAP_WALK, mm_events.PAGE_IDLE_PTE_REFS)
+    kernel_events = (mm_events.RMAP_WALK, mm_events.PAGE_IDLE_PTE_REFS, mm_events.PTEP_TEST_AND_CLEAR_YOUNG)
 
     def __init__(self, **options):
         super().__init__(**options)

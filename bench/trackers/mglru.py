@@ -42,8 +42,9 @@ class MglruTracker(Tracker):
     sees = READS_AND_WRITES
     backings = ("anon", "shmem", "thp")
     summary = "MGLRU aging of a scratch memcg via debugfs lru_gen: pages in the generations made since arm (WSS)"
-    kernel_events = (mm_events.TRY_TO_INC_MAX_SEQ, mm_events.WALK_PMD_RANGE, mm_events.LRU_GEN_LOOK_AROUND,
-                     mm_events.FOLIO_REFERENCED)
+    kernel_events = (mm_events.TRY_TO_INC_MAX_SEQ, mm_events.WALK_PMD_RANGE, mm_events.FOLIO_INC_GEN,
+                     mm_events.LRU_GEN_LOOK_AROUND, mm_events.FOLIO_REFERENCED,
+                     mm_events.PTEP_TEST_AND_CLEAR_YOUNG)
 
     def __init__(self, **options):
         super().__init__(**options)

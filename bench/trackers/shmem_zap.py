@@ -24,8 +24,8 @@ class ShmemZapTracker(Tracker):
     sees = READS_AND_WRITES
     backings = ("shmem",)
     summary = "MADV_DONTNEED on shmem, accessed = present again (PAGEMAP_SCAN); reads over-report by fault-around"
-    kernel_events = (mm_events.ZAP_PTE_RANGE, mm_events.SHMEM_FAULT, mm_events.FILEMAP_MAP_PAGES,
-                     mm_events.PAGEMAP_SCAN_PMD)
+    kernel_events = (mm_events.ZAP_PTE_RANGE, mm_events.FOLIO_REMOVE_RMAP_PTES, mm_events.SHMEM_FAULT,
+                     mm_events.FILEMAP_MAP_PAGES, mm_events.PAGEMAP_SCAN_PMD)
 
     def __init__(self, **options):
         super().__init__(**options)

@@ -28,8 +28,8 @@ class UffdMinorTracker(MinorServed):
     sees = READS_AND_WRITES
     backings = ("shmem",)
     summary = "MADV_DONTNEED on shmem + userfaultfd MINOR faults served by compiled code (UFFDIO_CONTINUE): exact"
-    kernel_events = (mm_events.ZAP_PTE_RANGE, mm_events.SHMEM_FAULT, mm_events.HANDLE_USERFAULT,
-                     mm_events.MFILL_CONTINUE, mm_events.PAGEMAP_SCAN_PMD)
+    kernel_events = (mm_events.ZAP_PTE_RANGE, mm_events.FOLIO_REMOVE_RMAP_PTES, mm_events.SHMEM_FAULT,
+                     mm_events.HANDLE_USERFAULT, mm_events.MFILL_CONTINUE, mm_events.PAGEMAP_SCAN_PMD)
 
     def _live(self):
         if self._server is None or self.arena is None:

@@ -20,7 +20,7 @@ class UffdWpTracker(Tracker):
     backings = ("anon", "shmem", "thp", "hugetlb")
     summary = "userfaultfd WP_ASYNC + PAGEMAP_SCAN(WP_MATCHING): written pages, re-armed in the same call"
 
-    kernel_events = (mm_events.PAGEMAP_SCAN_PMD,)
+    kernel_events = (mm_events.PAGEMAP_SCAN_PMD, mm_events.MAKE_UFFD_WP_PTE)
 
     _SCAN = dict(flags=pagemap.PM_SCAN_WP_MATCHING | pagemap.PM_SCAN_CHECK_WPASYNC,
                  category_mask=pagemap.PAGE_IS_WRITTEN, return_mask=pagemap.PAGE_IS_WRITTEN)

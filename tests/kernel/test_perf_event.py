@@ -198,6 +198,47 @@ def test_mprotect_walks_one_page_table_per_512_pages():
     assert 32 <= counts["change_pte_range"] <= 33
 
 
+def test_tracepoints_and_kprobes_count_every_phase_not_only_the_first():
+    """Mixed in one perf group, the events of the other PMU stopped counting after the first
+    disable/enable (Debian 7.3.4): each phase of several must count its own work."""
+    _require_kprobes()
+    from bench.attribution import Counters
+
+    region = Region(1024)
+    counters = Counters((mm_events.TLB_LOCAL_MM, mm_events.CHANGE_PROTECTION, mm_events.FAULT_USER), 0, inherit=True)
+    try:
+        region.touch()
+        seen = []
+        for prot in (_libc.PROT_READ, _libc.PROT_READ | _libc.PROT_WRITE, _libc.PROT_READ):
+            counters.start()
+            _libc.mprotect(region.addr, region.size, prot)
+            seen.append(counters.stop())
+    finally:
+        counters.close()
+        region.close()
+    assert [s["change_protection"] for s in seen] == [1, 1, 1]
+    assert seen[0]["tlb_local_mm"] >= 1 and seen[2]["tlb_local_mm"] >= 1  # write-protecting flushes
+
+
+def test_kprobe_counters_are_inherited_by_new_threads():
+    """An inherited kprobe event is re-created at each clone from its name's user pointer: the
+    thread must start (it failed with 'can't start new thread' once the name was freed) and
+    its calls must count."""
+    _require_kprobes()
+    region = Region(1024)
+    try:
+        region.touch()
+
+        def in_a_thread():
+            t = threading.Thread(target=lambda: _libc.mprotect(region.addr, region.size, _libc.PROT_READ))
+            t.start()
+            t.join()
+        counts = _count([mm_events.CHANGE_PROTECTION], in_a_thread, inherit=True)
+    finally:
+        region.close()
+    assert counts["change_protection"] == 1
+
+
 @pytest.mark.mechanism("idle-page")
 def test_idle_bitmap_write_walks_rmap_once_per_page():
     """Marking N present pages idle is N rmap walks; reading the bitmap back re-checks each
