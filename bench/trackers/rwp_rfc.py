@@ -39,8 +39,7 @@ class RwpRfcTracker(Tracker):
     summary = ("April-2026 RFC: MODE_MINOR on anon + UFFDIO_DEACTIVATE, PAGEMAP_SCAN(!PAGE_IS_UFFD_DEACTIVATED); "
                "untested on a live kernel")
     kernel_events = (mm_events.CHANGE_PROTECTION, mm_events.CHANGE_PTE_RANGE, mm_events.ZAP_PTE_RANGE,
-                     mm_events.FOLIO_REMOVE_RMAP_PTES,
-                     mm_events.PAGEMAP_SCAN_PMD)
+                     mm_events.FOLIO_REMOVE_RMAP_PTES, mm_events.PAGEMAP_SCAN_PMD)
 
     FEATURES = uffd_rfc.UFFD_FEATURE_MINOR_ANON | uffd_rfc.UFFD_FEATURE_MINOR_ASYNC
     _SCAN = dict(category_inverted=uffd_rfc.PAGE_IS_UFFD_DEACTIVATED,
