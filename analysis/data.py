@@ -8,7 +8,8 @@ directory gives the same frames on any machine.
 
 Optional files beside ``samples.parquet`` (written by other parts of hotbench, or not yet):
 ``latency.parquet`` (batch latencies of concurrent runs), ``micro*.json`` (pyperf),
-``eviction.parquet`` (eviction timeline) and ``pages.parquet`` (per-page bitmaps).
+``eviction.parquet`` (eviction timeline), ``pages.parquet`` (per-page bitmaps) and
+``profile.parquet`` (top kernel functions per profiled phase, ``run --kernel-profile``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bench.errors import HotbenchError
 LATENCY = "latency.parquet"
 EVICTION = "eviction.parquet"
 PAGES = "pages.parquet"
+PROFILE = results.PROFILE
 MICRO_GLOB = "micro*.json"
 CONCURRENT = "concurrent"
 LOCKSTEP = "lockstep"
@@ -53,6 +55,7 @@ class Data:
     micro: object = None  # label, run_id, benchmark, unit, arena_bytes (per-GiB cases), value
     eviction: object = None
     pages: object = None
+    profile: object = None  # run --kernel-profile: top kernel functions per phase and interval
     errors: object = None  # rows whose status is an error (dropped from the statistics)
     notes: list[str] = field(default_factory=list)
 
@@ -221,7 +224,7 @@ def load(paths: list[Path]) -> Data:
     run_dirs = find_run_dirs(paths)
     manifests = [results.load_manifest(d) for d in run_dirs]
     labels = _labels(manifests)
-    runs, sample_frames, latency, micro, eviction, pages = [], [], [], [], [], []
+    runs, sample_frames, latency, micro, eviction, pages, profile = [], [], [], [], [], [], []
     seen: set[str] = set()
     for run_dir, manifest, label in zip(run_dirs, manifests, labels):
         run_id = str(manifest.get("run_id") or run_dir.name)
@@ -238,7 +241,7 @@ def load(paths: list[Path]) -> Data:
             mode = samples["mode"] if "mode" in samples else pd.Series(manifest.get("mode") or LOCKSTEP,
                                                                         index=samples.index)
             sample_frames.append(samples.assign(label=label, mode=mode.fillna(manifest.get("mode") or LOCKSTEP)))
-        for name, bucket in ((LATENCY, latency), (EVICTION, eviction), (PAGES, pages)):
+        for name, bucket in ((LATENCY, latency), (EVICTION, eviction), (PAGES, pages), (PROFILE, profile)):
             if (run_dir / name).exists():  # a file, or a directory of part files (one per cell)
                 frame = in_clock_units(_read_parquet(run_dir / name), clk)
                 bucket.append(frame.assign(label=label, run_id=frame["run_id"] if "run_id" in frame else run_id))
@@ -262,7 +265,8 @@ def load(paths: list[Path]) -> Data:
     if len(conc):
         conc = _with_workload_label(add_report_rates(conc, accuracy=False))
     return Data(runs=runs, labels=order, samples=lock, concurrent=conc, latency=_concat(latency),
-                micro=_concat(micro), eviction=_concat(eviction), pages=_concat(pages), errors=errors)
+                micro=_concat(micro), eviction=_concat(eviction), pages=_concat(pages), profile=_concat(profile),
+                errors=errors)
 
 
 def _with_workload_label(frame):

@@ -77,6 +77,29 @@ def concurrent_table(frame):
     return _sorted(out[out["rate"].fillna(0) > 0])
 
 
+TOP_FUNCTIONS = 10
+_PHASE_NS = {"arm": "arm_ns", "workload": "workload_ns", "collect": "collect_ns"}
+
+
+def profile_table(profile, samples):
+    """Per cell and profiled phase, the top functions by median share of the phase: the
+    function's time (callees included) over the phase's measured time — of its instructions in
+    an icount guest — per interval; median calls per interval and per arena page."""
+    if profile is None or not len(profile) or not len(samples):
+        return None
+    keys = ["run_id", "cell", "interval"]
+    phases = samples[keys + KEYS + [c for c in _PHASE_NS.values() if c in samples] + ["npages"]]
+    rows = profile[keys + ["phase", "function", "hits", "time_ns"]].merge(phases, on=keys, how="inner")
+    phase_ns = rows.apply(lambda r: r.get(_PHASE_NS.get(r["phase"], ""), float("nan")), axis=1)
+    rows = rows.assign(share=rows["time_ns"] / phase_ns.where(phase_ns > 0), hits_per_page=rows["hits"] / rows["npages"])
+    group = KEYS + ["phase", "function"]
+    out = rows.groupby(group, sort=False, dropna=False).agg(
+        share=("share", "median"), hits=("hits", "median"), hits_per_page=("hits_per_page", "median"),
+        n=("hits", "size")).reset_index()
+    out = out.sort_values(KEYS + ["phase", "share"], ascending=[True] * (len(KEYS) + 1) + [False], kind="stable")
+    return out.groupby(KEYS + ["phase"], sort=False, dropna=False).head(TOP_FUNCTIONS).reset_index(drop=True)
+
+
 def _num(v) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
@@ -101,6 +124,17 @@ def tables(data):
                                                    str(r["n"])] for r in lock.to_dict("records")]
         right = [False] * (len(headers) - 4) + [True] * 4
         out.append(Table("kernel_work", headers, rows, right, lock.rename(columns={"workload_label": "workload"})))
+    prof = profile_table(data.profile, data.samples)
+    if prof is not None and len(prof):
+        headers = (["kernel"] if multi else []) + ["tracker", "workload", "backing", "size", "phase", "function",
+                                                   "share", "calls", "calls/page", "n"]
+        rows = [([r["label"]] if multi else []) + [r["tracker"], r["workload_label"], r["backing"],
+                                                   format_size(r["size_bytes"]), r["phase"], r["function"],
+                                                   "-" if r["share"] != r["share"] else f"{r['share']:.1%}",
+                                                   _num(r["hits"]), _num(r["hits_per_page"]), str(r["n"])]
+                for r in prof.to_dict("records")]
+        right = [False] * (len(headers) - 4) + [True] * 4
+        out.append(Table("kernel_profile", headers, rows, right, prof.rename(columns={"workload_label": "workload"})))
     conc = concurrent_table(data.concurrent)
     if conc is not None and len(conc):
         headers = (["kernel"] if multi else []) + ["tracker", "workload", "backing", "size", "phase", "event",
@@ -117,13 +151,16 @@ def tables(data):
 
 def unavailable(data) -> list[str]:
     """'tracker: event: why' for every event a run wanted to count but could not, and runs that
-    could not count at all (their reason), from the manifests."""
+    could not count or profile at all (their reason), from the manifests."""
     lines = []
     for run in data.runs:
+        prefix = f"{run.label}: " if len(data.labels) > 1 else ""
+        profile = run.manifest.get("kernel_profile")
+        if profile and not profile.get("enabled", False):
+            lines.append(f"{prefix}no kernel profile: {profile.get('reason')}")
         record = run.manifest.get("kernel_events")
         if not record:
             continue
-        prefix = f"{run.label}: " if len(data.labels) > 1 else ""
         if not record.get("enabled", False):
             lines.append(f"{prefix}no kernel events counted: {record.get('reason')}")
             continue

@@ -256,7 +256,11 @@ def _kernel_work(data: Data) -> list[tuple]:
                               "whole interval). Lockstep: median count per interval, per page and per GiB of arena; "
                               "events whose median is zero are left out. "
                               "Concurrent: arm and collect per cycle, workload events per page fault. Timings of "
-                              "these runs include the counting's own small cost.")]
+                              "these runs include the counting's own small cost. Kernel profile (run --kernel-profile): "
+                              "per profiled phase, the functions with the largest median share of the phase — their "
+                              "time including callees over the phase's measured time, a share of its instructions in "
+                              "an icount guest — and their calls per interval and per page; profiled timings include "
+                              "the profiler's large cost, so they are shares, not costs.")]
     out += [("table", t) for t in tables]
     if missing:
         out += [("p", "Not counted on these kernels:"), ("list", missing)]

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 
 from bench.kernel import _libc, mm_events
 from bench.kernel import perf_event as pe
+from bench.kernel_profile import Profiling
 
 __all__ = ["COMMON", "PREFIX", "PHASES", "column", "split_column", "Counters", "Session", "NONE"]
 
@@ -134,10 +135,13 @@ class CellCounters:
     events: tuple[pe.Event, ...]
     record: dict  # the manifest's entry for this tracker, filled as counters open
     inherit: bool = True  # False when the threads this one starts are counted on their own (concurrent mode)
+    profiling: Profiling | None = None  # run --kernel-profile
+    key: dict = field(default_factory=dict)  # what identifies the cell in profile rows (run_id, cell, ...)
     main: Counters | None = None
     helpers: dict[str, Counters] = field(default_factory=dict)
     _columns: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _interval: int = -1
 
     def __enter__(self) -> CellCounters:
         self.main = Counters(self.events, 0, inherit=self.inherit)
@@ -165,12 +169,16 @@ class CellCounters:
 
     @contextlib.contextmanager
     def phase(self, name: str):
-        """Count the block, in this (the runner's) thread, as *name*; repeated phases add up."""
-        self.main.start()
-        try:
-            yield
-        finally:
-            counts = self.main.stop()
+        """Count (and, when asked, profile) the block, in this (the runner's) thread, as *name*;
+        repeated phases add up."""
+        profile = self.profiling.phase(name, {**self.key, "interval": self._interval}) if self.profiling \
+            else contextlib.nullcontext()
+        with profile:
+            self.main.start()
+            try:
+                yield
+            finally:
+                counts = self.main.stop()
         self._add(name, counts)
 
     @contextlib.contextmanager
@@ -189,6 +197,7 @@ class CellCounters:
         self._add(name, counts)
 
     def begin_interval(self) -> None:
+        self._interval += 1
         for counters in self.helpers.values():
             counters.start()
 
@@ -235,24 +244,54 @@ NONE = _NoCounters()
 
 
 class Session:
-    """Kernel-event counting for one run: hands each cell its counters and keeps, for the
-    manifest, what was counted for each tracker and why anything else was not."""
+    """Kernel-event counting (*count*) and function profiling (*profile*: the phases to profile,
+    ``bench.kernel_profile``) for one run, entered for the run's duration: hands each cell its
+    counters and keeps, for the manifest, what was counted and why anything else was not."""
 
-    def __init__(self):
-        self.reason = pe.probe()
+    def __init__(self, count: bool = True, profile: tuple[str, ...] = ()):
+        self.count = count
+        self.reason = pe.probe() if count else None
         self.trackers: dict[str, dict] = {}
+        self.profiling = Profiling(profile) if profile else None
 
-    def for_cell(self, tracker_cls, inherit: bool = True) -> CellCounters | _NoCounters:
+    def __enter__(self) -> Session:
+        if self.profiling:
+            self.profiling.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.profiling:
+            self.profiling.__exit__(*exc)
+
+    @property
+    def profile_rows(self) -> list[dict]:
+        return self.profiling.rows if self.profiling else []
+
+    def for_cell(self, tracker_cls, inherit: bool = True, key: dict | None = None) -> CellCounters | _NoCounters:
         """Counters for one cell of *tracker_cls*; *inherit* False leaves the threads the runner
-        starts to count themselves (``CellCounters.thread_phase``)."""
-        if self.reason:
+        starts to count themselves (``CellCounters.thread_phase``); *key* identifies the cell in
+        profile rows."""
+        events = events_for(tracker_cls) if self.count and not self.reason else ()
+        profiling = self.profiling if self.profiling and not self.profiling.reason else None
+        if not events and not profiling:
             return NONE
         record = self.trackers.setdefault(tracker_cls.name, {"counted": {}, "unavailable": {}})
-        return CellCounters(events_for(tracker_cls), record, inherit)
+        return CellCounters(events, record, inherit, profiling, dict(key or {}))
+
+    def notes(self) -> list[str]:
+        """One line per thing asked for that this kernel cannot do (for the run's stderr)."""
+        out = [f"kernel events not counted: {self.reason}"] if self.reason else []
+        if self.profiling and self.profiling.reason:
+            out.append(f"kernel profile not taken: {self.profiling.reason}")
+        return out
 
     def describe(self) -> dict:
-        if self.reason:
-            return {"enabled": False, "reason": self.reason}
-        return {"enabled": True, "method": "perf_event_open counting per task (the runner's thread, inherited by "
+        out = {}
+        if self.count:
+            out["kernel_events"] = {"enabled": False, "reason": self.reason} if self.reason else {
+                "enabled": True, "method": "perf_event_open counting per task (the runner's thread, inherited by "
                 "the threads it starts; a tracker's kernel threads on their own pid); columns kev.<phase>.<event>",
                 "trackers": self.trackers}
+        if self.profiling:
+            out["kernel_profile"] = self.profiling.describe()
+        return out

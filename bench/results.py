@@ -31,7 +31,9 @@ versions in ``ACCEPTED`` and refuse any other by name):
               (``status_line``). Versions 1-2 wrote "interrupted after N of M cells".
   4  2026-12  optional samples columns kev.<phase>.<event> (kernel events counted per
               phase, 'run --kernel-events') and manifest "kernel_events" (what was counted,
-              how, and why any other event was not).
+              how, and why any other event was not); optional profile.parquet (top kernel
+              functions per profiled phase and interval, 'run --kernel-profile') and manifest
+              "kernel_profile".
 
 Other files (each with its own version):
   eviction results (``hotbench evict --out FILE``, ``EVICTION_VERSION``)
@@ -74,6 +76,7 @@ SAMPLES = "samples.parquet"
 PARTIAL = "partial.json"  # the finished intervals of the cell in progress
 PAGES = "pages.parquet"  # a directory of per-cell parts
 LATENCY = "latency.parquet"  # concurrent mode: every batch's duration, per cell, pair and variant
+PROFILE = "profile.parquet"  # run --kernel-profile: top kernel functions per profiled phase and interval
 EVICTION = "eviction.parquet"  # rows of 'hotbench evict' inside a results directory (experiment steps)
 MICRO = "micro.json"  # pyperf's format, written by pyperf itself
 FILE_MODE = 0o644
@@ -192,6 +195,10 @@ def drop_partial(run_dir: Path) -> None:
 
 def write_latencies(run_dir: Path, rows) -> None:
     _write_parquet(Path(run_dir) / LATENCY, rows)
+
+
+def write_profile(run_dir: Path, rows: list[dict]) -> None:
+    _write_parquet(run_dir / PROFILE, rows)
 
 
 def write_pages(run_dir: Path, cell_number: int, rows: list[dict]) -> None:

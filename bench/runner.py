@@ -202,7 +202,7 @@ def _timed(fn: Callable[[], object]):
 def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None,
              pages: list[dict] | None = None, number: int | None = None, *,
              on_interval: Callable[[dict], None] | None = None, watchdog: Watchdog = _NO_WATCHDOG,
-             kernel_events: attribution.Session | None = None) -> list[dict]:
+             events: attribution.Session | None = None) -> list[dict]:
     """One cell in lockstep; returns its rows (a tracker's OSError, or the watchdog ending the
     cell, becomes an ``error:`` row).
 
@@ -212,7 +212,7 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
     *on_interval(row)* runs after each finished interval (``results.RunWriter.interval``).
     A signal ends the cell after the interval in flight (``Interrupted`` propagates, after
     the tracker was stopped and the workload's threads joined).
-    With *kernel_events*, each phase's kernel events are counted (``bench.attribution``).
+    With *events*, each phase's kernel events are counted (or profiled: ``bench.attribution``).
     """
     import workloads
 
@@ -236,7 +236,7 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
                 "interfere": cell.interfere, "huge_bytes": arena.huge_bytes(), "cell": number,
                 "placement": placement.name if placement else None, **clock.row_fields()}
         affinity = fault_path.pin(placement)
-        counters = kernel_events.for_cell(cls) if kernel_events else attribution.NONE
+        counters = events.for_cell(cls, key=_profile_key(base)) if events else attribution.NONE
         try:
             # counters opened before start: the threads start makes inherit them
             with watchdog.cell(expected_step_seconds(cell), on_stuck=tracker.stop) as watch, counters:
@@ -301,6 +301,10 @@ def _interval(tracker: trackers.Tracker, workload, arena: arena_mod.Arena, i: in
     return row, observation, truth
 
 
+def _profile_key(base: dict) -> dict:
+    return {k: base[k] for k in ("run_id", "cell", "tracker", "workload_spec", "backing", "size_bytes", "repeat")}
+
+
 def _page_bits(base: dict, i: int, observation, truth, npages: int) -> dict:
     import numpy as np
 
@@ -319,22 +323,21 @@ def _page_bits(base: dict, i: int, observation, truth, npages: int) -> dict:
 
 
 def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_pages: bool = False,
-             watchdog: Watchdog = _NO_WATCHDOG, kernel_events: bool = False) -> list[dict]:
+             watchdog: Watchdog = _NO_WATCHDOG, events: attribution.Session | None = None) -> list[dict]:
     """Run every cell; the results directory follows along (``results.RunWriter``): each
     finished interval (or A/B pair) at once, samples (and, in concurrent mode, batch
     latencies) and the manifest after each cell. *overhead* (a ``concurrent.Overhead``)
     selects concurrent mode; None is lockstep. *keep_pages* writes per-interval page bitmaps
-    too. *watchdog* ends cells that make no progress (off by default). *kernel_events* counts
-    each phase's kernel events (``bench.attribution``; what and how in the manifest).
+    too. *watchdog* ends cells that make no progress (off by default). *events* (an entered
+    ``attribution.Session``) counts or profiles each phase's kernel work.
 
     SIGINT, SIGTERM, SIGHUP: the interval (or A/B run) in flight finishes, the tracker
     stops, the results so far are written with the signal named in the manifest, then
     ``Interrupted`` propagates.
     """
     progress = Progress(len(plan.cells))
-    events = attribution.Session() if kernel_events else None
-    if events:  # the same dict throughout: each cell's counters fill in what they counted
-        manifest["kernel_events"] = events.describe()
+    if events:
+        manifest.update(events.describe())
     writer = results.RunWriter(run_dir, manifest, len(plan.cells))
     with interrupts.deferred("finishing the current interval" if overhead is None else
                              "finishing the current A/B run"):
@@ -348,7 +351,8 @@ def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_page
                 if overhead is None:
                     pages: list[dict] | None = [] if keep_pages else None
                     rows = run_cell(cell, manifest["run_id"], progress, pages, number, on_interval=record,
-                                    watchdog=watchdog, kernel_events=events)
+                                    watchdog=watchdog, events=events)
+                    _record_kernel_work(events, manifest, run_dir)
                     writer.cell(rows, pages=pages, number=number)
                 else:
                     from bench.concurrent import run_concurrent_cell
@@ -356,10 +360,12 @@ def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_page
                     progress.update(f"{cell.tracker} x {cell.workload} ({cell.backing})", "A/B runs")
                     rows, latencies = run_concurrent_cell(cell, overhead, manifest["run_id"], on_pair=record,
                                                           watchdog=watchdog, events=events)
+                    _record_kernel_work(events, manifest, run_dir)
                     writer.cell(rows, latencies)
                 progress.advance()
             writer.finish(results.COMPLETE)
         except Interrupted as e:
+            _record_kernel_work(events, manifest, run_dir)  # the interrupted cell's finished intervals
             writer.finish(results.INTERRUPTED, signal=e.signame)
             raise
         except BaseException as e:
@@ -368,6 +374,15 @@ def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_page
         finally:
             progress.close()
     return writer.rows
+
+
+def _record_kernel_work(events: attribution.Session | None, manifest: dict, run_dir: Path) -> None:
+    """What the kernel-work session counted and profiled so far, into the manifest (written by the
+    next ``RunWriter`` call) and profile.parquet."""
+    if events:
+        manifest.update(events.describe())
+        if events.profile_rows:
+            results.write_profile(run_dir, events.profile_rows)
 
 
 def plan_manifest(plan: Plan) -> dict:

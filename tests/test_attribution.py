@@ -32,7 +32,8 @@ def test_a_session_that_cannot_count_counts_nothing_and_says_why(monkeypatch):
     monkeypatch.setattr(pe, "probe", lambda: "cannot mount or read tracefs: Operation not permitted")
     session = attribution.Session()
     assert session.for_cell(Tracker) is attribution.NONE
-    assert session.describe() == {"enabled": False, "reason": "cannot mount or read tracefs: Operation not permitted"}
+    why = "cannot mount or read tracefs: Operation not permitted"
+    assert session.describe() == {"kernel_events": {"enabled": False, "reason": why}}
 
 
 def _session():
@@ -49,7 +50,7 @@ def _cell(tracker, backing="anon", intervals=3):
 @pytest.mark.mechanism("mprotect")
 def test_mprotect_faults_and_signals_are_counted_in_the_workload_phase():
     session = _session()
-    rows = runner.run_cell(_cell("mprotect"), kernel_events=session)
+    rows = runner.run_cell(_cell("mprotect"), events=session)
     assert [r["status"] for r in rows] == ["ok"] * 3
     for row in rows:
         handled = json.loads(row["extra"])["faults"]
@@ -57,7 +58,7 @@ def test_mprotect_faults_and_signals_are_counted_in_the_workload_phase():
         assert row["kev.workload.fault_user"] >= handled
         assert row["kev.arm.sigsegv"] == row["kev.collect.sigsegv"] == 0
         assert row["kev.arm.tlb_local_mm"] + row["kev.arm.tlb_ipi_sent"] >= 1  # PROT_NONE over present PTEs
-    record = session.describe()["trackers"]["mprotect"]
+    record = session.describe()["kernel_events"]["trackers"]["mprotect"]
     assert "sigsegv" in record["counted"]
     for name, why in record["unavailable"].items():  # e.g. kprobes on a kernel without the kprobe PMU
         assert why and f"kev.arm.{name}" not in rows[0]
@@ -66,7 +67,7 @@ def test_mprotect_faults_and_signals_are_counted_in_the_workload_phase():
 @pytest.mark.mechanism("uffd-wp")
 def test_uffd_wp_write_faults_are_counted_and_collect_takes_none():
     session = _session()
-    rows = runner.run_cell(_cell("uffd-wp"), kernel_events=session)
+    rows = runner.run_cell(_cell("uffd-wp"), events=session)
     for row in rows[1:]:  # after the first interval every page is write-protected
         assert row["kev.workload.fault_user"] >= row["reported"] > 0  # one WP fault per page first written
         assert row["kev.collect.fault_user"] == 0
@@ -84,5 +85,5 @@ def test_an_event_the_kernel_lacks_has_no_column_and_a_reason():
             pass
         columns = counters.take()
     assert "kev.arm.missing" not in columns and "kev.arm.fault_user" in columns
-    why = session.describe()["trackers"]["wants-missing"]["unavailable"]["missing"]
+    why = session.describe()["kernel_events"]["trackers"]["wants-missing"]["unavailable"]["missing"]
     assert "hotbench_no_such_event" in why and "No such file" in why

@@ -130,6 +130,10 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                         "faults, TLB flushes, IPIs and the tracker's own: rmap walks, page-table walks, ...) with "
                         "perf_event_open; samples columns kev.<phase>.<event>; needs root and tracefs (counting adds "
                         "a little to the timings)")
+    parser.add_argument("--kernel-profile", type=_csv, metavar="PHASES", help="lockstep: profile these phases "
+                        "(arm, workload, collect) with the ftrace function profiler: top kernel functions, their calls "
+                        "and share of the phase (of its instructions under 'hotbench vm --icount'), in profile.parquet; "
+                        "needs CONFIG_FUNCTION_PROFILER (the built 7.3 kernel); profiled timings are not costs")
     parser.add_argument("--mglru", choices=("on", "off"), help="set MGLRU (lru_gen/enabled) for the run, then restore")
     parser.add_argument("--numa-balancing", choices=("on", "off"), help="set kernel.numa_balancing for the run, then restore")
     parser.add_argument("--thp", choices=("always", "madvise", "never"), help="set the THP mode for the run, then restore")
@@ -201,8 +205,11 @@ def _run(args: argparse.Namespace, sizes: list[int], applied: dict) -> tuple[lis
                 "mode": args.mode, "overhead": vars(overhead) if overhead else None, "settings": applied,
                 "environment": environment.describe(), **runner.plan_manifest(plan)}
     try:
-        return runner.run_plan(plan, run_dir, manifest, overhead, keep_pages=args.pages,
-                               watchdog=args.watchdog or Watchdog(), kernel_events=args.kernel_events), run_dir
+        with _attribution(args) as events:
+            for note in events.notes() if events else ():
+                print(note, file=sys.stderr)
+            return runner.run_plan(plan, run_dir, manifest, overhead, keep_pages=args.pages,
+                                   watchdog=args.watchdog or Watchdog(), events=events), run_dir
     except Interrupted as e:
         raise e.saying(f"interrupted by {e.signame}; the tracker was stopped and partial results kept in "
                        f"{run_dir}") from None
@@ -219,7 +226,8 @@ def _changes_global_state(args: argparse.Namespace, requested: dict[str, str]) -
     the run lock exclusively."""
     from bench import trackers
 
-    return bool(requested or trackers.changing_global_state(args.trackers))
+    # the function profiler (--kernel-profile) is one switch for the whole machine
+    return bool(requested or args.kernel_profile or trackers.changing_global_state(args.trackers))
 
 
 def check(args: argparse.Namespace, here: bool = True) -> tuple[list[int], dict[str, str]]:
@@ -237,6 +245,7 @@ def check(args: argparse.Namespace, here: bool = True) -> tuple[list[int], dict[
     if args.mode == "concurrent" and any(name != interference.NONE for name in args.interfere):
         raise HotbenchError("--interfere applies to lockstep runs only; drop it or use --mode lockstep")
     _overhead(args)
+    _check_profile(args)
     runner.check_inputs(args.trackers, _workloads(args), args.backing, sizes, args.intervals, args.repeats,
                         threads=args.threads, accesses=args.accesses, write_ratio=args.write_ratio,
                         interferences=args.interfere, seed=args.seed)
@@ -244,6 +253,29 @@ def check(args: argparse.Namespace, here: bool = True) -> tuple[list[int], dict[
     requested = {name: choice for name, choice in requested.items() if choice}
     (settings.validate if here else settings.check_choices)(requested)
     return sizes, requested
+
+
+_PROFILED_PHASES = ("arm", "workload", "collect")
+
+
+def _check_profile(args: argparse.Namespace) -> None:
+    unknown = [p for p in args.kernel_profile or () if p not in _PROFILED_PHASES]
+    if unknown:
+        raise HotbenchError(f"--kernel-profile {','.join(unknown)}: choose phases from {', '.join(_PROFILED_PHASES)}")
+    if args.kernel_profile and args.mode == "concurrent":
+        raise HotbenchError("--kernel-profile profiles lockstep phases (the profiler sees every CPU, and a concurrent "
+                            "run's workload never stops); drop it or use --mode lockstep")
+
+
+def _attribution(args: argparse.Namespace):
+    """The run's kernel-work session (entered: it may mount tracefs), or a context of None."""
+    import contextlib
+
+    from bench import attribution
+
+    if not (args.kernel_events or args.kernel_profile):
+        return contextlib.nullcontext()
+    return attribution.Session(args.kernel_events, tuple(args.kernel_profile or ()))
 
 
 def main(args: argparse.Namespace) -> int:

@@ -24,3 +24,16 @@ def test_concurrent_table_per_cycle_and_per_fault():
     assert table.loc[("arm", "tlb_local_mm"), "rate"] == 1.0 and table.loc[("arm", "tlb_local_mm"), "per"] == "cycle"
     assert table.loc[("workload", "tlb_remote"), "rate"] == 0.5
     assert table.loc[("workload", "tlb_remote"), "per"] == "fault"
+
+
+def test_profile_table_shares_of_the_phase_top_first():
+    samples = pd.DataFrame({"label": "k", "tracker": "idle-page", "workload_label": "w", "backing": "anon",
+                            "size_bytes": 1 << 26, "npages": 16384, "run_id": "r", "cell": 0, "interval": [0, 1],
+                            "arm_ns": [1000.0, 2000.0], "collect_ns": [4000.0, 4000.0], "workload_ns": 1.0})
+    profile = pd.DataFrame({"run_id": "r", "cell": 0, "interval": [0, 0, 1, 1], "phase": "collect",
+                            "function": ["rmap_walk", "kernfs_fop_read_iter", "rmap_walk", "kernfs_fop_read_iter"],
+                            "hits": [16384, 1, 16384, 1], "time_ns": [1000.0, 3900.0, 2000.0, 3900.0]})
+    table = kernel_work.profile_table(profile, samples)
+    assert table["function"].tolist() == ["kernfs_fop_read_iter", "rmap_walk"]
+    rmap = table.set_index("function").loc["rmap_walk"]
+    assert rmap["share"] == 0.375 and rmap["hits_per_page"] == 1.0 and rmap["n"] == 2
