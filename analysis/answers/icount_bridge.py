@@ -7,7 +7,7 @@ mechanisms and sizes both sides ran, the bridges form a band; a guest-only mecha
 instruction count times that band is the native cost it implies — a prediction, labelled with
 its band and the mechanisms that calibrated it. Phases of fewer than ``MIN_INSTRUCTIONS`` (an
 ``arm`` that does nothing after the first interval: the interpreter's own few thousand
-instructions) are shown but not calibrated on. DAMON's work is its kdamond's CPU time over a
+instructions) are shown but not calibrated on, nor predicted. DAMON's work is its kdamond's CPU time over a
 concurrent run (instructions in a guest), per second of monitoring: the same band applies.
 """
 
@@ -84,11 +84,39 @@ def bridges(ctx: Context):
         both = both.assign(guest=label, kernel=_kernel(ctx, label), native_kernel=_kernel(ctx, native_label),
                            ns_per_instr=both["value_native_ns"] / both["value_instr"])
         rows.append(both)
-    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame()
+        rows.append(_kdamond_bridge(ctx, native_label, label))
+    table = pd.concat([r for r in rows if r is not None and len(r)], ignore_index=True) if rows else pd.DataFrame()
     if not len(table):
         raise NoData("the native and guest runs share no cell (tracker, backing, size)")
-    table["calibrates"] = table["value_instr"] >= MIN_INSTRUCTIONS
+    # kdamond rows (per second of monitoring) are shown, not calibrated on: native kdamond CPU comes
+    # from /proc/PID/stat in clock ticks (10 ms), too coarse for a band.
+    table["calibrates"] = (table["value_instr"] >= MIN_INSTRUCTIONS) & (table["phase"] != "kdamond")
     return table, guests
+
+
+def kdamond_per_second(ctx: Context, label: str):
+    """Per DAMON tracker, backing and size: the kdamond's CPU per second of monitoring (median over
+    concurrent runs), in this label's units (instructions in a guest); None without such rows."""
+    conc = ctx.data.concurrent
+    if conc is None or not len(conc) or "kdamond_cpu_ns" not in conc:
+        return None
+    rows = conc[(conc["label"] == label) & conc["tracker"].isin(DAMON) & conc["kdamond_cpu_ns"].notna()]
+    if not len(rows):
+        return None
+    per_s = _clock_of(ctx, label).to_units(rows["kdamond_cpu_ns"]) / rows["duration_s"]
+    out = rows.assign(value=per_s).groupby(["tracker", "backing", "size_bytes"])["value"].median().reset_index()
+    return out.assign(phase="kdamond", n=rows.groupby(["tracker", "backing", "size_bytes"]).size().values)
+
+
+def _kdamond_bridge(ctx: Context, native_label: str, label: str):
+    """A DAMON tracker that ran on both sides: native kdamond ns per guest kdamond instruction
+    (natively from /proc/PID/stat, in clock ticks: coarse, hence a row of its own)."""
+    native, guest = kdamond_per_second(ctx, native_label), kdamond_per_second(ctx, label)
+    if native is None or guest is None:
+        return None
+    both = native.merge(guest, on=CELL, suffixes=("_native_ns", "_instr"))
+    return both.assign(guest=label, kernel=_kernel(ctx, label), native_kernel=_kernel(ctx, native_label),
+                       ns_per_instr=both["value_native_ns"] / both["value_instr"])
 
 
 def band(table) -> dict:
@@ -106,27 +134,29 @@ def predictions(ctx: Context, label: str, b: dict):
     """Guest-only mechanisms' phases: instructions and the native range the band implies (µs)."""
     df = ctx.lockstep
     guest = phase_medians(df[(df["label"] == label) & df["tracker"].isin(PREDICTED)], _clock_of(ctx, label).to_units)
+    guest = guest[guest["value"] >= MIN_INSTRUCTIONS]  # a phase that does nothing has no kernel cost to predict
     return guest.assign(lo_us=guest["value"] * b["lo"] / 1e3, mid_us=guest["value"] * b["median"] / 1e3,
                         hi_us=guest["value"] * b["hi"] / 1e3)
 
 
 def damon_predictions(ctx: Context, label: str, b: dict):
     """kdamond instructions per second of monitoring (concurrent rows) and the native ms/s implied."""
-    conc = ctx.data.concurrent
-    if conc is None or not len(conc) or "kdamond_cpu_ns" not in conc:
+    out = kdamond_per_second(ctx, label)
+    if out is None:
         return None
-    rows = conc[(conc["label"] == label) & conc["tracker"].isin(DAMON) & conc["kdamond_cpu_ns"].notna()]
-    if not len(rows):
-        return None
-    per_s = _clock_of(ctx, label).to_units(rows["kdamond_cpu_ns"]) / rows["duration_s"]
-    out = rows.assign(instr_per_s=per_s).groupby(["tracker", "backing", "size_bytes"])["instr_per_s"].median()
-    out = out.reset_index()
+    out = out.rename(columns={"value": "instr_per_s"})
     return out.assign(lo_ms=out["instr_per_s"] * b["lo"] / 1e6, hi_ms=out["instr_per_s"] * b["hi"] / 1e6)
+
+
+def _note(r) -> str:
+    if r.phase == "kdamond":
+        return "per second of monitoring; not calibrated on (CPU in clock ticks)"
+    return "" if r.calibrates else "below 1 Minstr: not calibrated on"
 
 
 def _bridge_table(table) -> Table:
     rows = [[r.kernel, r.native_kernel, r.tracker, r.phase, format_size(r.size_bytes), num(r.value_native_ns / 1e3),
-             num(r.value_instr / 1e6), f"{r.ns_per_instr:.3f}", "" if r.calibrates else "below 1 Minstr"]
+             num(r.value_instr / 1e6), f"{r.ns_per_instr:.3f}", _note(r)]
             for r in table.itertuples()]
     headers = ["guest kernel", "native kernel", "tracker", "phase", "size", "native CPU µs", "guest Minstr",
                "ns/instr", "note"]
