@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from bench.kernel import _libc, mm_events, tracefs
+from bench.kernel import _libc, mm_events
 from bench.kernel import perf_event as pe
 from tests.conftest import skip_unless_in_vm
 
@@ -50,16 +50,6 @@ def test_layout_and_numbers_match_installed_header(tmp_path):
         assert getattr(pe.perf_event_attr, f).offset == int(seen[f]), f
     for n in names:
         assert getattr(pe, n) == int(seen[n]), n
-
-
-def test_parse_function_stat():
-    text = ("  Function                               Hit    Time            Avg             s^2\n"
-            "  --------                               ---    ----            ---             ---\n"
-            "  rmap_walk                             8192    12345.67 us     1.507 us        0.120 us\n"
-            "  page_idle_clear_pte_refs_one          8192    999.001 us      0.121 us        0.001 us\n")
-    lines = tracefs.parse_function_stat(text)
-    assert [(x.function, x.hits) for x in lines] == [("rmap_walk", 8192), ("page_idle_clear_pte_refs_one", 8192)]
-    assert lines[0].time_ns == pytest.approx(12_345_670)
 
 
 # ---------------------------------------------------------------- live: needs root and tracefs

@@ -85,3 +85,13 @@ def test_a_killed_session_is_removed_by_the_next_command(tmp_path):
                      f"hotbench: unmounted tracefs from {mount}: mounted -> not mounted (left by pid {pid}, "
                      f"which is gone)"]
     assert f" {mount} " not in Path("/proc/self/mounts").read_text() and not Path(mount).exists()
+
+
+def test_parse_function_stat():
+    text = ("  Function                               Hit    Time            Avg             s^2\n"
+            "  --------                               ---    ----            ---             ---\n"
+            "  rmap_walk                             8192    12345.67 us     1.507 us        0.120 us\n"
+            "  page_idle_clear_pte_refs_one          8192    999.001 us      0.121 us        0.001 us\n")
+    lines = tracefs.parse_function_stat(text)
+    assert [(x.function, x.hits) for x in lines] == [("rmap_walk", 8192), ("page_idle_clear_pte_refs_one", 8192)]
+    assert lines[0].time_ns == pytest.approx(12_345_670)
