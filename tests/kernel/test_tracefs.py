@@ -95,3 +95,19 @@ def test_parse_function_stat():
     lines = tracefs.parse_function_stat(text)
     assert [(x.function, x.hits) for x in lines] == [("rmap_walk", 8192), ("page_idle_clear_pte_refs_one", 8192)]
     assert lines[0].time_ns == pytest.approx(12_345_670)
+
+
+@pytest.mark.root
+def test_private_mount_is_journaled_while_it_lasts(tmp_path):
+    from bench import journal
+
+    why = tracefs.unavailable()
+    if why:
+        pytest.skip(why)
+    state = journal.Journal(tmp_path / "state")
+    with tracefs.private_mount(state) as where:
+        (entry,) = state.entries()
+        assert entry.kind == journal.MOUNT and entry["target"] == where and entry["fstype"] == "tracefs"
+        assert Path(where, "events").is_dir()
+    assert state.entries() == [] and not Path(where).exists()
+    assert f" {where} " not in Path("/proc/self/mounts").read_text()
