@@ -55,11 +55,17 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _loop(args: argparse.Namespace) -> None:
-    from bench import harness
+    from bench import clock, harness
     from bench.arena import parse_size
 
-    print("\nworkload loop vs bare numba touch loop, thread CPU time (ratio = workload speed / bare speed; "
-          "goal >= 0.9)")
+    if clock.current().instructions:
+        # An emulated load costs an instruction, not a cache miss: nothing hides the generator's work.
+        print("\nworkload loop vs bare numba touch loop, guest instructions (ratio = bare instructions / "
+              "workload instructions per access: the generator's extra instructions count in full, where a "
+              "native loop waits on memory and hides them; the >= 0.9 goal is for native runs)")
+    else:
+        print("\nworkload loop vs bare numba touch loop, thread CPU time (ratio = workload speed / bare speed; "
+              "goal >= 0.9)")
     _print(harness.loop_speed(parse_size(args.size), args.patterns.split(","), args.accesses, args.repeats))
 
 
