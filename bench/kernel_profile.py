@@ -1,8 +1,8 @@
 """``hotbench run --kernel-profile PHASES``: the kernel functions a tracker phase spends its time in.
 
 Around each profiled phase of each lockstep interval the ftrace function profiler
-(``bench.kernel.tracefs.FunctionProfiler``; ``CONFIG_FUNCTION_PROFILER``, built into the
-project's 7.3 kernel) is switched on — which resets its tables — and off again, and its per-CPU
+(``bench.kernel.tracefs.FunctionProfiler``; ``CONFIG_FUNCTION_PROFILER``: none of the cached
+kernels has it, docs/kernel-work.md says what a build needs) is switched on — which resets its tables — and off again, and its per-CPU
 tables are summed: per kernel function, the calls (hits) and the time spent in it *including
 its callees* (function_graph's default ``graph-time``), on the tracing clock. In a QEMU icount
 guest that clock counts guest instructions, so a function's time over the phase's is its share

@@ -133,7 +133,7 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel-profile", type=_csv, metavar="PHASES", help="lockstep: profile these phases "
                         "(arm, workload, collect) with the ftrace function profiler: top kernel functions, their calls "
                         "and share of the phase (of its instructions under 'hotbench vm --icount'), in profile.parquet; "
-                        "needs CONFIG_FUNCTION_PROFILER (the built 7.3 kernel); profiled timings are not costs")
+                        "needs CONFIG_FUNCTION_PROFILER (docs/kernel-work.md); profiled timings are not costs")
     parser.add_argument("--mglru", choices=("on", "off"), help="set MGLRU (lru_gen/enabled) for the run, then restore")
     parser.add_argument("--numa-balancing", choices=("on", "off"), help="set kernel.numa_balancing for the run, then restore")
     parser.add_argument("--thp", choices=("always", "madvise", "never"), help="set the THP mode for the run, then restore")
