@@ -150,9 +150,9 @@ def legend(fig, data: Data, trackers: list[str], labels: list[str], extra=None, 
 
 
 def ordered_trackers(df) -> list[str]:
-    """Trackers in a fixed order: the style table's, then any others alphabetically."""
+    """Trackers in a fixed order: the registry's legend order, then any others alphabetically."""
     present = set(df["tracker"].astype(str))
-    known = [t for t in style.TRACKER_STYLE if t in present]
+    known = [t for t in style.tracker_styles() if t in present]
     return known + sorted(present - set(known))
 
 

@@ -9,6 +9,7 @@ version metadata removed, so the same data always gives the same bytes.
 from __future__ import annotations
 
 import contextlib
+import functools
 import zlib
 from pathlib import Path
 
@@ -31,26 +32,7 @@ OKABE_ITO = {
 }
 GREY = "#7F7F7F"
 
-# tracker -> (colour, marker), in legend order. Unique pairs; the trackers one host runs together
-# (here: uffd-wp, uffd-minor, shmem-zap, shmem-zap-minor, mprotect, damon-paddr, referenced) and
-# the headline comparison (rwp, idle-page, uffd-wp, mglru, DAMON) get distinct colours; a colour
-# is shared only by trackers with different markers that rarely meet (rwp-rfc never runs with rwp).
-TRACKER_STYLE: dict[str, tuple[str, str]] = {
-    "rwp": (OKABE_ITO["vermillion"], "o"),
-    "rwp-rfc": (OKABE_ITO["vermillion"], "d"),
-    "idle-page": (OKABE_ITO["bluish_green"], "P"),
-    "mglru": (OKABE_ITO["reddish_purple"], "*"),
-    "uffd-wp": (OKABE_ITO["blue"], "s"),
-    "soft-dirty": (OKABE_ITO["sky_blue"], "h"),
-    "damon-vaddr": (OKABE_ITO["yellow"], "<"),
-    "damon-paddr": (OKABE_ITO["orange"], ">"),
-    "uffd-minor": (OKABE_ITO["sky_blue"], "D"),
-    "shmem-zap": (OKABE_ITO["bluish_green"], "v"),
-    "shmem-zap-minor": (OKABE_ITO["reddish_purple"], "^"),
-    "mprotect": (OKABE_ITO["black"], "X"),
-    "referenced": (OKABE_ITO["yellow"], "p"),
-    "baseline": (GREY, "."),
-}
+BASELINE_STYLE = (GREY, ".")
 _FALLBACK_COLOURS = [c for name, c in OKABE_ITO.items() if name != "yellow"]
 _FALLBACK_MARKERS = ["o", "s", "D", "^", "v", "P", "X", "h", "<", ">", "p", "d"]
 BASELINE_NAMES = ("baseline", "none", "")
@@ -94,16 +76,32 @@ _METADATA = {  # no dates, no tool versions: the same data gives the same bytes
 }
 
 
+@functools.cache
+def tracker_styles() -> dict[str, tuple[str, str]]:
+    """Tracker -> (colour, marker), in legend order: each tracker's own declaration
+    (``Tracker.style``, read through ``bench.trackers.styles``), palette names resolved.
+
+    The built-ins' pairs are unique; the trackers one host runs together (uffd-wp, uffd-minor,
+    shmem-zap, shmem-zap-minor, mprotect, damon-paddr, referenced) and the headline comparison
+    (rwp, idle-page, uffd-wp, mglru, DAMON) get distinct colours; a colour is shared only by
+    trackers with different markers that rarely meet (rwp-rfc never runs with rwp).
+    """
+    from bench.trackers import styles
+
+    return {name: (OKABE_ITO.get(colour, colour), marker) for name, (colour, marker) in styles().items()}
+
+
 def tracker_style(name: str) -> tuple[str, str]:
     """(colour, marker) for *name*: fixed for known trackers and names that contain one, a
     stable hash of the name otherwise."""
-    if name in TRACKER_STYLE:
-        return TRACKER_STYLE[name]
+    known = tracker_styles()
+    if name in known:
+        return known[name]
     if name is None or str(name).lower() in BASELINE_NAMES:
-        return TRACKER_STYLE["baseline"]
-    family = max((t for t in TRACKER_STYLE if t in str(name)), key=len, default=None)
+        return BASELINE_STYLE
+    family = max((t for t in known if t in str(name)), key=len, default=None)
     if family:  # a variant of a known tracker ("rwp-sync", "fault/uffd-wp-async") looks like it
-        return TRACKER_STYLE[family]
+        return known[family]
     return hashed_style(name)
 
 

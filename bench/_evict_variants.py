@@ -32,7 +32,7 @@ UFFD_TRACKERS = ("uffd-wp", "uffd-minor", "rwp", "rwp-rfc")
 
 class Variant:
     name: ClassVar[str]
-    mechanism: ClassVar[str | None]   # bench.kernel.probe mechanism that gates it (None: the detector's)
+    mechanism: ClassVar[str | None]   # mechanism (bench.trackers.probe) that gates it (None: the detector's)
     backings: ClassVar[tuple[str, ...]]
     blocks: ClassVar[str]             # what a vCPU touching a page being evicted waits for
     builtin_detector: ClassVar[str | None] = None  # detection is part of the variant (else a tracker)

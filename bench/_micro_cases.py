@@ -42,7 +42,6 @@ import numpy as np
 from bench.arena import BASE_PAGE, Arena, backing_unavailable
 from bench.errors import HotbenchError
 from bench.kernel import _libc, page_idle, pagemap, procfs, uffd
-from bench.kernel.probe import probe
 
 __all__ = ["Case", "CASES", "PERCENTS", "STATE_PERCENTS"]
 
@@ -60,7 +59,7 @@ _WP_MATCHING = pagemap.PM_SCAN_WP_MATCHING | pagemap.PM_SCAN_CHECK_WPASYNC
 class Case:
     name: str
     per: str  # "GiB": seconds per GiB of arena; "page": seconds per 4 KiB page touched
-    mechanism: str | None  # key of bench.kernel.probe; None: plain memory, always there
+    mechanism: str | None  # a mechanism of bench.trackers.probe; None: plain memory, always there
     backing: str
     what: str  # the timed region and the state before it, one line
     setup: Callable[[int, contextlib.ExitStack], Callable[[], float]]
@@ -87,6 +86,8 @@ class Case:
     def unavailable(self) -> str | None:
         """None when this primitive exists on the running kernel, else the one-line reason."""
         if self.mechanism is not None:
+            from bench.trackers import probe
+
             result = probe(self.mechanism)
             if not result.available:
                 return f"{self.mechanism}: {result.reason}"

@@ -136,7 +136,6 @@ def detector_for(variant: str, params: EvictParams = EvictParams()) -> str:
 def unavailable(variant: str, params: EvictParams = EvictParams()) -> str | None:
     """None when *variant* can run here with *params*, else the one-line reason (reads only)."""
     from bench import trackers
-    from bench.kernel.probe import probe
 
     cls = _variant(variant)
     if params.backing not in cls.backings:
@@ -144,7 +143,7 @@ def unavailable(variant: str, params: EvictParams = EvictParams()) -> str | None
             " (anonymous memory has no unregistered second view for the VMM's write-out)" if variant == "rwp-sync"
             else "")
     if cls.mechanism is not None:
-        verdict = probe(cls.mechanism)
+        verdict = trackers.probe(cls.mechanism)
         if not verdict.available:
             return verdict.reason
     reason = backing_unavailable(params.backing, parse_size(params.size))

@@ -29,7 +29,7 @@ from numba import njit
 from bench import clock, trackers
 from bench._progress import Progress
 from bench.arena import BASE_PAGE, Arena
-from bench.kernel import _libc, page_idle, pagemap, procfs
+from bench.kernel import pagemap
 
 
 # Every cost below is guest ns; under 'hotbench vm --icount' those count instructions, labelled so.
@@ -87,115 +87,6 @@ def _touch(arena: Arena, pages: np.ndarray) -> None:
     thread.join()
 
 
-def _raw_category_scan(category: int):
-    def factory(tracker, arena, scanner):
-        return lambda: scanner.scan(arena.addr, arena.end, category_mask=category, return_mask=category)
-    return factory
-
-
-def _raw_uffd_wp(tracker, arena, scanner):
-    return lambda: scanner.scan(arena.addr, arena.end, **type(tracker)._SCAN)
-
-
-def _raw_mprotect(prot: int):
-    def factory(tracker, arena, scanner):
-        return lambda: _libc.mprotect(arena.addr, arena.size, prot)
-    return factory
-
-
-def _raw_smaps(tracker, arena, scanner):
-    return lambda: procfs.smaps_vma(arena.addr)
-
-
-def _raw_clear_refs(value: int):
-    def factory(tracker, arena, scanner):
-        return lambda: procfs.clear_refs(value)
-    return factory
-
-
-def _raw_zap(tracker, arena, scanner):
-    return lambda: _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)
-
-
-def _raw_rwprotect(tracker, arena, scanner):
-    return lambda: tracker._live().rwprotect(arena.addr, arena.size, True)
-
-
-def _raw_idle_read(tracker, arena, scanner):
-    return lambda: page_idle.read_words(tracker._bitmap, tracker._words, tracker._runs)
-
-
-def _raw_idle_arm(tracker, arena, scanner):
-    # What every arm of idle page tracking must ask the kernel, for the PFNs the previous arm
-    # found: the arena's pagemap entries (PFNs move), those PFNs' kpageflags (which are on an
-    # LRU, which head a large folio), and the bitmap write (micro's arm/idle_bitmap_set). Only
-    # the tracker's numpy work between them is left out.
-    pfns = page_idle.sorted_unique(tracker._pfns[tracker._pfns != 0])
-    pfn_runs = page_idle.word_runs(pfns)
-    words, values = page_idle.bitmap_words(pfns)
-    runs = page_idle.word_runs(words)
-
-    def arm():
-        pagemap.read_entries(arena.addr, arena.npages, fd=tracker._pagemap)
-        page_idle.read_kpageflags_runs(tracker._kpageflags, pfns, pfn_runs)
-        page_idle.write_words(tracker._bitmap, words, values, runs)
-    return arm
-
-
-def _raw_lru_gen_age(tracker, arena, scanner):
-    from bench.kernel import mglru
-
-    def age_once():
-        memcg = tracker._find()
-        for node, gens in memcg.nodes.items():
-            if gens:
-                mglru.age(tracker._memcg_id, node, max(g.seq for g in gens))
-        return mglru.read_lru_gen()
-    return age_once
-
-
-def _raw_damon_tried(tracker, arena, scanner):
-    def update_and_read():
-        tracker._kdamond.command("update_schemes_tried_regions")
-        return tracker._kdamond.tried_regions()
-    return update_and_read
-
-
-_WP_SCAN = ("PAGEMAP_SCAN WP_MATCHING", _raw_uffd_wp)
-_PRESENT_SCAN = ("PAGEMAP_SCAN PRESENT", _raw_category_scan(pagemap.PAGE_IS_PRESENT))
-_ZAP = ("MADV_DONTNEED whole arena", _raw_zap)
-_DAMON = ("update_schemes_tried_regions + read tried_regions", _raw_damon_tried)
-# tracker -> phase -> (primitive's name, a factory of a callable running only that primitive).
-# A phase missing here is named with its reason in NO_PRIMITIVE.
-RAW_PRIMITIVES = {
-    "uffd-wp": {"collect": _WP_SCAN},
-    "shmem-zap": {"arm": _ZAP, "collect": _PRESENT_SCAN},
-    "shmem-zap-minor": {"arm": _ZAP, "collect": _PRESENT_SCAN},
-    "uffd-minor": {"arm": _ZAP},
-    "mprotect": {"arm": ("mprotect(NONE) whole arena", _raw_mprotect(_libc.PROT_NONE)),
-                 "collect": ("mprotect(RW) whole arena", _raw_mprotect(_libc.PROT_READ | _libc.PROT_WRITE))},
-    "rwp": {"arm": ("UFFDIO_RWPROTECT whole arena", _raw_rwprotect),
-            "collect": ("PAGEMAP_SCAN ACCESSED", _raw_category_scan(pagemap.PAGE_IS_ACCESSED))},
-    "soft-dirty": {"arm": ("clear_refs 4", _raw_clear_refs(procfs.CLEAR_REFS_SOFT_DIRTY)),
-                   "collect": ("PAGEMAP_SCAN SOFT_DIRTY", _raw_category_scan(pagemap.PAGE_IS_SOFT_DIRTY))},
-    "referenced": {"arm": ("clear_refs 1", _raw_clear_refs(procfs.CLEAR_REFS_ALL)),
-                   "collect": ("smaps entry of the arena", _raw_smaps)},
-    "idle-page": {"arm": ("pagemap + kpageflags reads, page_idle bitmap pwrite", _raw_idle_arm),
-                  "collect": ("page_idle bitmap pread of the arena's words", _raw_idle_read)},
-    "mglru": {"collect": ("lru_gen age of the memcg's nodes + read lru_gen", _raw_lru_gen_age)},
-    "damon-vaddr": {"collect": _DAMON},
-    "damon-paddr": {"collect": _DAMON},
-}
-# Phases that are no primitive of their own, and where their cost is.
-NO_PRIMITIVE = {
-    ("uffd-wp", "arm"): "nothing after the first interval: collect's WP_MATCHING re-protects",
-    ("uffd-minor", "collect"): "copies the fault server's record; the cost is per fault (fault-served table below)",
-    ("mglru", "arm"): "nothing after the first interval: collect's aging starts the next",
-    ("damon-vaddr", "arm"): "waits for DAMON's aggregation boundary; DAMON's cost is the kdamond's CPU (concurrent "
-                            "mode)",
-    ("damon-paddr", "arm"): "waits for DAMON's aggregation boundary; DAMON's cost is the kdamond's CPU (concurrent "
-                            "mode)",
-}
 PHASES = ("arm", "collect")
 
 
@@ -221,12 +112,13 @@ def phase_cost(size: int, fraction: float, repeats: int,
         if only is not None and name not in only:
             continue
         backing = "anon" if "anon" in cls.backings else cls.backings[0]
+        primitives = {p: raw for p, raw in cls.raw_primitives.items() if not isinstance(raw, str)}
         reason = cls.unavailable(backing) or \
-            (None if name in RAW_PRIMITIVES else "no raw primitive defined for it in bench/harness.py")
+            (None if primitives else f"{cls.__qualname__} names no raw primitive (Tracker.raw_primitives)")
         if reason:
             skipped[name] = reason
             continue
-        skipped.update({f"{name} {phase}": why for (n, phase), why in NO_PRIMITIVE.items() if n == name})
+        skipped.update({f"{name} {phase}": why for phase, why in cls.raw_primitives.items() if isinstance(why, str)})
         with Arena(size, backing) as arena, pagemap.Scanner() as scanner:
             pages = rng.choice(arena.npages, max(1, int(arena.npages * fraction)), replace=False).astype(np.int64)
             tracker = cls()
@@ -235,8 +127,8 @@ def phase_cost(size: int, fraction: float, repeats: int,
                 tracker.arm()
                 _touch(arena, pages)
                 tracker.collect()  # the first interval: state every raw primitive needs (idle-page's words)
-                for phase, (primitive, factory) in RAW_PRIMITIVES[name].items():
-                    raw = factory(tracker, arena, scanner)
+                for phase, primitive in primitives.items():
+                    raw = primitive.make(tracker, scanner)
                     own = getattr(tracker, phase)
                     t_ns, r_ns = [], []
                     for _ in range(repeats):
@@ -247,15 +139,11 @@ def phase_cost(size: int, fraction: float, repeats: int,
                     gib, ms = size / (1 << 30), _CLOCK.scaled_unit("ms")
                     t, r = (_CLOCK.to_units(statistics.median(v)) / 1e6 / gib for v in (t_ns, r_ns))
                     rows.append({"tracker": name, "phase": phase, "backing": backing, f"{ms}/GiB": t,
-                                 "primitive": primitive, f"primitive {ms}/GiB": r, "ratio": t / r,
+                                 "primitive": primitive.name, f"primitive {ms}/GiB": r, "ratio": t / r,
                                  "_ratios": [tt / rr for tt, rr in zip(t_ns, r_ns)]})
             finally:
                 tracker.stop()
     return rows, skipped
-
-
-# fault-served tracker -> the fault_path round trip it is held against
-FAULT_KINDS = {"uffd-minor": "uffd-minor", "shmem-zap-minor": "uffd-minor"}
 
 
 def _in_run_us_per_fault(name: str, placement: str, size: int, accesses: int) -> float:
@@ -285,19 +173,19 @@ def fault_cost(size: int, accesses: int, rounds: int, breakdown: bool = True,
             places[name] = fault_path.placement_cpus(name)
         except ValueError as e:
             skipped[name] = str(e)
-    wanted = {n: k for n, k in FAULT_KINDS.items() if only is None or n in only}
+    chosen = {n: c for n, c in trackers.registry().items() if only is None or n in only}
+    wanted = {n: c.fault_kind for n, c in chosen.items() if c.fault_kind}
     available = {n: k for n, k in wanted.items() if not trackers.get(n).unavailable()}
     skipped.update({n: trackers.get(n).unavailable() for n in wanted if n not in available})
-    kinds = set(available.values())
-    if (only is None or "rwp" in only) and not trackers.get("rwp").unavailable():
-        kinds.add("rwp-sync")  # no lockstep tracker serves RWP faults synchronously: micro and breakdown only
+    # synchronous modes no lockstep tracker serves (RWP's, for eviction): micro and breakdown only
+    sync = {f"{n} (sync)": c.sync_fault_kind for n, c in chosen.items() if c.sync_fault_kind and not c.unavailable()}
+    kinds = set(available.values()) | set(sync.values())
     for placement, place in places.items():
         micro = {kind: statistics.median(fault_path.round_trip(kind, place, size, rounds)) for kind in kinds}
         us = _CLOCK.scaled_unit("µs")
-        if "rwp-sync" in micro:
-            rows.append({"tracker": "rwp (sync)", "placement": placement,
-                         f"micro {us}/fault": _CLOCK.to_units(micro["rwp-sync"]), f"in-run {us}/fault": "-",
-                         "ratio": "-"})
+        for label, kind in sync.items():
+            rows.append({"tracker": label, "placement": placement,
+                         f"micro {us}/fault": _CLOCK.to_units(micro[kind]), f"in-run {us}/fault": "-", "ratio": "-"})
         for name, kind in available.items():
             in_run = _in_run_us_per_fault(name, placement, size, accesses)
             rows.append({"tracker": name, "placement": placement, f"micro {us}/fault": _CLOCK.to_units(micro[kind]),

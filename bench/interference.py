@@ -30,7 +30,8 @@ Registry (``REGISTRY``, name -> class):
   means nothing there, and a protection round trip over their armed range is exactly the
   kind of change that could rewrite their state (an ``mprotect`` tracker's PROT_NONE would
   simply be undone). Allowed, and a no-op, for ``shmem-zap`` (after its zap there are no
-  PTEs to flush). Trackers outside this list are refused until someone checks them.
+  PTEs to flush). Each tracker says which it is (``Tracker.interferences``); one that does
+  not name tlb-flush is refused until someone checks it.
 - ``mglru-age`` (after_touch): one MGLRU aging, with ``force_scan``, of the memcg this
   process is charged to (debugfs ``lru_gen``: ``+ memcg_id node_id max_seq 1 1`` per node),
   as memory pressure would do between the accesses and the tracker's read-back. The aging
@@ -84,10 +85,26 @@ class Interference:
         """None when this interference can run here, else the one-line reason. Reads only."""
         return None
 
+    # True when it means something only beside trackers checked for it: a tracker that does not
+    # name it in ``Tracker.interferences`` is refused.
+    checked_per_tracker: ClassVar[bool] = False
+
     @classmethod
     def refuses(cls, tracker_cls) -> str | None:
-        """None when it may run beside *tracker_cls*, else the one-line reason."""
+        """None when it may run beside *tracker_cls*, else the one-line reason (the tracker's own,
+        ``Tracker.interferences``)."""
+        declared = getattr(tracker_cls, "interferences", {})
+        if cls.name in declared:
+            why = declared[cls.name]
+            return f"{cls.refusal or cls.name}; {tracker_cls.name} {why}" if why else None
+        if cls.checked_per_tracker:
+            checked = ", ".join(sorted(n for n, c in _trackers().items()
+                                       if cls.name in c.interferences and c.interferences[cls.name] is None))
+            return f"{cls.name} has not been checked with tracker {tracker_cls.name!r} (checked: {checked})"
         return None
+
+    # The start of a refusal's reason, before the tracker's own words.
+    refusal: ClassVar[str] = ""
 
     def apply(self, arena) -> dict:
         """Do it once; returns details for the row's ``extra``; raises OSError when it could not."""
@@ -117,37 +134,25 @@ class NoInterference(Interference):
     summary = "no interference"
 
 
+def _trackers() -> dict:
+    from bench import trackers
+
+    return trackers.registry()
+
+
 # ---------------------------------------------------------------- tlb-flush
 
-# Mechanisms whose evidence is a page protection (write-protect, PROT_NONE, uffd
-# registration): their arm flushes anyway, and an mprotect round trip could rewrite it.
-_PROTECTION_MECHANISMS = {
-    "mprotect": "keeps the arena PROT_NONE between faults; the round trip would make it accessible again",
-    "uffd-wp": "write-protects through userfaultfd (its arm flushes already)",
-    "rwp": "read-write-protects through userfaultfd (its arm flushes already)",
-    "rwp-rfc": "read-write-protects through userfaultfd (its arm flushes already)",
-    "uffd-minor": "tracks userfaultfd MINOR faults on a zapped range (no PTEs to flush)",
-    "soft-dirty": "write-protects for soft-dirty (clear_refs 4 flushes the TLB already)",
-}
-# Mechanisms that read Accessed bits (the control's purpose), or hold no PTEs after arm.
-_ACCESSED_BIT_MECHANISMS = {"referenced", "idle-page", "damon-vaddr", "damon-paddr", "mglru", "shmem-zap"}
-
-
 class TlbFlush(Interference):
+    """Trackers whose evidence is a page protection (write-protect, PROT_NONE, uffd registration)
+    refuse it with their reason: their arm flushes anyway, and an mprotect round trip could rewrite
+    it. Trackers that read Accessed bits (the control's purpose), or hold no PTEs after arm, accept it."""
+
     name = "tlb-flush"
     when = AFTER_ARM
     summary = ("after arm, mprotect the arena PROT_READ then PROT_READ|PROT_WRITE: its TLB entries are "
                "flushed, so re-touches set Accessed bits again")
-
-    @classmethod
-    def refuses(cls, tracker_cls) -> str | None:
-        why = _PROTECTION_MECHANISMS.get(tracker_cls.mechanism)
-        if why:
-            return f"tlb-flush is a control for accessed-bit trackers; {tracker_cls.name} {why}"
-        if tracker_cls.mechanism not in _ACCESSED_BIT_MECHANISMS:
-            return (f"tlb-flush has not been checked with mechanism {tracker_cls.mechanism!r} "
-                    f"(known: {', '.join(sorted(_ACCESSED_BIT_MECHANISMS))})")
-        return None
+    checked_per_tracker = True
+    refusal = "tlb-flush is a control for accessed-bit trackers"
 
     def apply(self, arena) -> dict:
         _libc.mprotect(arena.addr, arena.size, _libc.PROT_READ)

@@ -15,7 +15,7 @@ def require_root():
 
 def require_mechanism(name: str):
     """Skip when the running kernel lacks *name* — or fail, when HOTBENCH_REQUIRE lists it."""
-    from bench.kernel.probe import probe
+    from bench.trackers import probe
 
     result = probe(name)
     if result.available:

@@ -125,7 +125,7 @@ def test_runs_of():
 
 @pytest.mark.parametrize("variant", evict.variant_names())
 def test_unavailable_variants_skip_with_the_probe_reason(variant):
-    from bench.kernel.probe import probe
+    from bench.trackers import probe
 
     cls = evict.VARIANTS[variant]
     reason = evict.unavailable(variant)

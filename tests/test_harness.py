@@ -7,13 +7,11 @@ from bench import harness, trackers
 
 
 def test_every_tracker_phase_has_a_primitive_or_a_reason():
-    for name in trackers.registry():
-        if name == "rwp-rfc":  # the never-merged RFC ABI: nothing to hold it against on any live kernel
-            continue
+    for name, cls in trackers.registry().items():
         for phase in harness.PHASES:
-            assert phase in harness.RAW_PRIMITIVES.get(name, {}) or (name, phase) in harness.NO_PRIMITIVE, \
-                (name, phase)
-    assert set(harness.FAULT_KINDS) <= {n for n, c in trackers.registry().items() if c.serves_faults}
+            raw = cls.raw_primitives.get(phase)
+            assert isinstance(raw, trackers.RawPrimitive) or (isinstance(raw, str) and raw), (name, phase)
+    assert all(c.serves_faults for c in trackers.registry().values() if c.fault_kind)
 
 
 def test_loop_speed_rows():
@@ -26,7 +24,7 @@ def test_loop_speed_rows():
 def test_phase_cost_of_uffd_wp_and_the_nightly_metrics():
     rows, skipped = harness.phase_cost(8 << 20, 0.01, 2, only=["uffd-wp"])
     assert [(r["tracker"], r["phase"]) for r in rows] == [("uffd-wp", "collect")]
-    assert rows[0]["ratio"] > 0 and skipped == {"uffd-wp arm": harness.NO_PRIMITIVE[("uffd-wp", "arm")]}
+    assert rows[0]["ratio"] > 0 and skipped == {"uffd-wp arm": trackers.get("uffd-wp").raw_primitives["arm"]}
     metrics = harness.nightly_metrics({"size": "4M", "accesses": 10_000, "patterns": ["uniform"], "collect_size": "8M",
                                        "repeats": 2, "faults": False}, only=["uffd-wp"])
     assert {m["metric"] for m in metrics} == {"harness:loop/uniform", "harness:collect/uffd-wp"}

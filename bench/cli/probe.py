@@ -2,7 +2,8 @@
 
 Prints ``mechanism  status  reason`` per mechanism, then one line of kernel facts;
 ``--json`` prints ``{"<mechanism>": {"available": bool, "reason": str}, ...}`` in
-``MECHANISMS`` order and nothing else. Exit status (pyperf ``system`` convention):
+listing order (``Tracker.order``: one row per mechanism of the tracker registry, plug-ins
+included) and nothing else. Exit status (pyperf ``system`` convention):
 0 every mechanism available, 2 some unavailable, 1 error. Changes no kernel state: kernel
 state that hotbench processes changed and have not restored (the state journal,
 ``bench.journal``) is listed after the facts (on stderr with ``--json``) — a killed run's
@@ -51,9 +52,10 @@ def _facts_line(facts: dict) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    from bench import trackers
     from bench.kernel import probe as kprobe
 
-    results = kprobe.probe_all()
+    results = trackers.probe_all()
     if args.json:
         print(json.dumps({name: {"available": p.available, "reason": p.reason} for name, p in results.items()},
                          indent=2))

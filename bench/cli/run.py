@@ -164,6 +164,8 @@ def _list() -> int:
     for name, cls in trackers.registry().items():
         why = cls.unavailable()
         print(f"{name:18} {cls.granularity:9} {cls.sees:12} {'available' if not why else 'unavailable: ' + why}")
+    for name, why in trackers.broken().items():  # a module or plug-in that could not be registered
+        print(f"{name:18} {'-':9} {'-':12} not registered: {why}")
     print("workloads:", ", ".join(workloads.names()))
     return 0
 

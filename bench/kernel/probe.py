@@ -13,6 +13,10 @@ running belongs to someone else and is only read.
 
 Failures: an OSError raised while probing one mechanism becomes that mechanism's
 "unavailable" reason (naming the call and errno); other exceptions are bugs and propagate.
+
+One ``probe_<mechanism>`` function per mechanism. Which one a mechanism uses is a fact of
+its tracker (``Tracker.kernel_probe``), so this module, the ABI layer, names no tracker and
+keeps no list of mechanisms: ``bench.trackers.probe_all()`` is that list, from the registry.
 """
 
 from __future__ import annotations
@@ -26,15 +30,11 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from bench.errors import HotbenchError
 from bench.kernel import _libc, damon_sysfs, mglru, page_idle, pagemap, procfs, uffd, uffd_rfc
 
-__all__ = ["MECHANISMS", "Probe", "probe", "probe_all", "raw_facts", "clear_cache"]
-
-MECHANISMS = (
-    "rwp", "rwp-rfc", "idle-page", "mglru", "uffd-wp", "soft-dirty",
-    "damon-vaddr", "damon-paddr", "referenced", "shmem-zap", "uffd-minor", "mprotect",
-)
+__all__ = ["Probe", "verdict", "raw_facts", "clear_cache", "probe_rwp", "probe_rwp_rfc", "probe_idle_page",
+           "probe_mglru", "probe_uffd_wp", "probe_soft_dirty", "probe_damon_vaddr", "probe_damon_paddr",
+           "probe_referenced", "probe_shmem_zap", "probe_uffd_minor", "probe_mprotect"]
 
 PAGE_SIZE = pagemap.PAGE_SIZE
 MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
@@ -182,7 +182,7 @@ def _rwp_functional() -> tuple[str | None, int]:
         return _failed(e), 0
 
 
-def _probe_rwp() -> Probe:
+def probe_rwp() -> Probe:
     missing = _uffd_missing()
     if missing:
         return Probe(False, missing, {})
@@ -210,7 +210,7 @@ def _probe_rwp() -> Probe:
                        f"UFFDIO_REGISTER_MODE_RWP + UFFDIO_RWPROTECT work (range ioctls {ioctls:#x})", details)
 
 
-def _probe_rwp_rfc() -> Probe:
+def probe_rwp_rfc() -> Probe:
     missing = _uffd_missing()
     if missing:
         return Probe(False, f"{missing}; {_UNTESTED}", {})
@@ -235,7 +235,7 @@ def _probe_rwp_rfc() -> Probe:
                        f"UFFDIO_DEACTIVATE work; {_UNTESTED}", details)
 
 
-def _probe_uffd_wp() -> Probe:
+def probe_uffd_wp() -> Probe:
     missing = _uffd_missing()
     if missing:
         return Probe(False, missing, {})
@@ -264,7 +264,7 @@ def _probe_uffd_wp() -> Probe:
                        f"WP_MATCHING scan-and-protect verified on one page", details)
 
 
-def _probe_uffd_minor() -> Probe:
+def probe_uffd_minor() -> Probe:
     missing = _uffd_missing()
     if missing:
         return Probe(False, missing, {})
@@ -284,7 +284,7 @@ def _probe_uffd_minor() -> Probe:
                        f"(range ioctls {ioctls:#x})", details)
 
 
-def _probe_shmem_zap() -> Probe:
+def probe_shmem_zap() -> Probe:
     mask, why = _categories()
     if mask is None:
         return Probe(False, why, {})
@@ -309,7 +309,7 @@ def _probe_shmem_zap() -> Probe:
                        f"reads not present", details)
 
 
-def _probe_soft_dirty() -> Probe:
+def probe_soft_dirty() -> Probe:
     reason = procfs.soft_dirty_unavailable()
     if reason:
         return Probe(False, reason, {})
@@ -318,7 +318,7 @@ def _probe_soft_dirty() -> Probe:
     return Probe(True, f"clear_refs 4 then a write set pagemap bit 55 on a fresh page{via_scan}", {})
 
 
-def _probe_referenced() -> Probe:
+def probe_referenced() -> Probe:
     path = "/proc/self/clear_refs"
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CLOEXEC))  # opened, not written: value 1 ages shared pages
@@ -335,7 +335,7 @@ def _probe_referenced() -> Probe:
     return Probe(True, f"{path} writable; smaps Referenced: {referenced // 1024} kB on a page just written", {})
 
 
-def _probe_mprotect() -> Probe:
+def probe_mprotect() -> Probe:
     max_map_count = procfs.read_text(MAX_MAP_COUNT)
     details = {"max_map_count": int(max_map_count) if max_map_count and max_map_count.isdigit() else None}
     with _anon_page() as addr:
@@ -345,7 +345,7 @@ def _probe_mprotect() -> Probe:
                        f"protections (each protected run splits a VMA)", details)
 
 
-def _probe_idle_page() -> Probe:
+def probe_idle_page() -> Probe:
     reason = page_idle.probe()
     if reason:
         return Probe(False, reason, {})
@@ -358,7 +358,7 @@ def _probe_idle_page() -> Probe:
                        f"{'off' if mask is not None else 'absent'}", details)
 
 
-def _probe_mglru() -> Probe:
+def probe_mglru() -> Probe:
     reason = mglru.probe()
     mask = mglru.enabled()
     details = {"enabled": mask}
@@ -380,43 +380,29 @@ def _damon(operations: str) -> Callable[[], Probe]:
         source = ("listed in avail_operations" if damon_sysfs.avail_operations() is not None
                   else f"{option}={procfs.config_value(option)} (no context to read avail_operations from)")
         return Probe(True, f"DAMON sysfs: '{operations}' {source}; no kdamond in use", details)
+    run.__name__ = run.__qualname__ = f"probe_damon_{operations}"
     return run
 
 
-_PROBES: dict[str, Callable[[], Probe]] = {
-    "rwp": _probe_rwp,
-    "rwp-rfc": _probe_rwp_rfc,
-    "idle-page": _probe_idle_page,
-    "mglru": _probe_mglru,
-    "uffd-wp": _probe_uffd_wp,
-    "soft-dirty": _probe_soft_dirty,
-    "damon-vaddr": _damon("vaddr"),
-    "damon-paddr": _damon("paddr"),
-    "referenced": _probe_referenced,
-    "shmem-zap": _probe_shmem_zap,
-    "uffd-minor": _probe_uffd_minor,
-    "mprotect": _probe_mprotect,
-}
-assert tuple(_PROBES) == MECHANISMS
+probe_damon_vaddr = _damon("vaddr")
+probe_damon_paddr = _damon("paddr")
 
 _cache: dict[str, Probe] = {}
 
 
-def probe(name: str) -> Probe:
-    """The verdict for mechanism *name* (one of ``MECHANISMS``), computed once per process."""
-    if name not in _PROBES:
-        raise HotbenchError(f"unknown mechanism {name!r}; choose from {', '.join(MECHANISMS)}")
+def verdict(name: str, check: Callable[[], Probe]) -> Probe:
+    """Mechanism *name*'s verdict from *check* (one of the ``probe_*`` functions above, or a
+    plug-in's own), computed once per process; an OSError becomes the unavailable reason.
+
+    Which check belongs to which mechanism is a fact of its tracker (``Tracker.kernel_probe``):
+    ``bench.trackers.probe(name)`` and ``probe_all()`` look it up, this module names no mechanism.
+    """
     if name not in _cache:
         try:
-            _cache[name] = _PROBES[name]()
+            _cache[name] = check()
         except OSError as e:
             _cache[name] = Probe(False, f"probe failed: {_failed(e)}", {"errno": e.errno})
     return _cache[name]
-
-
-def probe_all() -> dict[str, Probe]:
-    """Every mechanism's verdict, in ``MECHANISMS`` order."""
-    return {name: probe(name) for name in MECHANISMS}
 
 
 def clear_cache() -> None:

@@ -58,7 +58,7 @@ class Kernel:
         return self.meta.get("release", "?")
 
     def mechanisms(self) -> list[str]:
-        """Mechanisms this kernel's config enables (``kconfig.MECHANISM_OPTIONS``)."""
+        """Mechanisms this kernel's config enables (``Tracker.kconfig`` of each)."""
         try:
             return kconfig.mechanisms(kconfig.read_config(self.config))
         except OSError:

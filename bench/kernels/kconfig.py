@@ -16,22 +16,6 @@ from pathlib import Path
 
 FRAGMENT = Path(__file__).resolve().parents[1] / "kernel" / "hotbench.config"
 
-# Config options each mechanism needs (all of them), in ``bench.kernel.probe.MECHANISMS`` order.
-# rwp-rfc is absent: that ABI was never merged, so no config enables it.
-MECHANISM_OPTIONS: dict[str, tuple[str, ...]] = {
-    "rwp": ("USERFAULTFD", "USERFAULTFD_RWP", "PROC_PAGE_MONITOR"),
-    "idle-page": ("IDLE_PAGE_TRACKING",),
-    "mglru": ("LRU_GEN", "DEBUG_FS"),
-    "uffd-wp": ("USERFAULTFD", "PTE_MARKER_UFFD_WP", "PROC_PAGE_MONITOR"),
-    "soft-dirty": ("MEM_SOFT_DIRTY", "PROC_PAGE_MONITOR"),
-    "damon-vaddr": ("DAMON_VADDR", "DAMON_SYSFS"),
-    "damon-paddr": ("DAMON_PADDR", "DAMON_SYSFS"),
-    "referenced": ("PROC_PAGE_MONITOR",),
-    "shmem-zap": ("SHMEM", "PROC_PAGE_MONITOR"),
-    "uffd-minor": ("USERFAULTFD", "SHMEM"),
-    "mprotect": (),
-}
-
 _SET = re.compile(r"^CONFIG_(\w+)=(.*)$")
 _UNSET = re.compile(r"^# CONFIG_(\w+) is not set")
 
@@ -56,9 +40,17 @@ def enabled(config: dict[str, str], option: str) -> bool:
     return config.get(option, "n") in ("y", "m")
 
 
+def mechanism_options() -> dict[str, tuple[str, ...]]:
+    """Mechanism -> the config options it needs, all of them (``Tracker.kconfig``), in probe order.
+    Mechanisms no config enables (an ABI never merged) are left out."""
+    from bench import trackers
+
+    return {name: cls.kconfig for name, cls in trackers.mechanisms().items() if cls.kconfig is not None}
+
+
 def mechanisms(config: dict[str, str]) -> list[str]:
     """The mechanisms whose every needed option this config sets."""
-    return [name for name, options in MECHANISM_OPTIONS.items() if all(enabled(config, o) for o in options)]
+    return [name for name, options in mechanism_options().items() if all(enabled(config, o) for o in options)]
 
 
 @dataclass(frozen=True)

@@ -5,21 +5,71 @@ attributes, readable without building one. ``stop()`` must undo everything the
 tracker did — registrations, protections, knobs, kdamonds, cgroups, threads — and
 be safe to call twice, after a failed ``start`` and from the runner's
 ``finally``/signal path. Trackers only observe: the runner times them.
+
+Every other fact about the mechanism is a class attribute too — its probe, the kernel config
+it needs, the raw primitive behind each phase, the interferences it accepts, its micro cases
+and the state each phase's cost depends on, its plot style — and every table elsewhere
+(``hotbench probe``, ``kernel list``, ``harness``, ``micro``, ``--interfere``, figures) is
+derived from the registry (``bench.trackers``): adding a tracker touches its own file only.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from bench.arena import Arena
 
+if TYPE_CHECKING:
+    from bench.kernel.probe import Probe
+
 PAGE, REGION, AGGREGATE = "page", "region", "aggregate"
 READS_AND_WRITES, WRITES = "reads+writes", "writes"
 
 region_dtype = np.dtype([("start", "<i8"), ("end", "<i8"), ("nr_accesses", "<i8")])  # in base pages
+
+
+@dataclass(frozen=True)
+class RawPrimitive:
+    """The bare kernel call one tracker phase is built on: ``hotbench harness`` times the phase
+    against it on the same arena in the same state. *make(tracker, scanner)* gets the started
+    tracker and a spare ``pagemap.Scanner`` and returns a callable doing only the primitive."""
+
+    name: str
+    make: Callable[[Tracker, object], Callable[[], object]]
+
+
+# What a cost model's state_GiB counts (CostMatch.quantity; analysis._micro_match fits them).
+REPORTED = "reported"  # pages this collect reported (tp + fp; smaps Referenced for the aggregate tracker)
+BEFORE = "reported before"  # pages the previous collect of the cell reported: what this arm finds in
+#                             state, since nothing runs in between (lockstep). At interval 0 every page:
+#                             the arena was just populated (MADV_POPULATE_WRITE), so every page is present,
+#                             young and referenced (smaps counts them all), and written for uffd-wp.
+RUNS = "runs reported"  # separate runs of the pages this collect reported (a scattered page is a run of one)
+# Which rows of a cell a cost model fits (CostMatch.rows)
+ALL = "every interval"
+FIRST = "interval 0 only"
+LATER = "intervals after the first"
+
+
+@dataclass(frozen=True)
+class CostMatch:
+    """How one phase's cost is predicted from micro cases (``analysis._micro_match`` fits it):
+    ``cost_ms = c0 + a * memory_GiB + b * state_GiB [+ c * blocks_GiB]``, each slope predicted
+    by the named micro case(s). ``tracker`` is filled in by the registry."""
+
+    phase: str  # "arm" or "collect"
+    backing: str  # the micro cases' backing: only sweep rows of this backing are fitted
+    memory: str | None  # micro case with no page in state: predicts a
+    state: str | None  # micro case with a share of the pages in state: predicts b; None: no state term
+    quantity: str | None  # what state_GiB counts (REPORTED, BEFORE, RUNS); None: no state term
+    blocks: str | None = None  # the 1 % case (state in every block): adds and predicts the block term c
+    rows: str = ALL
+    why: str = ""
+    tracker: str = ""
 
 
 class TrackerUnavailable(Exception):
@@ -48,7 +98,7 @@ class Observation:
 
 class Tracker:
     name: ClassVar[str]
-    mechanism: ClassVar[str]  # key in bench.kernel.probe.MECHANISMS
+    mechanism: ClassVar[str]  # a row of 'hotbench probe' (bench.trackers.probe_all)
     granularity: ClassVar[str] = PAGE
     sees: ClassVar[str] = READS_AND_WRITES
     backings: ClassVar[tuple[str, ...]] = ("anon", "shmem", "thp", "hugetlb")
@@ -63,12 +113,45 @@ class Tracker:
     # Kprobe), counted per phase by 'hotbench run --kernel-events' beside bench.attribution.COMMON.
     kernel_events: ClassVar[tuple] = ()
 
+    # ---- facts about the mechanism (read by the tables bench.trackers derives from the registry)
+    # Its probe: a function of bench.kernel.probe (a plug-in's own elsewhere) returning a Probe.
+    # Every tracker of one mechanism names the same one.
+    kernel_probe: ClassVar[Callable[[], Probe]]
+    # The kernel config options (without CONFIG_) the mechanism needs, all of them ('hotbench
+    # kernel list', 'vm --require auto'); None when no kernel config enables it (never merged).
+    kconfig: ClassVar[tuple[str, ...] | None] = None
+    # Per phase: the RawPrimitive 'hotbench harness' holds it against, or why it has none.
+    raw_primitives: ClassVar[dict[str, RawPrimitive | str]] = {}
+    # The bench.fault_path round trip a fault-served tracker's cost per fault is held against
+    # ('hotbench harness'), and the one of a synchronous mode that no lockstep run serves.
+    fault_kind: ClassVar[str | None] = None
+    sync_fault_kind: ClassVar[str | None] = None
+    # Interference name -> None (checked: it means something beside this tracker) or why it is
+    # refused. An interference checked per tracker (tlb-flush) is refused where not named.
+    interferences: ClassVar[dict[str, str | None]] = {}
+    # How each phase's cost follows the pages in state, predicted by micro cases (CostMatch).
+    cost_model: ClassVar[tuple[CostMatch, ...]] = ()
+    # Plot style: (colour, marker); the colour an analysis.style.OKABE_ITO name or "#rrggbb".
+    style: ClassVar[tuple[str, str] | None] = None
+    # Position in 'hotbench probe' and in figure legends (plug-ins: after the built-ins).
+    order: ClassVar[int] = 1000
+
+    @classmethod
+    def micro_cases(cls) -> list:
+        """The pyperf micro-benchmarks of this mechanism's primitives (``bench._micro_cases.Case``)."""
+        return []
+
+    @classmethod
+    def probe(cls) -> Probe:
+        """The mechanism's verdict on this kernel, computed once per process. Reads only."""
+        from bench.kernel.probe import verdict
+
+        return verdict(cls.mechanism, cls.kernel_probe)
+
     @classmethod
     def unavailable(cls, backing: str | None = None) -> str | None:
         """None when this tracker can run here (on *backing*), else the one-line reason. Reads only."""
-        from bench.kernel.probe import probe
-
-        result = probe(cls.mechanism)
+        result = cls.probe()
         if not result.available:
             return result.reason
         if backing is not None and backing not in cls.backings:

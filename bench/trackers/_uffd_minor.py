@@ -11,7 +11,7 @@ synchronous: the faulting thread waits for the server, so it must not hold the G
 
 from __future__ import annotations
 
-from bench.kernel import _libc, uffd, uffd_server
+from bench.kernel import _libc, probe, uffd
 from bench.trackers._base import Tracker
 
 
@@ -23,14 +23,21 @@ class MinorServed(Tracker):
     """
 
     serves_faults = True
+    mechanism = "uffd-minor"
+    kernel_probe = staticmethod(probe.probe_uffd_minor)
+    kconfig = ("USERFAULTFD", "SHMEM")
+    fault_kind = "uffd-minor"  # bench.fault_path's round trip: one MINOR fault, one UFFDIO_CONTINUE
+    interferences = {"tlb-flush": "tracks userfaultfd MINOR faults on a zapped range (no PTEs to flush)"}
 
     def __init__(self, **options):
         super().__init__(**options)
         self._uffd: uffd.Userfaultfd | None = None
-        self._server: uffd_server.MinorFaultServer | None = None
+        self._server = None  # a uffd_server.MinorFaultServer from start to stop
         self._counters_at_arm = (0, 0)
 
     def start(self, arena) -> None:
+        from bench.kernel import uffd_server  # numba: loaded by a run, not by the registry or probe
+
         uffd_server.warmup()
         super().start(arena)
         self._uffd = uffd.Userfaultfd(uffd.UFFD_FEATURE_MINOR_SHMEM)

@@ -49,8 +49,8 @@ import os
 
 import numpy as np
 
-from bench.kernel import damon_sysfs, mm_events, pagemap
-from bench.trackers._base import READS_AND_WRITES, REGION, Observation, Tracker, region_dtype
+from bench.kernel import damon_sysfs, mm_events, pagemap, probe
+from bench.trackers._base import READS_AND_WRITES, REGION, Observation, RawPrimitive, Tracker, region_dtype
 
 PAGE_SHIFT = pagemap.PAGE_SIZE.bit_length() - 1
 DEFAULTS = {"sample_us": 5000, "aggr_us": 100_000, "update_us": 60_000_000, "min_nr_regions": 10,
@@ -122,6 +122,12 @@ class _DamonTracker(Tracker):
     sees = READS_AND_WRITES
     backings = ("anon", "shmem", "thp", "hugetlb")
     operations_set: str  # 'vaddr' or 'paddr'
+    raw_primitives = {
+        "arm": "waits for DAMON's aggregation boundary; DAMON's cost is the kdamond's CPU (concurrent mode)",
+        "collect": RawPrimitive("update_schemes_tried_regions + read tried_regions",
+                                lambda t, scanner: t._raw_tried_regions),
+    }
+    interferences = {"tlb-flush": None}
 
     def __init__(self, **options):
         unknown = set(options) - set(DEFAULTS) - {"operations"}
@@ -195,6 +201,11 @@ class _DamonTracker(Tracker):
         status = "ok" if len(regions) else "no DAMON region covers the arena"
         return Observation(regions=regions, status=status, extra=extra)
 
+    def _raw_tried_regions(self) -> np.ndarray:
+        """collect's kernel work alone: the scheme's regions updated and read (the harness's primitive)."""
+        self._kdamond.command("update_schemes_tried_regions")
+        return self._kdamond.tried_regions()
+
     def _to_arena(self, tried: np.ndarray) -> tuple[np.ndarray, dict]:
         raise NotImplementedError
 
@@ -214,6 +225,11 @@ class DamonVaddrTracker(_DamonTracker):
     summary = "DAMON fvaddr/vaddr on this process, arena regions; stat scheme + tried_regions per aggregation"
     kernel_events = (mm_events.DAMON_AGGREGATED, mm_events.DAMON_VA_YOUNG, mm_events.DAMON_VA_MKOLD,
                      mm_events.PTEP_TEST_AND_CLEAR_YOUNG)
+
+    kernel_probe = staticmethod(probe.probe_damon_vaddr)
+    kconfig = ("DAMON_VADDR", "DAMON_SYSFS")
+    style = ("yellow", "<")
+    order = 60
 
     def _choose_operations(self, avail: set[str]) -> str:
         wanted = self.options.get("operations", "auto")
@@ -240,6 +256,11 @@ class DamonPaddrTracker(_DamonTracker):
     summary = "DAMON paddr over the arena's PFN ranges (bulk pagemap); stat scheme + tried_regions per aggregation"
     kernel_events = (mm_events.DAMON_AGGREGATED, mm_events.DAMON_FOLIO_YOUNG, mm_events.DAMON_FOLIO_MKOLD,
                      mm_events.RMAP_WALK, mm_events.PTEP_TEST_AND_CLEAR_YOUNG)
+
+    kernel_probe = staticmethod(probe.probe_damon_paddr)
+    kconfig = ("DAMON_PADDR", "DAMON_SYSFS")
+    style = ("orange", ">")
+    order = 61
 
     def __init__(self, **options):
         super().__init__(**options)

@@ -31,8 +31,8 @@ import os
 
 import numpy as np
 
-from bench.kernel import mglru, mm_events, page_idle, pagemap, procfs
-from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker
+from bench.kernel import mglru, mm_events, page_idle, pagemap, probe, procfs
+from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, RawPrimitive, Tracker
 
 
 class IdlePageTracker(Tracker):
@@ -43,6 +43,17 @@ class IdlePageTracker(Tracker):
     backings = ("anon", "shmem", "thp")
     summary = "page_idle bitmap: mark the arena's PFNs idle (THP by head), read back; not-LRU pages reported accessed"
     kernel_events = (mm_events.RMAP_WALK, mm_events.PAGE_IDLE_PTE_REFS, mm_events.PTEP_TEST_AND_CLEAR_YOUNG)
+
+    kernel_probe = staticmethod(probe.probe_idle_page)
+    kconfig = ("IDLE_PAGE_TRACKING",)
+    raw_primitives = {
+        "arm": RawPrimitive("pagemap + kpageflags reads, page_idle bitmap pwrite", lambda t, scanner: t._raw_arm()),
+        "collect": RawPrimitive("page_idle bitmap pread of the arena's words", lambda t, scanner: lambda:
+                                page_idle.read_words(t._bitmap, t._words, t._runs)),
+    }
+    interferences = {"tlb-flush": None}
+    style = ("bluish_green", "P")
+    order = 20
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -89,6 +100,22 @@ class IdlePageTracker(Tracker):
         self._pfns, self._words, self._runs, self._unknown = pfns, words, runs, unknown
         self._arm_extra = {"present": int(own.size), "not_lru": int((~lru).sum()), "thp_tails": tails,
                            "words": int(len(words)), "runs": int(len(runs))}
+
+    def _raw_arm(self):
+        """What every arm must ask the kernel, for the PFNs the previous arm found: the arena's
+        pagemap entries (PFNs move), those PFNs' kpageflags (which are on an LRU, which head a
+        large folio), and the bitmap write (micro's arm/idle_bitmap_set). Only the tracker's
+        numpy work between them is left out."""
+        pfns = page_idle.sorted_unique(self._pfns[self._pfns != 0])
+        pfn_runs = page_idle.word_runs(pfns)
+        words, values = page_idle.bitmap_words(pfns)
+        runs = page_idle.word_runs(words)
+
+        def arm():
+            pagemap.read_entries(self.arena.addr, self.arena.npages, fd=self._pagemap)
+            page_idle.read_kpageflags_runs(self._kpageflags, pfns, pfn_runs)
+            page_idle.write_words(self._bitmap, words, values, runs)
+        return arm
 
     def collect(self) -> Observation:
         words = page_idle.read_words(self._bitmap, self._words, self._runs)

@@ -28,8 +28,8 @@ from __future__ import annotations
 import errno
 import os
 
-from bench.kernel import cgroup, mglru, mm_events, sysfs
-from bench.trackers._base import AGGREGATE, READS_AND_WRITES, Observation, Tracker
+from bench.kernel import cgroup, mglru, mm_events, probe, sysfs
+from bench.trackers._base import AGGREGATE, READS_AND_WRITES, Observation, RawPrimitive, Tracker
 
 _WANTED = mglru.LRU_GEN_CORE | mglru.LRU_GEN_MM_WALK
 
@@ -45,6 +45,16 @@ class MglruTracker(Tracker):
     kernel_events = (mm_events.TRY_TO_INC_MAX_SEQ, mm_events.WALK_PMD_RANGE, mm_events.FOLIO_INC_GEN,
                      mm_events.LRU_GEN_LOOK_AROUND, mm_events.FOLIO_REFERENCED,
                      mm_events.PTEP_TEST_AND_CLEAR_YOUNG)
+
+    kernel_probe = staticmethod(probe.probe_mglru)
+    kconfig = ("LRU_GEN", "DEBUG_FS")
+    raw_primitives = {
+        "arm": "nothing after the first interval: collect's aging starts the next",
+        "collect": RawPrimitive("lru_gen age of the memcg's nodes + read lru_gen", lambda t, scanner: t._raw_age),
+    }
+    interferences = {"tlb-flush": None}
+    style = ("reddish_purple", "*")
+    order = 30
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -99,6 +109,13 @@ class MglruTracker(Tracker):
             why = "; ".join(problems) or f"no new generation on node(s) {', '.join(map(str, stuck))}"
             return None, f"aging refused: {why}"
         return new, "ok"
+
+    def _raw_age(self) -> list[mglru.LruGenMemcg]:
+        """Age each node of our memcg once and read lru_gen back, nothing more (the harness's primitive)."""
+        for node, gens in self._find().nodes.items():
+            if gens:
+                mglru.age(self._memcg_id, node, max(g.seq for g in gens))
+        return mglru.read_lru_gen()
 
     def arm(self) -> None:
         if not self._armed:

@@ -47,7 +47,8 @@ import os
 import numpy as np
 
 from bench.errors import HotbenchError
-from bench.kernel import _libc, mm_events, procfs, signals
+from bench.kernel import _libc, mm_events, probe, procfs, signals
+from bench.trackers import _primitives
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker, TrackerUnavailable
 
 SEEN_READ, SEEN_WRITE = 1, 2  # bits of the per-page mark
@@ -214,6 +215,15 @@ class MprotectTracker(Tracker):
     backings = ("anon", "shmem", "thp")
     summary = "PROT_NONE + compiled SIGSEGV handler reopening each page on its first read / write fault"
     kernel_events = (mm_events.SIGSEGV_SENT, mm_events.CHANGE_PROTECTION, mm_events.CHANGE_PTE_RANGE)
+
+    kernel_probe = staticmethod(probe.probe_mprotect)
+    kconfig = ()  # plain mprotect and signals: every kernel
+    raw_primitives = {"arm": _primitives.mprotect_whole("mprotect(NONE) whole arena", _libc.PROT_NONE),
+                      "collect": _primitives.mprotect_whole("mprotect(RW) whole arena", _RW)}
+    interferences = {"tlb-flush": "keeps the arena PROT_NONE between faults; the round trip would make it "
+                                  "accessible again"}
+    style = ("black", "X")
+    order = 100
 
     @classmethod
     def unavailable(cls, backing: str | None = None) -> str | None:

@@ -26,9 +26,9 @@ counts whole (2 MiB).
 from __future__ import annotations
 
 from bench.arena import BASE_PAGE
-from bench.kernel import mm_events, procfs
-from bench.trackers import _vma
-from bench.trackers._base import AGGREGATE, READS_AND_WRITES, Observation, Tracker
+from bench.kernel import mm_events, probe, procfs
+from bench.trackers import _primitives, _vma
+from bench.trackers._base import AGGREGATE, READS_AND_WRITES, Observation, RawPrimitive, Tracker
 
 
 class ReferencedTracker(Tracker):
@@ -39,6 +39,16 @@ class ReferencedTracker(Tracker):
     backings = ("anon", "shmem", "thp")  # hugetlb: clear_refs skips it, smaps counts it as *_Hugetlb only
     summary = "clear_refs 1 (process-wide) then smaps Referenced of the arena VMA (wss.pl): working-set size"
     kernel_events = (mm_events.CLEAR_REFS_PTE_RANGE, mm_events.SMAPS_PTE_RANGE)
+
+    kernel_probe = staticmethod(probe.probe_referenced)
+    kconfig = ("PROC_PAGE_MONITOR",)
+    raw_primitives = {
+        "arm": _primitives.clear_refs("clear_refs 1", procfs.CLEAR_REFS_ALL),
+        "collect": RawPrimitive("smaps entry of the arena", lambda t, scanner: lambda: procfs.smaps_vma(t.arena.addr)),
+    }
+    interferences = {"tlb-flush": None}
+    style = ("yellow", "p")
+    order = 70
 
     def __init__(self, **options):
         super().__init__(**options)

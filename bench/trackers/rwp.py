@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench.kernel import mm_events, pagemap, uffd
-from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker, TrackerUnavailable
+from bench.kernel import mm_events, pagemap, probe, uffd
+from bench.trackers import _primitives
+from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, RawPrimitive, Tracker, TrackerUnavailable
 
 
 class RwpTracker(Tracker):
@@ -43,6 +44,18 @@ class RwpTracker(Tracker):
     summary = "userfaultfd RWP (7.3): UFFDIO_RWPROTECT arms, PAGEMAP_SCAN(PAGE_IS_ACCESSED) reads the hot set"
     kernel_events = (mm_events.MRWPROTECT_RANGE, mm_events.CHANGE_PROTECTION, mm_events.CHANGE_PTE_RANGE,
                      mm_events.PAGEMAP_SCAN_PMD)
+
+    kernel_probe = staticmethod(probe.probe_rwp)
+    kconfig = ("USERFAULTFD", "USERFAULTFD_RWP", "PROC_PAGE_MONITOR")
+    raw_primitives = {
+        "arm": RawPrimitive("UFFDIO_RWPROTECT whole arena", lambda t, scanner: lambda: t._live().rwprotect(
+            t.arena.addr, t.arena.size, True)),
+        "collect": _primitives.category_scan("PAGEMAP_SCAN ACCESSED", pagemap.PAGE_IS_ACCESSED),
+    }
+    sync_fault_kind = "rwp-sync"  # the eviction workflow's mode; no lockstep run serves its faults
+    interferences = {"tlb-flush": "read-write-protects through userfaultfd (its arm flushes already)"}
+    style = ("vermillion", "o")
+    order = 10
 
     FEATURES = uffd.UFFD_FEATURE_RWP | uffd.UFFD_FEATURE_RWP_ASYNC
     _SCAN = dict(category_mask=pagemap.PAGE_IS_ACCESSED, return_mask=pagemap.PAGE_IS_ACCESSED)

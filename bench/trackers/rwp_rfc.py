@@ -22,8 +22,8 @@ which (per the RFC) unregisters and restores permissions.
 
 from __future__ import annotations
 
-from bench.kernel import mm_events, pagemap, uffd, uffd_rfc
-from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker, TrackerUnavailable
+from bench.kernel import mm_events, pagemap, probe, uffd, uffd_rfc
+from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, RawPrimitive, Tracker, TrackerUnavailable
 
 UNTESTED = uffd_rfc.UNTESTED
 
@@ -41,6 +41,18 @@ class RwpRfcTracker(Tracker):
     kernel_events = (mm_events.CHANGE_PROTECTION, mm_events.CHANGE_PTE_RANGE, mm_events.ZAP_PTE_RANGE,
                      mm_events.FOLIO_REMOVE_RMAP_PTES, mm_events.PAGEMAP_SCAN_PMD)
 
+    kernel_probe = staticmethod(probe.probe_rwp_rfc)
+    kconfig = None  # never merged: no kernel config enables it
+    raw_primitives = {
+        "arm": RawPrimitive("UFFDIO_DEACTIVATE whole arena", lambda t, scanner: lambda: uffd_rfc.deactivate(
+            t._live(), t.arena.addr, t.arena.size)),
+        "collect": RawPrimitive("PAGEMAP_SCAN PRESENT & !UFFD_DEACTIVATED", lambda t, scanner: lambda: scanner.scan(
+            t.arena.addr, t.arena.end, **RwpRfcTracker._SCAN)),
+    }
+    interferences = {"tlb-flush": "read-write-protects through userfaultfd (its arm flushes already)"}
+    style = ("vermillion", "d")  # shares rwp's colour: the two ABIs never run on one kernel
+    order = 11
+
     FEATURES = uffd_rfc.UFFD_FEATURE_MINOR_ANON | uffd_rfc.UFFD_FEATURE_MINOR_ASYNC
     _SCAN = dict(category_inverted=uffd_rfc.PAGE_IS_UFFD_DEACTIVATED,
                  category_mask=uffd_rfc.PAGE_IS_UFFD_DEACTIVATED | pagemap.PAGE_IS_PRESENT,
@@ -53,9 +65,7 @@ class RwpRfcTracker(Tracker):
         self.sync = False
 
     def start(self, arena) -> None:
-        from bench.kernel.probe import probe
-
-        verdict = probe(self.mechanism)
+        verdict = self.probe()
         if not verdict.available:  # never let bits 17/18 be read with the RFC's meaning unproven
             raise TrackerUnavailable(verdict.reason)
         if arena.backing not in self.backings:

@@ -12,7 +12,8 @@ server resolves with ``UFFDIO_CONTINUE`` — exact, at the price of a round trip
 
 from __future__ import annotations
 
-from bench.kernel import _libc, mm_events, pagemap
+from bench.kernel import _libc, mm_events, pagemap, probe
+from bench.trackers import _primitives
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker
 from bench.trackers._uffd_minor import MinorServed
 
@@ -26,6 +27,14 @@ class ShmemZapTracker(Tracker):
     summary = "MADV_DONTNEED on shmem, accessed = present again (PAGEMAP_SCAN); reads over-report by fault-around"
     kernel_events = (mm_events.ZAP_PTE_RANGE, mm_events.FOLIO_REMOVE_RMAP_PTES, mm_events.SHMEM_FAULT,
                      mm_events.FILEMAP_MAP_PAGES, mm_events.PAGEMAP_SCAN_PMD)
+
+    kernel_probe = staticmethod(probe.probe_shmem_zap)
+    kconfig = ("SHMEM", "PROC_PAGE_MONITOR")
+    raw_primitives = {"arm": _primitives.ZAP,
+                      "collect": _primitives.category_scan("PAGEMAP_SCAN PRESENT", pagemap.PAGE_IS_PRESENT)}
+    interferences = {"tlb-flush": None}  # a no-op: after its zap there are no PTEs to flush
+    style = ("bluish_green", "v")
+    order = 80
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -58,6 +67,9 @@ class ShmemZapMinorTracker(MinorServed, ShmemZapTracker):
     mechanism = "uffd-minor"
     summary = "shmem-zap with the range registered for userfaultfd MINOR faults: no fault-around, exact"
     kernel_events = (*ShmemZapTracker.kernel_events, mm_events.HANDLE_USERFAULT, mm_events.MFILL_CONTINUE)
+
+    style = ("reddish_purple", "^")
+    order = 81
 
     def arm(self) -> None:
         self._zap()

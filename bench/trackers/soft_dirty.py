@@ -31,8 +31,8 @@ import os
 
 import numpy as np
 
-from bench.kernel import mm_events, pagemap, procfs
-from bench.trackers import _vma
+from bench.kernel import mm_events, pagemap, probe, procfs
+from bench.trackers import _primitives, _vma
 from bench.trackers._base import PAGE, WRITES, Observation, Tracker
 
 SOURCES = ("auto", "scan", "pagemap")
@@ -49,6 +49,16 @@ class SoftDirtyTracker(Tracker):
     backings = ("anon", "shmem", "thp")
     summary = "clear_refs 4 (process-wide) then PAGEMAP_SCAN(PAGE_IS_SOFT_DIRTY) or pagemap bit 55: written pages"
     kernel_events = (mm_events.CLEAR_REFS_PTE_RANGE, mm_events.PAGEMAP_SCAN_PMD)
+
+    kernel_probe = staticmethod(probe.probe_soft_dirty)
+    kconfig = ("MEM_SOFT_DIRTY", "PROC_PAGE_MONITOR")
+    raw_primitives = {
+        "arm": _primitives.clear_refs("clear_refs 4", procfs.CLEAR_REFS_SOFT_DIRTY),
+        "collect": _primitives.category_scan("PAGEMAP_SCAN SOFT_DIRTY", pagemap.PAGE_IS_SOFT_DIRTY),
+    }
+    interferences = {"tlb-flush": "write-protects for soft-dirty (clear_refs 4 flushes the TLB already)"}
+    style = ("sky_blue", "h")
+    order = 50
 
     def __init__(self, source: str = "auto", **options):
         if source not in SOURCES:

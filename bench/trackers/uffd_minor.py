@@ -17,6 +17,7 @@ the page cache with nobody in the loop), then stops the server thread.
 from __future__ import annotations
 
 from bench.kernel import mm_events
+from bench.trackers import _primitives
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation
 from bench.trackers._uffd_minor import MinorServed
 
@@ -30,6 +31,11 @@ class UffdMinorTracker(MinorServed):
     summary = "MADV_DONTNEED on shmem + userfaultfd MINOR faults served by compiled code (UFFDIO_CONTINUE): exact"
     kernel_events = (mm_events.ZAP_PTE_RANGE, mm_events.FOLIO_REMOVE_RMAP_PTES, mm_events.SHMEM_FAULT,
                      mm_events.HANDLE_USERFAULT, mm_events.MFILL_CONTINUE, mm_events.PAGEMAP_SCAN_PMD)
+
+    raw_primitives = {"arm": _primitives.ZAP,
+                      "collect": "copies the fault server's record; the cost is per fault (fault-served table below)"}
+    style = ("sky_blue", "D")
+    order = 90
 
     def _live(self):
         if self._server is None or self.arena is None:

@@ -8,8 +8,8 @@ So ``collect`` also re-arms, and ``arm`` does work only the first time. Writes o
 
 from __future__ import annotations
 
-from bench.kernel import mm_events, pagemap, uffd
-from bench.trackers._base import PAGE, WRITES, Observation, Tracker
+from bench.kernel import mm_events, pagemap, probe, uffd
+from bench.trackers._base import PAGE, WRITES, Observation, RawPrimitive, Tracker
 
 
 class UffdWpTracker(Tracker):
@@ -20,6 +20,16 @@ class UffdWpTracker(Tracker):
     backings = ("anon", "shmem", "thp", "hugetlb")
     summary = "userfaultfd WP_ASYNC + PAGEMAP_SCAN(WP_MATCHING): written pages, re-armed in the same call"
 
+    kernel_probe = staticmethod(probe.probe_uffd_wp)
+    kconfig = ("USERFAULTFD", "PTE_MARKER_UFFD_WP", "PROC_PAGE_MONITOR")
+    raw_primitives = {
+        "arm": "nothing after the first interval: collect's WP_MATCHING re-protects",
+        "collect": RawPrimitive("PAGEMAP_SCAN WP_MATCHING", lambda t, scanner: lambda: scanner.scan(
+            t.arena.addr, t.arena.end, **UffdWpTracker._SCAN)),
+    }
+    interferences = {"tlb-flush": "write-protects through userfaultfd (its arm flushes already)"}
+    style = ("blue", "s")
+    order = 40
     kernel_events = (mm_events.PAGEMAP_SCAN_PMD, mm_events.MAKE_UFFD_WP_PTE)
 
     _SCAN = dict(flags=pagemap.PM_SCAN_WP_MATCHING | pagemap.PM_SCAN_CHECK_WPASYNC,

@@ -93,7 +93,8 @@ def test_missing_data_skips_with_reasons(tree, tmp_path):
 
 
 def test_tracker_styles_are_fixed_and_distinct():
-    pairs = [style.tracker_style(t) for t in style.TRACKER_STYLE]
+    pairs = [style.tracker_style(t) for t in style.tracker_styles()]
+    assert set(style.tracker_styles()) >= {"rwp", "idle-page", "mglru", "uffd-wp", "mprotect"}
     assert len(set(pairs)) == len(pairs), "two trackers share colour and marker"
     palette = set(style.OKABE_ITO.values()) | {style.GREY}
     assert all(colour in palette for colour, _ in pairs)

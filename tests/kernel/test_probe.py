@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import trackers
 from bench.errors import HotbenchError
 from bench.kernel import damon_sysfs, mglru, page_idle, pagemap, probe, procfs, sysfs, uffd
 
@@ -38,11 +39,11 @@ def _features() -> int | None:
 # ------------------------------------------------------------------ shape
 
 def test_mechanisms_exact():
-    assert probe.MECHANISMS == EXPECTED
+    assert tuple(trackers.mechanisms()) == EXPECTED
 
 
 def test_probe_all_shape_and_one_line_reasons():
-    results = probe.probe_all()
+    results = trackers.probe_all()
     assert tuple(results) == EXPECTED
     for name, p in results.items():
         assert isinstance(p, probe.Probe) and isinstance(p.available, bool) and isinstance(p.details, dict)
@@ -51,15 +52,15 @@ def test_probe_all_shape_and_one_line_reasons():
 
 
 def test_probe_is_frozen_and_cached():
-    p = probe.probe("mprotect")
-    assert probe.probe("mprotect") is p
+    p = trackers.probe("mprotect")
+    assert trackers.probe("mprotect") is p
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.available = False
 
 
 def test_unknown_mechanism():
     with pytest.raises(HotbenchError, match="unknown mechanism 'nope'"):
-        probe.probe("nope")
+        trackers.probe("nope")
 
 
 # ------------------------------------------------------------------ against a second source
@@ -69,21 +70,21 @@ def test_uffd_wp_iff_wp_async_and_written_category():
     features, categories = _features(), pagemap.supported_categories()
     expected = features is not None and bool(features & uffd.UFFD_FEATURE_WP_ASYNC) \
         and bool(categories & pagemap.PAGE_IS_WRITTEN)
-    assert probe.probe("uffd-wp").available == expected
+    assert trackers.probe("uffd-wp").available == expected
     if expected:
-        assert f"{features:#x}" in probe.probe("uffd-wp").reason and f"{categories:#x}" in probe.probe("uffd-wp").reason
+        assert f"{features:#x}" in trackers.probe("uffd-wp").reason and f"{categories:#x}" in trackers.probe("uffd-wp").reason
 
 
 @pytest.mark.root
 def test_uffd_minor_iff_minor_shmem():
     features = _features()
-    assert probe.probe("uffd-minor").available == (features is not None and bool(features & uffd.UFFD_FEATURE_MINOR_SHMEM))
+    assert trackers.probe("uffd-minor").available == (features is not None and bool(features & uffd.UFFD_FEATURE_MINOR_SHMEM))
 
 
 @pytest.mark.root
 def test_rwp_never_decided_by_bits_alone():
     features = _features() or 0
-    rwp, rfc = probe.probe("rwp"), probe.probe("rwp-rfc")
+    rwp, rfc = trackers.probe("rwp"), trackers.probe("rwp-rfc")
     assert not (rwp.available and rfc.available)  # bits 17/18 mean one ABI or the other
     assert "untested on a live kernel" in rfc.reason
     if not features & uffd.UFFD_FEATURE_RWP:
@@ -97,14 +98,14 @@ def test_rwp_never_decided_by_bits_alone():
 
 @pytest.mark.root
 def test_idle_page_iff_bitmap_exists():
-    p = probe.probe("idle-page")
+    p = trackers.probe("idle-page")
     assert p.available == os.path.exists("/sys/kernel/mm/page_idle/bitmap")
     if not p.available and not os.path.isdir("/sys/kernel/mm/page_idle"):
         assert p.reason.startswith("no /sys/kernel/mm/page_idle")
 
 
 def test_mglru_absent_iff_no_enabled_file():
-    p = probe.probe("mglru")
+    p = trackers.probe("mglru")
     if not os.path.exists("/sys/kernel/mm/lru_gen/enabled"):
         assert not p.available and p.reason.startswith("no /sys/kernel/mm/lru_gen")
 
@@ -114,7 +115,7 @@ def test_damon_busy_iff_a_kdamond_exists():
     kdamonds = "/sys/kernel/mm/damon/admin/kdamonds"
     existing = sorted(n for n in os.listdir(kdamonds) if n.isdigit()) if os.path.isdir(kdamonds) else []
     for name in ("damon-vaddr", "damon-paddr"):
-        p = probe.probe(name)
+        p = trackers.probe(name)
         if existing:  # hotbench has created none: every kdamond is someone else's
             assert not p.available and "in use:" in p.reason and f"kdamond {existing[0]}" in p.reason, p.reason
         else:  # "in use:" is the busy verdict; an available probe says "no kdamond in use"
@@ -127,7 +128,7 @@ def test_damon_ops_against_avail_operations():
     if avail is None:
         pytest.skip("no DAMON context exists to read avail_operations from")
     for ops in ("vaddr", "paddr"):
-        p = probe.probe(f"damon-{ops}")
+        p = trackers.probe(f"damon-{ops}")
         if ops not in avail:
             assert not p.available and f"'{ops}' not in avail_operations" in p.reason
 
@@ -136,7 +137,7 @@ def test_soft_dirty_against_config():
     value = procfs.config_value("CONFIG_MEM_SOFT_DIRTY")
     if value is None:
         pytest.skip("kernel config not readable: no second source for soft-dirty")
-    p = probe.probe("soft-dirty")
+    p = trackers.probe("soft-dirty")
     if value == "n":
         assert not p.available and "CONFIG_MEM_SOFT_DIRTY is not set" in p.reason
     else:
@@ -146,15 +147,15 @@ def test_soft_dirty_against_config():
 def test_referenced_iff_clear_refs_and_smaps():
     smaps = procfs.read_text("/proc/self/smaps") or ""
     expected = os.path.exists("/proc/self/clear_refs") and "\nReferenced:" in smaps
-    assert probe.probe("referenced").available == expected
+    assert trackers.probe("referenced").available == expected
 
 
 def test_shmem_zap_iff_present_category():
-    assert probe.probe("shmem-zap").available == bool(pagemap.supported_categories() & pagemap.PAGE_IS_PRESENT)
+    assert trackers.probe("shmem-zap").available == bool(pagemap.supported_categories() & pagemap.PAGE_IS_PRESENT)
 
 
 def test_mprotect_reports_max_map_count():
-    p = probe.probe("mprotect")
+    p = trackers.probe("mprotect")
     assert p.available
     assert f"vm.max_map_count {procfs.read_text('/proc/sys/vm/max_map_count')}" in p.reason
 
@@ -177,7 +178,7 @@ def test_probe_writes_only_its_own_clear_refs_and_leaks_nothing(fresh, monkeypat
     writes = []
     real = sysfs.write
     monkeypatch.setattr(sysfs, "write", lambda path, value: (writes.append(str(path)), real(path, value)))
-    fresh.probe_all()
+    trackers.probe_all()
     assert set(writes) <= {"/proc/self/clear_refs"}
     assert damon_sysfs.kdamonds_in_use() == damon_before
     targets = _fd_targets()
@@ -199,7 +200,7 @@ def test_without_root_every_root_mechanism_says_needs_root():
             os.setuid(65534)
             ctypes.CDLL(None, use_errno=True).prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE
             probe.clear_cache()
-            out = {k: [v.available, v.reason] for k, v in probe.probe_all().items()}
+            out = {k: [v.available, v.reason] for k, v in trackers.probe_all().items()}
             os.write(w, json.dumps(out).encode())
         finally:
             os._exit(0)
@@ -221,7 +222,7 @@ def test_without_root_every_root_mechanism_says_needs_root():
         assert "needs root" in results["idle-page"][1]
     if os.path.exists(mglru.LRU_GEN_ENABLED):
         assert "needs root" in results["mglru"][1]
-    assert results["mprotect"][0] and results["shmem-zap"][0] == probe.probe("shmem-zap").available
+    assert results["mprotect"][0] and results["shmem-zap"][0] == trackers.probe("shmem-zap").available
 
 
 # ------------------------------------------------------------------ raw facts

@@ -47,11 +47,7 @@ def test_labelled_untested():
 
 
 def _proved(monkeypatch):
-    import bench.kernel.probe as probe_mod
-
-    real = probe_mod.probe
-    monkeypatch.setattr(probe_mod, "probe", lambda name: Probe(True, "faked for a unit test", {})
-                        if name == "rwp-rfc" else real(name))
+    monkeypatch.setattr(RwpRfcTracker, "probe", classmethod(lambda cls: Probe(True, "faked for a unit test", {})))
 
 
 def test_exact_ioctl_sequence(monkeypatch):
@@ -105,9 +101,8 @@ def test_exact_ioctl_sequence(monkeypatch):
 
 
 def test_refuses_when_the_probe_has_not_proved_the_abi(monkeypatch):
-    import bench.kernel.probe as probe_mod
-
-    monkeypatch.setattr(probe_mod, "probe", lambda name: Probe(False, "bits 17/18 are the 7.3 RWP ABI here", {}))
+    monkeypatch.setattr(RwpRfcTracker, "probe", classmethod(lambda cls: Probe(False, "bits 17/18 are the 7.3 RWP ABI here",
+                                                                              {})))
     kernel = FakeKernel(granted_features=0x7FFFF).install(monkeypatch)
     with Arena("1M", "anon") as a:
         t = RwpRfcTracker()

@@ -297,7 +297,7 @@ def test_fragment_says_why_for_every_option():
     assert wanted <= {o.option for o in fragment if o.value == "y"}
     # a config with the whole fragment applied enables every mechanism a config can enable
     config = kconfig.parse_config(kconfig.apply_fragment("", fragment))
-    assert kconfig.mechanisms(config) == list(kconfig.MECHANISM_OPTIONS)
+    assert kconfig.mechanisms(config) == list(kconfig.mechanism_options())
 
 
 def test_verify_fragment_on_a_fake_config():
