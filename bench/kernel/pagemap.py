@@ -19,7 +19,8 @@ import numpy as np
 from bench.kernel import _libc
 from bench.kernel._libc import _IOWR
 
-__all__ = ["Scanner", "read_entries", "regions_to_bitmap", "supported_categories", "page_region_dtype", "warmup"]
+__all__ = ["Scanner", "open_pagemap", "pagemap_path", "read_entries", "regions_to_bitmap", "supported_categories",
+           "page_region_dtype", "warmup"]
 
 
 class pm_scan_arg(ctypes.Structure):
@@ -69,15 +70,20 @@ PM_PRESENT = 1 << 63
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
-def _open_pagemap(pid: int | str = "self") -> int:
-    return os.open(f"/proc/{pid}/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+def pagemap_path(pid: int | str = "self") -> str:
+    return f"/proc/{pid}/pagemap"
+
+
+def open_pagemap(pid: int | str = "self") -> int:
+    """A read-only fd of *pid*'s pagemap (bulk ``read_entries``, ``PAGEMAP_SCAN``); the caller closes it."""
+    return os.open(pagemap_path(pid), os.O_RDONLY | os.O_CLOEXEC)
 
 
 class Scanner:
     """``PAGEMAP_SCAN`` over one process's pagemap with a reusable numpy ``page_region`` buffer."""
 
     def __init__(self, pid: int | str = "self", vec_len: int = 1 << 16):
-        self.fd = _open_pagemap(pid)
+        self.fd = open_pagemap(pid)
         self.vec = np.zeros(vec_len, dtype=page_region_dtype)
         self.calls = 0  # ioctls issued, for cost accounting
 
@@ -139,14 +145,14 @@ def read_entries(start: int, npages: int, pid: int | str = "self", fd: int | Non
     out = np.empty(npages, dtype="<u8")
     own = fd is None
     if own:
-        fd = _open_pagemap(pid)
+        fd = open_pagemap(pid)
     try:
         view = memoryview(out.view(np.uint8))
         offset, done = (start // PAGE_SIZE) * 8, 0
         while done < len(view):
             n = os.preadv(fd, [view[done:]], offset + done)
             if n <= 0:
-                raise OSError(errno.EIO, "short read", f"/proc/{pid}/pagemap")
+                raise OSError(errno.EIO, "short read", pagemap_path(pid))
             done += n
     finally:
         if own:

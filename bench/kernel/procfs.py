@@ -16,7 +16,8 @@ from pathlib import Path
 __all__ = [
     "read_text", "meminfo", "thp_mode", "bracketed_choice", "minor_faults", "kernel_config",
     "kernel_config_text", "config_value", "config_reason", "clear_refs", "smaps_field",
-    "soft_dirty_unavailable", "smaps_vma", "process_start_time", "boot_id", "BOOT_ID", "CLEAR_REFS_ALL", "CLEAR_REFS_ANON", "CLEAR_REFS_MAPPED",
+    "soft_dirty_unavailable", "smaps_vma", "smaps_path", "smaps_bytes", "process_start_time", "boot_id", "BOOT_ID",
+    "CLEAR_REFS_ALL", "CLEAR_REFS_ANON", "CLEAR_REFS_MAPPED",
     "CLEAR_REFS_SOFT_DIRTY", "CLEAR_REFS_MM_HIWATER_RSS",
 ]
 
@@ -183,12 +184,29 @@ def clear_refs(value: int, pid: int | str = "self") -> None:
     sysfs.write(f"/proc/{pid}/clear_refs", str(value))
 
 
+def smaps_path(pid: int | str = "self") -> str:
+    return f"/proc/{pid}/smaps"
+
+
+def smaps_bytes(pid: int | str = "self") -> bytes:
+    """All of /proc/<pid>/smaps, read in 1 MiB chunks: the kernel renders it (walking every VMA's
+    page tables) as it is read, so this is the whole cost of a smaps reader. OSError if unreadable."""
+    fd = os.open(smaps_path(pid), os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
 def smaps_field(addr: int, field: str = "Referenced", pid: int | str = "self") -> int | None:
     """*field* (a kB line of /proc/<pid>/smaps, e.g. ``Referenced``) of the VMA holding *addr*, in bytes.
 
     None when no VMA contains *addr* or the VMA has no such line.
     """
-    text = read_text(f"/proc/{pid}/smaps")
+    text = read_text(smaps_path(pid))
     if text is None:
         return None
     inside = False
@@ -216,7 +234,7 @@ def smaps_vma(addr: int, pid: int | str = "self") -> dict[str, int | list[str] |
     """
     found: dict | None = None
     try:
-        f = open(f"/proc/{pid}/smaps")
+        f = open(smaps_path(pid))
     except OSError:
         return None
     with f:
