@@ -11,7 +11,7 @@ that the next zap or shmem scan skips it). So each phase is fitted over the swee
     cost_ms = c0 + a * memory_GiB + b * state_GiB [+ c * blocks_GiB]
 
 with state_GiB = pages in state x 4 KiB and blocks_GiB = 2 MiB blocks holding one x 2 MiB
-(``MATCHES`` says which state, per phase, and why). A phase whose first interval meets another
+(each tracker's ``cost_model`` says which state, per phase, and why; ``MATCHES`` gathers them). A phase whose first interval meets another
 kernel state than the later ones is two fits: the first MADV_DONTNEED of a just-populated shmem
 arena also activates every folio on the LRU (pgactivate: one per page; measured 40 against
 14 ms/GiB for the zaps after it), so the zap arms' interval 0 is predicted by the fresh-arena
@@ -40,97 +40,37 @@ as a ratio off 1.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from analysis.scaling import GIB, full_rank, ols
+from bench import trackers
+from bench.trackers import ALL, BEFORE, FIRST, LATER, REPORTED, RUNS, CostMatch
 
-__all__ = ["Match", "MATCHES", "WITHIN", "micro_comparison", "micro_ms_per_gib", "micro_per_gib", "page_shapes",
-           "sizes_text"]
+__all__ = ["Match", "MATCHES", "matches", "ALL", "FIRST", "LATER", "REPORTED", "BEFORE", "RUNS", "WITHIN",
+           "micro_comparison", "micro_ms_per_gib", "micro_per_gib", "page_shapes", "sizes_text"]
 
 WITHIN = 1.3  # a fitted slope agrees when fitted / predicted is within [1/1.3, 1.3]
 NEGLIGIBLE = 0.1  # a prediction matters when its term reaches 10 % of the largest cost fitted
 PAGE = 4096
 BLOCK_PAGES = 512  # base pages per 2 MiB page-table block (one PTE table, one PMD entry)
 
-# What state_GiB counts (Match.quantity)
-REPORTED = "reported"  # pages this collect reported (tp + fp; smaps Referenced for the aggregate tracker)
-BEFORE = "reported before"  # pages the previous collect of the cell reported: what this arm finds in
-#                             state, since nothing runs in between (lockstep). At interval 0 every page:
-#                             the arena was just populated (MADV_POPULATE_WRITE), so every page is present,
-#                             young and referenced (smaps counts them all), and written for uffd-wp.
-RUNS = "runs reported"  # separate runs of the pages this collect reported (a scattered page is a run of one)
-# Which rows (Match.rows)
-ALL = "every interval"
-FIRST = "interval 0 only"
-LATER = "intervals after the first"
-
-_WP = "scan/pagemap_scan/wp_matching/{}/4k"
-_ZAP = "arm/madv_dontneed/{}/4k"
-_PRESENT = "scan/pagemap_scan/present/{}/4k"
+# A tracker phase's cost model is a fact of the tracker (Tracker.cost_model): what state_GiB
+# counts (REPORTED, BEFORE, RUNS), which rows are fitted (ALL, FIRST, LATER) and why.
+Match = CostMatch
 
 
-@dataclass(frozen=True)
-class Match:
-    tracker: str
-    phase: str  # "arm" or "collect"
-    backing: str  # the micro cases' backing: only sweep rows of this backing are fitted
-    memory: str | None  # micro case with no page in state: predicts a
-    state: str | None  # micro case with a share of the pages in state: predicts b; None: no state term
-    quantity: str | None  # what state_GiB counts (REPORTED, BEFORE, RUNS); None: no state term
-    blocks: str | None = None  # the 1 % case (state in every block): adds and predicts the block term c
-    rows: str = ALL
-    why: str = ""
+def matches() -> tuple[Match, ...]:
+    """One row per tracker phase with a cost model, from the tracker registry; a phase missing
+    there (or with no micro case) gets no prediction."""
+    return trackers.cost_models()
 
 
-def _zap_arms(tracker: str) -> tuple[Match, Match]:
-    """The first zap and the later ones: the first meets every page just populated and activates each
-    folio on the LRU (its young PTE marks it accessed again); pages zapped later are active already."""
-    return (
-        Match(tracker, "arm", "shmem", "arm/madv_dontneed_fresh/100pct/4k", None, None, rows=FIRST,
-              why="the first arm zaps the whole just-populated arena, and the zap activates every folio "
-                  "(pgactivate: one per page): the fresh-arena case; no state term"),
-        Match(tracker, "arm", "shmem", _ZAP.format("0pct"), _ZAP.format("100pct"), BEFORE, _ZAP.format("1pct"),
-              rows=LATER, why="MADV_DONTNEED unmaps every present page (those the previous collect found, read "
-              "fault-around included; active on the LRU since the first zap) and walks, then frees, each PTE "
-              "table holding one; the other tables are gone"))
-
-
-def _present_collect(tracker: str) -> Match:
-    return Match(tracker, "collect", "shmem", _PRESENT.format("0pct"), _PRESENT.format("100pct"), REPORTED,
-                 _PRESENT.format("1pct"), why="PAGEMAP_SCAN(PAGE_IS_PRESENT) reports the present pages and walks "
-                 "the PTE tables refaulted since the zap: one per block holding one")
-
-
-# One row per tracker phase; a phase missing here (or with no micro case) gets no prediction.
-MATCHES = (
-    Match("uffd-wp", "arm", "anon", _WP.format("100pct"), None, None, rows=FIRST, why=(
-        "only the first arm scans (later ones were re-armed by the previous collect): every page has been "
-        "written since registration, so it re-protects the whole arena, the 100 % scan; no state term")),
-    Match("uffd-wp", "collect", "anon", _WP.format("0pct"), _WP.format("100pct"), REPORTED, _WP.format("1pct"), why=(
-        "PAGEMAP_SCAN(WP_MATCHING) walks every PTE, re-protects each written page it reports and flushes "
-        "the TLB once per block where it did")),
-    Match("mprotect", "arm", "anon", "arm/mprotect_none/1pct/4k", None, None, why=(
-        "PROT_NONE over the one RW VMA the previous collect merged: every PTE changes, whatever was "
-        "accessed; no state term")),
-    Match("mprotect", "collect", "anon", "scan/mprotect/restore/0pct/4k", "scan/mprotect/restore/1pct/4k", RUNS,
-          why="mprotect(RW) rewrites every PTE and merges the VMAs the handler split: one per run of opened "
-              "pages, not per page (the micro's 1 % are scattered: about one run each)"),
-    Match("referenced", "arm", "anon", "arm/clear_refs_1/0pct/4k", "arm/clear_refs_1/100pct/4k", BEFORE, why=(
-        "clear_refs 1 visits every present PTE and clears the young ones: those the previous collect counted; "
-        "no TLB flush, and every PTE table stays")),
-    Match("referenced", "collect", "anon", "scan/smaps/read/0pct/4k", "scan/smaps/read/100pct/4k", REPORTED,
-          why="smaps visits every present PTE and counts the young/referenced ones: Referenced, reported"),
-    *_zap_arms("shmem-zap"),
-    _present_collect("shmem-zap"),
-    *_zap_arms("shmem-zap-minor"),
-    _present_collect("shmem-zap-minor"),
-    *_zap_arms("uffd-minor"),
-    Match("uffd-minor", "collect", "shmem", None, None, None, why=(
-        "no kernel primitive: collect copies the fault server's record (user space, one byte per page)")),
-)
+def __getattr__(name: str):
+    if name == "MATCHES":  # the registry's, read when first asked for
+        return matches()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ---------------------------------------------------------------- micro values
@@ -369,7 +309,7 @@ def _records(match: Match, rows, values: dict[str, tuple[float, tuple]], label) 
     return out
 
 
-def micro_comparison(samples, micro, clock: str = "cpu", matches=MATCHES, pages=None):
+def micro_comparison(samples, micro, clock: str = "cpu", matches=None, pages=None):
     """Per tracker phase and coefficient: fitted ms/GiB ± se, micro-predicted ms/GiB, ratio, verdict.
 
     *samples*: lockstep rows of a sweep over at least two sizes; *micro*: a pyperf JSON path,
@@ -386,7 +326,7 @@ def micro_comparison(samples, micro, clock: str = "cpu", matches=MATCHES, pages=
     records = []
     for label, group in (samples.groupby("label", sort=False) if "label" in samples else [(None, samples)]):
         values = micro_per_gib(micro[micro["label"] == label] if by_label else micro)
-        for match in matches:
+        for match in (trackers.cost_models() if matches is None else matches):
             rows = _rows(group, match, clock)
             if rows is not None:
                 records += _records(match, rows, values, label)

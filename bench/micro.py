@@ -34,7 +34,7 @@ re-prepares its arena untimed, which at 16 GiB made one benchmark take minutes.
 back to back on the same arena, so its page tables and struct pages stay cache-warm, while a
 tracker's arm and collect run after the workload has been through the caches. With --cold each
 worker allocates a scratch buffer of BYTES once and writes one byte of each 64-byte line of it
-immediately before every timed region of a case (each ``_micro_cases._timed``: after the case's
+immediately before every timed region of a case (each ``_micro_cases.timed``: after the case's
 untimed preparation, so that cannot re-warm what the timed call walks), outside the timed
 region. That costs ~0.1 s per call, so --cold implies ``--loops 1`` (each value is one call)
 unless -l/--loops is given. Recorded as ``hotbench_cold_bytes`` (0: warm) in each benchmark.
@@ -254,7 +254,7 @@ class _Benchmark:
 
 @contextlib.contextmanager
 def _evict_before_timed(scratch: Scratch):
-    """Within: every timed region of a case (``_micro_cases._timed``) starts with ``scratch.evict()``, untimed.
+    """Within: every timed region of a case (``_micro_cases.timed``) starts with ``scratch.evict()``, untimed.
 
     Hooked there rather than before ``once()`` because ``once()`` first restores the state its
     primitive expects (e.g. mprotect(PROT_NONE) of the whole arena before the timed restore),

@@ -239,7 +239,7 @@ def test_cold_eviction_runs_before_each_timed_region_and_is_not_timed(monkeypatc
     def setup(size, stack):
         def once():
             order.append("prepare")
-            return _micro_cases._timed(order.append, "timed")
+            return _micro_cases.timed(order.append, "timed")
         return once
 
     monkeypatch.setattr(_micro_cases, "time", Clock())

@@ -18,10 +18,12 @@ from functools import cache
 from importlib.metadata import entry_points
 
 from bench.errors import HotbenchError
-from bench.trackers._base import CostMatch, Observation, RawPrimitive, Tracker, TrackerUnavailable
+from bench.trackers._base import (ALL, BEFORE, FIRST, LATER, REPORTED, RUNS, CostMatch, Observation, RawPrimitive,
+                                  Tracker, TrackerUnavailable)
 
 __all__ = ["Observation", "Tracker", "TrackerUnavailable", "RawPrimitive", "CostMatch", "registry", "get", "broken",
-           "changing_global_state", "mechanisms", "probe", "probe_all", "styles", "cost_models"]
+           "changing_global_state", "in_order", "mechanisms", "probe", "probe_all", "styles", "cost_models",
+           "ALL", "FIRST", "LATER", "REPORTED", "BEFORE", "RUNS"]
 
 _broken: dict[str, str] = {}
 

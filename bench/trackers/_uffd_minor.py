@@ -11,6 +11,9 @@ synchronous: the faulting thread waits for the server, so it must not hold the G
 
 from __future__ import annotations
 
+from functools import partial
+
+from bench import _micro_cases as kit
 from bench.kernel import _libc, probe, uffd
 from bench.trackers._base import Tracker
 
@@ -28,6 +31,16 @@ class MinorServed(Tracker):
     kconfig = ("USERFAULTFD", "SHMEM")
     fault_kind = "uffd-minor"  # bench.fault_path's round trip: one MINOR fault, one UFFDIO_CONTINUE
     interferences = {"tlb-flush": "tracks userfaultfd MINOR faults on a zapped range (no PTEs to flush)"}
+
+    @classmethod
+    def micro_cases(cls) -> list:
+        what = ("write to a zapped shmem page registered MODE_MINOR: round trip through the compiled "
+                "UFFDIO_CONTINUE server")
+        out = kit.fault_cases("uffd-minor", cls.mechanism, ("shmem",), what, _fault_served)
+        for placement, where in kit.PLACEMENTS.items():
+            out += kit.fault_cases(f"uffd-minor-{placement}", cls.mechanism, ("shmem",),
+                                   f"as fault/uffd-minor, {where}", partial(_fault_served, placement=placement))
+        return out
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -64,3 +77,23 @@ class MinorServed(Tracker):
             self._server.stop()
             self._server = None
         super().stop()
+
+
+def _fault_served(size, stack, backing, placement="unpinned"):
+    """micro's fault/uffd-minor*: every page of a zapped MODE_MINOR shmem arena touched once, each
+    fault a round trip through the compiled server."""
+    from bench.kernel import uffd_server
+
+    arena, loops = kit.fault_arena(stack, size, backing)
+    uffd_server.warmup()
+    u = stack.enter_context(uffd.Userfaultfd(uffd.UFFD_FEATURE_MINOR_SHMEM))
+    u.register(arena.addr, arena.size, uffd.UFFDIO_REGISTER_MODE_MINOR)
+    server = uffd_server.MinorFaultServer(u, arena.addr, arena.npages, arena.page_size,
+                                          kit.placed(stack, placement).server)
+    stack.callback(server.stop)
+    stack.callback(u.close)  # unregister first, so no fault can wait with nobody to resolve it
+
+    def once():
+        _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)
+        return kit.timed_touch(loops, arena)
+    return once

@@ -28,9 +28,12 @@ lose accesses (false idle) — the lru_gen mask in force is recorded in
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import numpy as np
 
+from bench import _micro_cases as kit
+from bench.errors import HotbenchError
 from bench.kernel import mglru, mm_events, page_idle, pagemap, probe, procfs
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, RawPrimitive, Tracker
 
@@ -54,6 +57,10 @@ class IdlePageTracker(Tracker):
     interferences = {"tlb-flush": None}
     style = ("bluish_green", "P")
     order = 20
+
+    @classmethod
+    def micro_cases(cls) -> list:
+        return _cases(cls.mechanism)
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -145,3 +152,68 @@ class IdlePageTracker(Tracker):
 
 
 TRACKERS = [IdlePageTracker]
+
+
+# ---------------------------------------------------------------- micro cases (hotbench micro)
+
+class _IdleBitmap:
+    """The page_idle bitmap words of one arena's PFNs, written and read as the tracker does
+    (``page_idle.write_words`` / ``read_words``: one pwrite/preadv per run of consecutive words).
+    PFNs come from pagemap (root: CAP_SYS_ADMIN); 4 KiB arenas only.
+    """
+
+    def __init__(self, arena):
+        pfns = pagemap.entry_pfns(pagemap.read_entries(arena.addr, arena.npages))
+        if not pfns.all():
+            raise HotbenchError("pagemap gave no PFN for some arena pages: reading PFNs needs CAP_SYS_ADMIN")
+        self.words, self.values = page_idle.bitmap_words(pfns)
+        self.runs = page_idle.word_runs(self.words)
+        self.fd = os.open(page_idle.PAGE_IDLE_BITMAP, os.O_RDWR | os.O_CLOEXEC)
+
+    def set(self) -> None:
+        page_idle.write_words(self.fd, self.words, self.values, self.runs)
+
+    def read(self) -> None:
+        page_idle.read_words(self.fd, self.words, self.runs)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _bitmap(stack, size):
+    arena = kit.new_arena(stack, size, "anon")
+    bitmap = _IdleBitmap(arena)
+    stack.callback(bitmap.close)
+    return arena, bitmap
+
+
+def _arm_set(size, stack):
+    arena, bitmap = _bitmap(stack, size)
+    bitmap.set()
+    pages = kit.pages(arena.npages, kit.ARM_FRACTION)
+
+    def once():
+        kit.touch(arena, pages)
+        return kit.timed(bitmap.set)
+    return once
+
+
+def _scan_read(size, stack, fraction):
+    arena, bitmap = _bitmap(stack, size)
+    pages = kit.pages(arena.npages, fraction)
+
+    def once():
+        bitmap.set()
+        kit.touch(arena, pages)
+        return kit.timed(bitmap.read)
+    return once
+
+
+def _cases(mechanism: str) -> list[kit.Case]:
+    return [kit.Case("arm/idle_bitmap_set/1pct/4k", "GiB", mechanism, "anon",
+                     f"pwrite of the arena's PFN bits to {page_idle.PAGE_IDLE_BITMAP}", _arm_set),
+            *(kit.Case(f"scan/idle_bitmap/read/{pct}/4k", "GiB", mechanism, "anon",
+                       "pread of the arena's words of the page_idle bitmap; all marked idle, then P touched",
+                       partial(_scan_read, fraction=fraction)) for pct, fraction in kit.PERCENTS.items())]

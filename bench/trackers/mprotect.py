@@ -43,13 +43,15 @@ from __future__ import annotations
 
 import errno
 import os
+from functools import partial
 
 import numpy as np
 
+from bench import _micro_cases as kit
 from bench.errors import HotbenchError
 from bench.kernel import _libc, mm_events, probe, procfs, signals
 from bench.trackers import _primitives
-from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, Tracker, TrackerUnavailable
+from bench.trackers._base import PAGE, READS_AND_WRITES, RUNS, CostMatch, Observation, Tracker, TrackerUnavailable
 
 SEEN_READ, SEEN_WRITE = 1, 2  # bits of the per-page mark
 
@@ -222,8 +224,20 @@ class MprotectTracker(Tracker):
                       "collect": _primitives.mprotect_whole("mprotect(RW) whole arena", _RW)}
     interferences = {"tlb-flush": "keeps the arena PROT_NONE between faults; the round trip would make it "
                                   "accessible again"}
+    cost_model = (
+        CostMatch("arm", "anon", "arm/mprotect_none/1pct/4k", None, None, why=(
+            "PROT_NONE over the one RW VMA the previous collect merged: every PTE changes, whatever was "
+            "accessed; no state term")),
+        CostMatch("collect", "anon", "scan/mprotect/restore/0pct/4k", "scan/mprotect/restore/1pct/4k", RUNS, why=(
+            "mprotect(RW) rewrites every PTE and merges the VMAs the handler split: one per run of opened "
+            "pages, not per page (the micro's 1 % are scattered: about one run each)")),
+    )
     style = ("black", "X")
     order = 100
+
+    @classmethod
+    def micro_cases(cls) -> list:
+        return _cases(cls.mechanism)
 
     @classmethod
     def unavailable(cls, backing: str | None = None) -> str | None:
@@ -339,3 +353,80 @@ class MprotectTracker(Tracker):
 
 
 TRACKERS = [MprotectTracker]
+
+
+# ---------------------------------------------------------------- micro cases (hotbench micro)
+
+def _tracked(stack, size: int):
+    """An anon arena with this tracker's compiled SIGSEGV handler installed (it opens faulting pages)."""
+    arena = kit.new_arena(stack, size, "anon")
+    tracker = MprotectTracker()
+    tracker.start(arena)
+    stack.callback(tracker.stop)
+    return arena
+
+
+def _arm(size, stack, restore_timed=True):
+    """PROT_NONE then restore, with the 1 % opened in between by the handler; without
+    *restore_timed*, the tracker's arm alone: PROT_NONE over the one RW VMA that the previous
+    collect (the untimed restore, which merges the opened pages back) left."""
+    arena = _tracked(stack, size)
+    pages = kit.pages(arena.npages, kit.ARM_FRACTION)
+
+    def once():
+        protect = kit.timed(_libc.mprotect, arena.addr, arena.size, _libc.PROT_NONE)
+        kit.touch(arena, pages)  # each fault opens its page (splits the VMA)
+        if restore_timed:
+            return protect + kit.timed(_libc.mprotect, arena.addr, arena.size, _RW)
+        _libc.mprotect(arena.addr, arena.size, _RW)
+        return protect
+    return once
+
+
+def _scan_restore(size, stack, fraction):
+    """The tracker's collect: mprotect(RW) of a PROT_NONE arena whose P pages the handler opened."""
+    arena = _tracked(stack, size)
+    pages = kit.pages(arena.npages, fraction)
+
+    def once():
+        _libc.mprotect(arena.addr, arena.size, _libc.PROT_NONE)
+        kit.touch(arena, pages)  # each fault opens its page: a scattered page splits its VMA in three
+        return kit.timed(_libc.mprotect, arena.addr, arena.size, _RW)
+    return once
+
+
+def _fault_sigsegv(size, stack, backing):
+    arena, loops = kit.fault_arena(stack, size, backing)
+    tracker = MprotectTracker()
+    tracker.start(arena)
+    stack.callback(tracker.stop)
+
+    def once():
+        tracker.arm()
+        elapsed = kit.timed_touch(loops, arena)
+        tracker.collect()
+        return elapsed
+    return once
+
+
+def _cases(mechanism: str) -> list[kit.Case]:
+    out = [
+        kit.Case("arm/mprotect/1pct/4k", "GiB", mechanism, "anon",
+                 "mprotect(PROT_NONE) + mprotect(RW) of the whole arena; the 1 % opened in between "
+                 "by the mprotect tracker's SIGSEGV handler (untimed)", _arm, splits=kit.ARM_FRACTION),
+        # no splits: past the map-count limit the handler re-opens the whole arena, and the timed
+        # PROT_NONE meets the same one RW VMA either way
+        kit.Case("arm/mprotect_none/1pct/4k", "GiB", mechanism, "anon",
+                 "mprotect(PROT_NONE) of the whole arena alone (the mprotect tracker's arm): one RW VMA, its "
+                 "1 % opened by the handler and the arena restored since the previous arm (untimed)",
+                 partial(_arm, restore_timed=False)),
+    ]
+    # not at 100 %: a SIGSEGV per page per run, and the opened pages merge into one VMA anyway
+    out += [kit.Case(f"scan/mprotect/restore/{pct}/4k", "GiB", mechanism, "anon",
+                     "mprotect(RW) of the whole arena (the mprotect tracker's collect); PROT_NONE, then P "
+                     "of the pages opened by the handler, each scattered one a VMA of its own",
+                     partial(_scan_restore, fraction=fraction), splits=fraction)
+            for pct, fraction in kit.PERCENTS.items() if fraction < 1]
+    return out + kit.fault_cases("mprotect-sigsegv", mechanism, ("anon", "thp"), "write to a PROT_NONE page: "
+                                 "SIGSEGV to the mprotect tracker's compiled handler, which opens the page",
+                                 _fault_sigsegv)

@@ -25,10 +25,14 @@ counts whole (2 MiB).
 
 from __future__ import annotations
 
+from functools import partial
+
+from bench import _micro_cases as kit
 from bench.arena import BASE_PAGE
 from bench.kernel import mm_events, probe, procfs
 from bench.trackers import _primitives, _vma
-from bench.trackers._base import AGGREGATE, READS_AND_WRITES, Observation, RawPrimitive, Tracker
+from bench.trackers._base import (AGGREGATE, BEFORE, READS_AND_WRITES, REPORTED, CostMatch, Observation, RawPrimitive,
+                                  Tracker)
 
 
 class ReferencedTracker(Tracker):
@@ -47,8 +51,19 @@ class ReferencedTracker(Tracker):
         "collect": RawPrimitive("smaps entry of the arena", lambda t, scanner: lambda: procfs.smaps_vma(t.arena.addr)),
     }
     interferences = {"tlb-flush": None}
+    cost_model = (
+        CostMatch("arm", "anon", "arm/clear_refs_1/0pct/4k", "arm/clear_refs_1/100pct/4k", BEFORE, why=(
+            "clear_refs 1 visits every present PTE and clears the young ones: those the previous collect "
+            "counted; no TLB flush, and every PTE table stays")),
+        CostMatch("collect", "anon", "scan/smaps/read/0pct/4k", "scan/smaps/read/100pct/4k", REPORTED, why=(
+            "smaps visits every present PTE and counts the young/referenced ones: Referenced, reported")),
+    )
     style = ("yellow", "p")
     order = 70
+
+    @classmethod
+    def micro_cases(cls) -> list:
+        return _cases(cls.mechanism)
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -84,3 +99,29 @@ class ReferencedTracker(Tracker):
 
 
 TRACKERS = [ReferencedTracker]
+
+
+# ---------------------------------------------------------------- micro cases (hotbench micro)
+
+def _scan_smaps(size, stack, fraction):
+    arena = kit.new_arena(stack, size, "anon")
+    procfs.clear_refs(procfs.CLEAR_REFS_ALL)
+    kit.touch(arena, kit.pages(arena.npages, fraction))
+
+    def once():
+        return kit.timed(procfs.smaps_bytes)
+    return once
+
+
+def _cases(mechanism: str) -> list[kit.Case]:
+    def arm(pct: str, fraction: float, state: str = "") -> kit.Case:
+        return kit.Case(f"arm/clear_refs_1/{pct}/4k", "GiB", mechanism, "anon",
+                        f"write 1 to /proc/self/clear_refs (whole process; the arena dominates){state}",
+                        partial(_primitives.clear_refs_arm, value=procfs.CLEAR_REFS_ALL, fraction=fraction))
+
+    out = [arm("1pct", kit.ARM_FRACTION)]
+    out += [arm(pct, fraction, f", {pct[:-3]} % of the arena written since the previous one")
+            for pct, fraction in kit.STATE_PERCENTS.items()]
+    return out + [kit.Case(f"scan/smaps/read/{pct}/4k", "GiB", mechanism, "anon",
+                           "read of /proc/self/smaps (whole process; the arena dominates); clear_refs 1, then P "
+                           "touched", partial(_scan_smaps, fraction=fraction)) for pct, fraction in kit.PERCENTS.items()]

@@ -28,8 +28,11 @@ protected PTE and wakes any blocked thread.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
+from bench import _micro_cases as kit
 from bench.kernel import mm_events, pagemap, probe, uffd
 from bench.trackers import _primitives
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, RawPrimitive, Tracker, TrackerUnavailable
@@ -59,6 +62,10 @@ class RwpTracker(Tracker):
 
     FEATURES = uffd.UFFD_FEATURE_RWP | uffd.UFFD_FEATURE_RWP_ASYNC
     _SCAN = dict(category_mask=pagemap.PAGE_IS_ACCESSED, return_mask=pagemap.PAGE_IS_ACCESSED)
+
+    @classmethod
+    def micro_cases(cls) -> list:
+        return _cases(cls.mechanism)
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -143,3 +150,76 @@ class RwpTracker(Tracker):
 
 
 TRACKERS = [RwpTracker]
+
+
+# ---------------------------------------------------------------- micro cases (hotbench micro)
+
+def _registered(stack, arena, asynchronous: bool = True) -> uffd.Userfaultfd:
+    """7.3 RWP registered over the arena (async: the kernel resolves faults itself); not yet protected."""
+    features = uffd.UFFD_FEATURE_RWP | (uffd.UFFD_FEATURE_RWP_ASYNC if asynchronous else 0)
+    u = stack.enter_context(uffd.Userfaultfd(features))
+    u.register(arena.addr, arena.size, uffd.UFFDIO_REGISTER_MODE_RWP)
+    return u
+
+
+def _arm_rwprotect(size, stack):
+    arena = kit.new_arena(stack, size, "anon")
+    u = _registered(stack, arena)
+    u.rwprotect(arena.addr, arena.size, True)
+    pages = kit.pages(arena.npages, kit.ARM_FRACTION)
+
+    def once():
+        kit.touch(arena, pages)
+        return kit.timed(u.rwprotect, arena.addr, arena.size, True)
+    return once
+
+
+def _scan_accessed(size, stack, fraction):
+    arena = kit.new_arena(stack, size, "anon")
+    u = _registered(stack, arena)
+    scanner = stack.enter_context(pagemap.Scanner())
+    u.rwprotect(arena.addr, arena.size, True)
+    kit.touch(arena, kit.pages(arena.npages, fraction))
+
+    def once():
+        return kit.timed(scanner.scan, arena.addr, arena.end, **RwpTracker._SCAN)
+    return once
+
+
+def _fault_async(size, stack, backing):
+    arena, loops = kit.fault_arena(stack, size, backing)
+    u = _registered(stack, arena)
+
+    def once():
+        u.rwprotect(arena.addr, arena.size, True)
+        return kit.timed_touch(loops, arena)
+    return once
+
+
+def _fault_sync(size, stack, backing, placement="unpinned"):
+    arena, loops = kit.fault_arena(stack, size, backing)
+    u = _registered(stack, arena, asynchronous=False)
+    server = loops.RwpServer(u, arena.page_size, kit.placed(stack, placement).server)
+    stack.callback(server.stop)
+    stack.callback(u.close)  # unregister first, so no fault can wait with nobody to resolve it
+
+    def once():
+        u.rwprotect(arena.addr, arena.size, True)
+        return kit.timed_touch(loops, arena)
+    return once
+
+
+def _cases(mechanism: str) -> list[kit.Case]:
+    out = [kit.Case("arm/uffdio_rwprotect/1pct/4k", "GiB", mechanism, "anon",
+                    "UFFDIO_RWPROTECT over the whole arena (7.3)", _arm_rwprotect)]
+    out += [kit.Case(f"scan/pagemap_scan/accessed/{pct}/4k", "GiB", mechanism, "anon",
+                     "PAGEMAP_SCAN(PAGE_IS_ACCESSED) (7.3); RWP armed, then P of the pages written",
+                     partial(_scan_accessed, fraction=fraction)) for pct, fraction in kit.PERCENTS.items()]
+    out += kit.fault_cases("rwp-async", mechanism, ("anon", "thp"), "write to an RWP async protected page (7.3)",
+                           _fault_async)
+    out += kit.fault_cases("rwp-sync", mechanism, ("anon",), "write to an RWP sync protected page: round trip "
+                           "through a compiled server resolving with UFFDIO_RWPROTECT (7.3)", _fault_sync)
+    for placement, where in kit.PLACEMENTS.items():
+        out += kit.fault_cases(f"rwp-sync-{placement}", mechanism, ("anon",), f"as fault/rwp-sync, {where}",
+                               partial(_fault_sync, placement=placement))
+    return out

@@ -28,9 +28,11 @@ Consequences to know (kernel-interfaces.md §7.3):
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import numpy as np
 
+from bench import _micro_cases as kit
 from bench.kernel import mm_events, pagemap, probe, procfs
 from bench.trackers import _primitives, _vma
 from bench.trackers._base import PAGE, WRITES, Observation, Tracker
@@ -59,6 +61,12 @@ class SoftDirtyTracker(Tracker):
     interferences = {"tlb-flush": "write-protects for soft-dirty (clear_refs 4 flushes the TLB already)"}
     style = ("sky_blue", "h")
     order = 50
+
+    @classmethod
+    def micro_cases(cls) -> list:
+        return [kit.Case("arm/clear_refs_4/1pct/4k", "GiB", cls.mechanism, "anon",
+                         "write 4 to /proc/self/clear_refs (whole process; the arena dominates)",
+                         partial(_primitives.clear_refs_arm, value=procfs.CLEAR_REFS_SOFT_DIRTY))]
 
     def __init__(self, source: str = "auto", **options):
         if source not in SOURCES:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from bench.kernel import mm_events
 from bench.trackers import _primitives
-from bench.trackers._base import PAGE, READS_AND_WRITES, Observation
+from bench.trackers._base import PAGE, READS_AND_WRITES, CostMatch, Observation
 from bench.trackers._uffd_minor import MinorServed
 
 
@@ -34,6 +34,8 @@ class UffdMinorTracker(MinorServed):
 
     raw_primitives = {"arm": _primitives.ZAP,
                       "collect": "copies the fault server's record; the cost is per fault (fault-served table below)"}
+    cost_model = (*_primitives.ZAP_ARMS, CostMatch("collect", "shmem", None, None, None, why=(
+        "no kernel primitive: collect copies the fault server's record (user space, one byte per page)")))
     style = ("sky_blue", "D")
     order = 90
 

@@ -8,8 +8,14 @@ So ``collect`` also re-arms, and ``arm`` does work only the first time. Writes o
 
 from __future__ import annotations
 
+import os
+from functools import partial
+
+from bench import _micro_cases as kit
 from bench.kernel import mm_events, pagemap, probe, uffd
-from bench.trackers._base import PAGE, WRITES, Observation, RawPrimitive, Tracker
+from bench.trackers._base import FIRST, PAGE, REPORTED, WRITES, CostMatch, Observation, RawPrimitive, Tracker
+
+_WP = "scan/pagemap_scan/wp_matching/{}/4k"
 
 
 class UffdWpTracker(Tracker):
@@ -28,12 +34,24 @@ class UffdWpTracker(Tracker):
             t.arena.addr, t.arena.end, **UffdWpTracker._SCAN)),
     }
     interferences = {"tlb-flush": "write-protects through userfaultfd (its arm flushes already)"}
+    cost_model = (
+        CostMatch("arm", "anon", _WP.format("100pct"), None, None, rows=FIRST, why=(
+            "only the first arm scans (later ones were re-armed by the previous collect): every page has been "
+            "written since registration, so it re-protects the whole arena, the 100 % scan; no state term")),
+        CostMatch("collect", "anon", _WP.format("0pct"), _WP.format("100pct"), REPORTED, _WP.format("1pct"), why=(
+            "PAGEMAP_SCAN(WP_MATCHING) walks every PTE, re-protects each written page it reports and flushes "
+            "the TLB once per block where it did")),
+    )
     style = ("blue", "s")
     order = 40
     kernel_events = (mm_events.PAGEMAP_SCAN_PMD, mm_events.MAKE_UFFD_WP_PTE)
 
     _SCAN = dict(flags=pagemap.PM_SCAN_WP_MATCHING | pagemap.PM_SCAN_CHECK_WPASYNC,
                  category_mask=pagemap.PAGE_IS_WRITTEN, return_mask=pagemap.PAGE_IS_WRITTEN)
+
+    @classmethod
+    def micro_cases(cls) -> list:
+        return _cases(cls.mechanism)
 
     def __init__(self, **options):
         super().__init__(**options)
@@ -75,3 +93,82 @@ class UffdWpTracker(Tracker):
 
 
 TRACKERS = [UffdWpTracker]
+
+
+# ---------------------------------------------------------------- micro cases (hotbench micro)
+
+def _armed(stack, arena) -> uffd.Userfaultfd:
+    """uffd-wp async on the arena, every page protected."""
+    u = stack.enter_context(uffd.Userfaultfd(uffd.UFFD_FEATURE_WP_ASYNC))
+    u.register(arena.addr, arena.size, uffd.UFFDIO_REGISTER_MODE_WP)
+    u.writeprotect(arena.addr, arena.size, True)
+    return u
+
+
+def _arm_writeprotect(size, stack):
+    arena = kit.new_arena(stack, size, "anon")
+    u = _armed(stack, arena)
+    pages = kit.pages(arena.npages, kit.ARM_FRACTION)
+
+    def once():
+        kit.touch(arena, pages)
+        return kit.timed(u.writeprotect, arena.addr, arena.size, True)
+    return once
+
+
+def _scan_pagemap_scan(size, stack, fraction, wp_matching):
+    arena = kit.new_arena(stack, size, "anon")
+    _armed(stack, arena)
+    scanner = stack.enter_context(pagemap.Scanner())
+    pages = kit.pages(arena.npages, fraction)
+    kit.touch(arena, pages)
+    flags = UffdWpTracker._SCAN["flags"] if wp_matching else 0
+
+    def once():
+        if wp_matching:  # the previous scan protected them again
+            kit.touch(arena, pages)
+        return kit.timed(scanner.scan, arena.addr, arena.end, flags=flags, category_mask=pagemap.PAGE_IS_WRITTEN,
+                         return_mask=pagemap.PAGE_IS_WRITTEN)
+    return once
+
+
+def _scan_pagemap_read(size, stack, fraction):
+    arena = kit.new_arena(stack, size, "anon")
+    _armed(stack, arena)
+    fd = pagemap.open_pagemap()
+    stack.callback(os.close, fd)
+    kit.touch(arena, kit.pages(arena.npages, fraction))
+
+    def once():
+        return kit.timed(pagemap.read_entries, arena.addr, arena.npages, "self", fd)
+    return once
+
+
+def _fault_write(size, stack, backing):
+    arena, loops = kit.fault_arena(stack, size, backing)
+    u = _armed(stack, arena)
+
+    def once():
+        u.writeprotect(arena.addr, arena.size, True)
+        return kit.timed_touch(loops, arena)
+    return once
+
+
+def _cases(mechanism: str) -> list[kit.Case]:
+    state = "uffd-wp async armed over the whole arena, then P of its pages written"
+    out = [kit.Case("arm/uffdio_writeprotect/1pct/4k", "GiB", mechanism, "anon",
+                    "UFFDIO_WRITEPROTECT over the whole arena", _arm_writeprotect)]
+    for pct, fraction in kit.PERCENTS.items():
+        out += [
+            kit.Case(f"scan/pagemap_scan/plain/{pct}/4k", "GiB", mechanism, "anon",
+                     f"PAGEMAP_SCAN(PAGE_IS_WRITTEN), no WP_MATCHING; {state}",
+                     partial(_scan_pagemap_scan, fraction=fraction, wp_matching=False)),
+            kit.Case(f"scan/pagemap_scan/wp_matching/{pct}/4k", "GiB", mechanism, "anon",
+                     f"PAGEMAP_SCAN(PAGE_IS_WRITTEN, PM_SCAN_WP_MATCHING|CHECK_WPASYNC): get and re-protect; {state}",
+                     partial(_scan_pagemap_scan, fraction=fraction, wp_matching=True)),
+            kit.Case(f"scan/pagemap_read/bulk/{pct}/4k", "GiB", mechanism, "anon",
+                     f"one pread of the arena's /proc/self/pagemap entries (bit 57 = uffd-wp); {state}",
+                     partial(_scan_pagemap_read, fraction=fraction)),
+        ]
+    return out + kit.fault_cases("uffd-wp-async", mechanism, ("anon", "thp"),
+                                 "write to a uffd-wp async protected page", _fault_write)

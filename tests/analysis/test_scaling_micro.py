@@ -296,7 +296,7 @@ def test_the_first_zap_is_predicted_by_the_fresh_arena_case():
         _, a, b, c = TRUE[(tracker, "arm")]
         assert row["micro_ms_per_gib"] == pytest.approx(a + b + c + ACTIVATION)
         assert row["verdict"].startswith("within"), (tracker, row["verdict"])
-    steady = [dataclasses.replace(m, memory=mm._ZAP.format("100pct")) for m in FIRST_ZAP.values()
+    steady = [dataclasses.replace(m, memory=MATCHES[(m.tracker, "arm")].state) for m in FIRST_ZAP.values()
               if m.tracker in BACKING]
     wrong = _table(SWEEP, _micro(), first_zap=True, matches=steady)
     assert wrong["verdict"].str.startswith("outside").all()
