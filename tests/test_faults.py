@@ -7,7 +7,7 @@ work readable, and the documented exit status — never a segfault or a tracebac
 Each test gives its commands a private state journal and run lock ($HOTBENCH_STATE_DIR), so
 that what it asserts about them cannot be taken by another hotbench command running on the
 same machine; the knobs themselves are the real ones, put back in a ``finally`` whatever
-happens.
+happens, and while a test changes them it holds the machine's run lock (``knob``).
 """
 
 import json
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import results
+from bench import results, runlock
 
 ROOT = Path(__file__).resolve().parent.parent
 THP = "/sys/kernel/mm/transparent_hugepage/enabled"
@@ -42,23 +42,32 @@ def env(tmp_path):
 
 @pytest.fixture
 def knob():
-    """(path, value before, the --option and value that changes it); written back afterwards."""
+    """(path, value before, the --option and value that changes it); written back afterwards.
+    The test holds the machine's own run lock exclusively meanwhile: its commands lock only a
+    private directory, and another hotbench command (someone else's micro or run) must not
+    measure under a knob the test changes."""
     saved = {}
+    machine_lock = runlock.RunLock()
 
     def choose(name):
         path = THP if name == "thp" else NUMA
         if not os.path.exists(path):
             pytest.skip(f"no {path} on this kernel")
+        if machine_lock.mode is None:
+            machine_lock.acquire(exclusive=True, what="tests/test_faults.py (changes THP or NUMA balancing)")
         before = _read(path)
         saved[path] = before
         if name == "thp":
             return path, before, ["--thp", "never" if before != "never" else "madvise"]
         return path, before, ["--numa-balancing", "on" if before == "0" else "off"]
 
-    yield choose
-    for path, before in saved.items():
-        if _read(path) != before:
-            Path(path).write_text(before)
+    try:
+        yield choose
+    finally:
+        for path, before in saved.items():
+            if _read(path) != before:
+                Path(path).write_text(before)
+        machine_lock.release()
 
 
 def hotbench(*args, env, timeout=600):
