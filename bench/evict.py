@@ -48,7 +48,10 @@ Measured per (variant, round) -- one dict per row, pandas-friendly (attribution 
   lat_p50/p99/max_ns             vCPU batch latency (``batch`` accesses) over the round;
   win_lat_max_ns, win_batches    ... and of the batches overlapping the window
   per run: lost/torn/misplaced/zeroed/ahead_pages, lost_writes, stale_reads, verdict,
-  accesses, restored_pages, run_lat_p50/p99/max_ns, handler_errors/retries, log_lost
+  accesses, restored_pages, run_lat_p50/p99/max_ns, handler_errors/retries, log_lost,
+  vcpu_affinity/handler_affinity (the CPUs those threads were allowed while running)
+  placement (bench.fault_path; placement_requested: as asked, auto included), vcpu_cpus and
+  handler_cpus (its CPUs, None: not pinned)
 """
 
 from __future__ import annotations
