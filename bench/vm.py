@@ -247,11 +247,20 @@ def _numa_args(vm: VM) -> list[str]:
     return args
 
 
+# Under --icount two boots must execute the same instructions (docs/icount.md, "Determinism"):
+# no address-space randomisation (where the arena, its page tables and every library land, and so
+# the page-table pages a walk touches, move with it) and one hash seed for Python's dicts and sets
+# (their probe sequences are instructions the tracker thread executes in every phase).
+ICOUNT_CMDLINE = ["norandmaps", "nokaslr"]
+ICOUNT_ENV = {"PYTHONHASHSEED": "0"}
+
+
 def kernel_cmdline(vm: VM) -> str:
     # damon_stat.enabled=N: DAMON_STAT (on by default in Debian's 7.3) holds DAMON exclusively,
     # so no sysfs kdamond could start; a dotted parameter for an absent module is ignored.
     parts = ["console=ttyS0", "rdinit=/init", "oops=panic", "panic=-1", "mitigations=off", "no_timer_check",
              "random.trust_cpu=on", "damon_stat.enabled=N", "loglevel=7" if vm.verbose else "quiet"]
+    parts += ICOUNT_CMDLINE if vm.icount is not None else []
     return " ".join(parts + ([vm.extra_append] if vm.extra_append else []))
 
 
@@ -468,7 +477,9 @@ def run(image: Path, command: list[str], *, modules: Path | None = None, mem: st
         shim = ctl / "bin" / "hotbench"
         shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m bench "$@"\n')
         shim.chmod(0o755)
-        guest_env = _guest_env(accel, require, f"{_vm_init.GUEST_CTL}/bin", {**clock.guest_env(icount), **(env or {})})
+        exact = ICOUNT_ENV if icount is not None else {}
+        guest_env = _guest_env(accel, require, f"{_vm_init.GUEST_CTL}/bin",
+                               {**clock.guest_env(icount), **exact, **(env or {})})
         wanted = _vm_init.needed_modules(moddir)
         init = _vm_init.init_script([m for m, _ in wanted], vm_shares,
                                     (release, str(moddir)) if moddir and release else None,

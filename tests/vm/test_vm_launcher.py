@@ -93,6 +93,12 @@ def test_qemu_icount_is_single_threaded_tcg_with_the_instruction_clock():
     assert cmd[accel:accel + 4] == ["-accel", "tcg,thread=single", "-icount", "shift=0,sleep=off"]
     assert argv(accel="tcg", icount=3)[accel + 3] == "shift=3,sleep=off"
     assert "-icount" not in argv(accel="tcg") and "-icount" not in argv(accel="kvm")
+    # two icount boots lay memory out alike: no address-space randomisation there, and only there
+    def append(cmd):
+        return set(cmd[cmd.index("-append") + 1].split())
+
+    assert {"norandmaps", "nokaslr"} <= append(cmd)
+    assert not {"norandmaps", "nokaslr"} & append(argv(accel="tcg"))
     vm.check_icount("auto", 0)
     vm.check_icount("kvm", None)
     with pytest.raises(HotbenchError, match="--icount needs TCG emulation"):
