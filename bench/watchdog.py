@@ -5,7 +5,10 @@ Progress is a ``beat()`` from the runner after every finished interval (lockstep
 run (concurrent). The limit is ``factor`` x the expected time of the next step — the
 runner's estimate until one step has finished, then the longest step seen so far — and never
 less than ``floor`` seconds (default 60 s; 600 s under emulation, where everything is
-slower), so a busy machine does not end a healthy cell. ``--watchdog SECONDS`` replaces the
+slower; 3600 guest s under 'hotbench vm --icount', whose clock jumps over every idle wait:
+a healthy cell there was seen to make no progress for more than 600 guest s, while a stuck,
+idle guest races through an hour of guest time in minutes), so a busy machine does not end a
+healthy cell. ``--watchdog SECONDS`` replaces the
 limit with a fixed one.
 
 Ending a cell, in two steps:
@@ -42,6 +45,7 @@ __all__ = ["CellTimeout", "Watchdog", "DEFAULT_FACTOR", "DEFAULT_FLOOR"]
 DEFAULT_FACTOR = 20.0
 DEFAULT_FLOOR = 60.0
 EMULATED_FLOOR = 600.0
+ICOUNT_FLOOR = 3600.0  # guest seconds (bench/clock.py): idle time is skipped, not waited for
 _SIGNAL = signal.SIGALRM
 
 
@@ -63,6 +67,10 @@ class Watchdog:
     def _floor(self) -> float:
         if self.floor is not None:
             return self.floor
+        from bench import clock
+
+        if clock.current().instructions:
+            return ICOUNT_FLOOR
         return EMULATED_FLOOR if os.environ.get("HOTBENCH_ACCEL", "native") not in ("", "native") else DEFAULT_FLOOR
 
     def limit_for(self, expected: float) -> float:

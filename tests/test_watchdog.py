@@ -155,3 +155,15 @@ def test_a_workload_interval_that_does_not_return_is_named_and_ends_the_cell_as_
     assert len(statuses) == 2 and "ended by the watchdog" in statuses[0] and statuses[1] == "ok", statuses
     err = capfd.readouterr().err
     assert err.count("the cell's workload has not returned (an interval still running in compiled code") == 1, err
+
+
+def test_the_floor_follows_the_clock(monkeypatch):
+    from bench import watchdog
+
+    monkeypatch.delenv("HOTBENCH_CLOCK", raising=False)
+    monkeypatch.setenv("HOTBENCH_ACCEL", "tcg")
+    assert Watchdog().limit_for(1.0) == watchdog.EMULATED_FLOOR
+    # under icount guest time skips every idle wait: a healthy cell outlasted the emulated floor
+    monkeypatch.setenv("HOTBENCH_CLOCK", "instructions")
+    assert Watchdog().limit_for(1.0) == watchdog.ICOUNT_FLOOR > watchdog.EMULATED_FLOOR
+    assert Watchdog(floor=5).limit_for(0.1) == 5
