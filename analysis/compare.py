@@ -44,7 +44,7 @@ p is 0.029, which any correction over a hundred metrics would make unreachable; 
 on two robust statistics, is what keeps noise from being called a regression.
 
 Thresholds: the run's own suite (embedded in its manifest; B's, else A's, else the packaged
-default suite), overridden by ``--threshold KEY=VALUE``; a key is a family, a glob over full
+default suite, or the packaged icount suite for two instruction-clock runs), overridden by ``--threshold KEY=VALUE``; a key is a family, a glob over full
 names or one full name, the most specific winning (``threshold_for``). A metric none of these
 covers (a family newer than the runs) takes the packaged default suite's threshold.
 """
@@ -267,13 +267,24 @@ def default_thresholds() -> dict[str, float]:
     return load_suite().thresholds
 
 
+ICOUNT_SUITE = "icount"  # its thresholds judge instruction-clock runs that embed no suite
+
+
 def suite_thresholds(a: Run, b: Run) -> tuple[dict[str, float], str]:
-    """The thresholds of B's suite, else A's, else the packaged default suite; and where they came from."""
+    """The thresholds of B's suite, else A's, else the packaged default suite (the packaged icount
+    suite's when both runs count guest instructions); and where they came from."""
+    from bench import clock
+
     for run in (b, a):
         suite = (run.manifest.get("nightly") or {}).get("suite") or {}
         if isinstance(suite.get("thresholds"), dict):
             return suite["thresholds"], f"suite {suite.get('name')} v{suite.get('version')} " \
                                         f"({suite.get('variant')}) of {run.run_id}"
+    if all(clock.of_manifest(run.manifest).instructions for run in (a, b)):
+        # exact counts: the default suite's wall-clock thresholds (2x and more) would hide any regression
+        from bench._nightly_suite import load_suite
+
+        return load_suite(ICOUNT_SUITE).thresholds, f"the packaged {ICOUNT_SUITE} suite (instruction-clock runs)"
     return default_thresholds(), "the packaged default suite"
 
 

@@ -217,6 +217,26 @@ def test_threshold_resolution():
     assert threshold_for("micro:fault/first-touch/4k", "micro", {"micro": 1.0}, suite) == (1.0, "micro")
 
 
+def test_instruction_clock_runs_without_a_suite_are_judged_by_the_icount_suite(tmp_path):
+    from analysis import compare
+
+    def plain(run_dir, clock):  # a 'hotbench run' result: no nightly suite embedded
+        manifest = json.loads((run_dir / results.MANIFEST).read_text())
+        manifest.pop("nightly")
+        manifest["environment"].update(clock=clock, icount_shift=0 if clock == "instructions" else None)
+        (run_dir / results.MANIFEST).write_text(json.dumps(manifest))
+        return compare.load_run(run_dir)
+
+    a = plain(make_run(tmp_path, "a", outliers=False), "instructions")
+    b = plain(make_run(tmp_path, "b", seed=1, outliers=False), "instructions")
+    judged = compare.compare(a, b)
+    assert judged.thresholds_from == "the packaged icount suite (instruction-clock runs)"
+    collect = next(r for r in judged.rows if r["metric"] == f"collect_ns:{CELL}")
+    assert collect["threshold"] == load_suite("icount").thresholds["collect_ns"] < 0.1
+    wall = plain(make_run(tmp_path, "w", outliers=False), "wall")
+    assert compare.compare(wall, wall).thresholds_from == "the packaged default suite"
+
+
 def test_history_references(tmp_path):
     make_run(tmp_path, "20261110T020000Z-boxa-1", seed=1)
     make_run(tmp_path, "20261111T020000Z-boxa-1", seed=2, started="2026-11-11T02:00:00Z")
