@@ -90,8 +90,8 @@ _U64 = np.dtype("<u8") if np.little_endian else np.dtype(">u8")  # the files are
 
 def sorted_unique(values: np.ndarray) -> np.ndarray:
     """np.unique(values) by sorting: numpy 2.4's np.unique hashes instead, and took 13 ms for
-    32,768 PFNs here where sorting takes 0.3 ms."""
-    values = np.sort(values, kind="stable")
+    32,768 PFNs here where np.sort takes 0.3 ms (its default kind: kind="stable" took 3.5 ms)."""
+    values = np.sort(values)
     return values[np.r_[True, values[1:] != values[:-1]]] if values.size else values
 
 
