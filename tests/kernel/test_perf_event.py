@@ -77,12 +77,16 @@ class Region:
         _libc.munmap(self.addr, self.size)
 
 
-def _count(events, work, pid=0, inherit=False):
+def _count(events, work, pid=0, inherit=False, inlined=()):
+    """Counts of *events* over *work*. A kprobe in *inlined* may be missing (ENOENT: the build
+    inlined the function); such events are left out of the counts, every other must open."""
     from bench.attribution import Counters
 
     counters = Counters(tuple(events), pid, inherit)
     try:
-        assert not counters.unavailable, counters.unavailable
+        missing = {name: why for name, why in counters.unavailable.items()
+                   if not (name in inlined and why.endswith("No such file or directory"))}
+        assert not missing, missing
         counters.start()
         work()
         return counters.stop()
@@ -181,10 +185,13 @@ def test_mprotect_walks_one_page_table_per_512_pages():
     try:
         region.touch()
         counts = _count([mm_events.CHANGE_PROTECTION, mm_events.CHANGE_PTE_RANGE],
-                        lambda: _libc.mprotect(region.addr, region.size, _libc.PROT_READ))
+                        lambda: _libc.mprotect(region.addr, region.size, _libc.PROT_READ),
+                        inlined=("change_pte_range",))
     finally:
         region.close()
     assert counts["change_protection"] == 1
+    if "change_pte_range" not in counts:  # the built 7.3 inlines it into change_protection
+        pytest.skip("change_pte_range is not a probeable function in this kernel (inlined)")
     assert 32 <= counts["change_pte_range"] <= 33
 
 
