@@ -72,3 +72,16 @@ def test_a_kernel_missing_from_the_cache_is_reported_and_the_others_still_run(ca
     assert [(o["kernel"], o["status"]) for o in outcomes] == [("build:6.18", 1), ("debian:7.3", 0)]
     assert "not in the kernel cache" in outcomes[0]["reason"] and "build:6.18" in log.getvalue()
     assert len(booted) == 1 and "debian-new" in booted[0]
+
+
+def test_estimate_of_a_guest_suite_says_it_is_not_estimated(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = subprocess.run([sys.executable, "-m", "bench", "nightly", "--suite", "icount", "--estimate",
+                          "--history", str(tmp_path)], cwd=Path(__file__).resolve().parents[1],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "guests of debian:7.3, build:7.3" in out.stdout and "not estimated" in out.stdout
+    assert not list(tmp_path.iterdir())  # nothing booted, nothing written

@@ -62,7 +62,8 @@ def _in_guests(suite, history: Path, args: argparse.Namespace) -> int:
     if args.estimate:
         kernels = ", ".join(suite.vm["kernels"])
         print(f"suite {suite.name} v{suite.version} ({suite.variant}) runs in guests of {kernels}, one boot each; "
-              "see docs/nightly.md for measured durations")
+              "not estimated: under emulation its duration follows the host's load (each guest's exit line "
+              "says how long it took and how much CPU QEMU used)")
         return 0
     outcomes = _nightly_vm.run_in_guests(suite, history, args.quick, args.bench, args.trackers)
     rows = [[o["kernel"], o["key"] or "-", "ok" if o["status"] == 0 else f"exit {o['status']}", o["reason"] or ""]
