@@ -100,7 +100,9 @@ def test_two_boots_agree_in_every_phase(boots, say):
     pairs = determinism.paired(a, b)
     say("two boots, relative difference per phase:\n" + determinism.text(pairs))
     assert set(pairs["tracker"]) >= set(TRACKERS)
-    bad = determinism.violations(pairs)
+    # the tracker thread's CPU time of each phase: the wall columns also count other guest threads'
+    # work that lands in a phase (a kworker, RCU: once +53 % of rwp's arm; docs/icount.md)
+    bad = determinism.violations(pairs, phases=determinism.CPU_PHASES)
     assert not bad, "two boots differ beyond 3 % (interval 0) / 1 % (later):\n" + "\n".join(bad)
 
 
