@@ -427,35 +427,34 @@ def _cost_sections(data: Data, clock: Clock, heading: str, deg: set) -> list[tup
                   "percentiles (stalls) and tracker CPU per cycle. Mean ± standard deviation over repeats."),
             ("table", over)] if over else [("p", "No concurrent rows in these results: slowdown and stall "
                                                  "percentiles are not available.")]
-    if scaling := _scaling(data, clock):
-        scaling.name = _csv_name("scaling", clock, heading)
-        out += [("h2", f"Cost scaling with arena size{heading}"),
-                ("p", "Fits over every repeat: exponent of a log-log fit (1 = proportional to the arena, "
-                      "0 = independent of it), and a linear fit " + clock.relabel("ms = fixed + ms/GiB × GiB.")),
-                ("table", scaling)]
-    if growth := _growth(data, clock):
-        growth.name = _csv_name("growth", clock, heading)
-        out += [("h2", f"Does the cost follow memory or the working set?{heading}"),
-                ("p", "Least-squares fit per tracker over every interval (or concurrent cycle): cost = fixed + "
-                      "a × arena GiB + b × touched GiB, ± standard errors; a slope counts when it exceeds twice "
-                      "its standard error. A physical-memory tracker follows a, a per-mm hot-set scan follows b."),
-                ("table", growth)]
-    if matched := _micro_match(data, clock):
-        matched.name = _csv_name("micro_match", clock, heading)
-        out += [("h2", f"Sweep against micro-benchmarks{heading}"),
-                ("p", "Per tracker phase, the tracker thread's CPU time fitted over every interval as c0 + "
-                      "a × arena GiB + b × state GiB [+ c × blocks GiB], where the state is the pages (or runs of "
-                      "pages) the phase's primitive works on (reported: this collect's; reported before: the "
-                      "previous collect's, every page at interval 0) and blocks the 2 MiB page-table blocks "
-                      "holding them (runs and blocks need 'hotbench run --pages'). The micro-benchmarks of the "
-                      "same primitive at 0, 1 and 100 % of its pages in that state predict a, b and c: measured "
-                      "at several arena sizes ('hotbench micro --size 256M,16G'), as slopes over them, like the "
-                      "sweep's; at one size, as that arena's time per GiB, its fixed cost included. A slope "
-                      "is judged when it exceeds twice its standard error or the micro predicts it at 10 % or "
-                      "more of the largest cost, and agrees within 1.3x. tables/micro_match.csv names the cases "
-                      "and why each matches (analysis/_micro_match.py)."),
-                ("table", matched)]
+    out += _fitted("scaling", _scaling(data, clock), clock, heading, "Cost scaling with arena size",
+                   "Fits over every repeat: exponent of a log-log fit (1 = proportional to the arena, "
+                   "0 = independent of it), and a linear fit " + clock.relabel("ms = fixed + ms/GiB × GiB."))
+    out += _fitted("growth", _growth(data, clock), clock, heading, "Does the cost follow memory or the working set?",
+                   "Least-squares fit per tracker over every interval (or concurrent cycle): cost = fixed + "
+                   "a × arena GiB + b × touched GiB, ± standard errors; a slope counts when it exceeds twice "
+                   "its standard error. A physical-memory tracker follows a, a per-mm hot-set scan follows b.")
+    out += _fitted("micro_match", _micro_match(data, clock), clock, heading, "Sweep against micro-benchmarks",
+                   "Per tracker phase, the tracker thread's CPU time fitted over every interval as c0 + "
+                   "a × arena GiB + b × state GiB [+ c × blocks GiB], where the state is the pages (or runs of "
+                   "pages) the phase's primitive works on (reported: this collect's; reported before: the "
+                   "previous collect's, every page at interval 0) and blocks the 2 MiB page-table blocks "
+                   "holding them (runs and blocks need 'hotbench run --pages'). The micro-benchmarks of the "
+                   "same primitive at 0, 1 and 100 % of its pages in that state predict a, b and c: measured "
+                   "at several arena sizes ('hotbench micro --size 256M,16G'), as slopes over them, like the "
+                   "sweep's; at one size, as that arena's time per GiB, its fixed cost included. A slope "
+                   "is judged when it exceeds twice its standard error or the micro predicts it at 10 % or "
+                   "more of the largest cost, and agrees within 1.3x. tables/micro_match.csv names the cases "
+                   "and why each matches (analysis/_micro_match.py).")
     return out
+
+
+def _fitted(name: str, table, clock, heading: str, title: str, text: str) -> list[tuple]:
+    """A fit's section (heading, what it fits, the table, its CSV named after the clock), or none."""
+    if not table:
+        return []
+    table.name = _csv_name(name, clock, heading)
+    return [("h2", f"{title}{heading}"), ("p", text), ("table", table)]
 
 
 def _sections(data: Data, figures: list[Path], skipped: dict[str, str]) -> list[tuple]:

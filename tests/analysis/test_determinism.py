@@ -87,11 +87,11 @@ def test_an_a_a_comparison_of_two_boots_reports_no_timing_change(boots):
 
 
 @pytest.mark.parametrize("tracker", ["rwp", "uffd-wp", "mprotect", "soft-dirty"])
-def test_a_three_percent_heavier_tracker_is_a_regression_and_nothing_else_is(boots, tmp_path, tracker):
+def test_a_tracker_4_5_percent_heavier_is_a_regression_and_nothing_else_is(boots, tmp_path, tracker):
     from analysis import compare
 
     a, b = boots
-    heavier = _heavier(b, tmp_path / "heavier", tracker, 1.03)
+    heavier = _heavier(b, tmp_path / "heavier", tracker, 1.045)  # threshold 3 % + up to 1 % between medians + margin
     result = compare.compare(compare.load_run(a), compare.load_run(heavier))
     flagged = {r["metric"].split(":")[0] for r in result.regressions}
     # the CPU columns count the tracker thread alone; a wall column can hide part of the change
