@@ -21,53 +21,66 @@ Metrics (a full name is ``family:key``; docs/nightly.md lists them):
                                        run to run, tracker or not); tracker CPU per cycle
   where <cell> = tracker/workload/backing/size, e.g. uffd-wp/hotcold/anon/16M
 
-Statistics. The table shows, per run, the mean ± the standard deviation as a percentage of
-the mean and the change of the means (LKP's layout); the verdict uses more robust numbers,
-chosen from measurements on a loaded 2-CPU box where single timing values are 3-60x their
-neighbours and whole runs shift by 2x:
+The error model. The table shows, per run, the mean ± the standard deviation as a
+percentage of the mean and the change of the means (LKP's layout); the verdict is one of
+regression, improvement, changed, inconclusive, unchanged (``judge``), from three numbers:
 
-* timing families (micro, arm_ns, collect_ns, arm_cpu_ns, collect_cpu_ns, p99_ratio,
-  cycle_cpu_ns) and slowdown, all with
-  relative thresholds (a slowdown s is judged as the cost factor 1 + s: from +5 % to +30 % is
-  a change of +24 %): significance by the two-sided Mann-Whitney U test on the
-  values (``scipy.stats.mannwhitneyu``; it keeps its power under such outliers, where Welch's
-  or pyperf's Student t-test call even an exact 2x copy "not significant"), p < 0.05; a
-  *regression* also needs both the median and the best (minimum) value worse by more than the
-  threshold — interference only ever adds time, so the best value is the one load spoils least.
-* accuracy families (precision, recall, wss_error; absolute thresholds): the change of the
-  means in the bad direction (precision and recall down, |wss_error| up) beyond the
-  threshold; with at least two repeats on each side it must also be significant by Welch's
-  t-test (``analysis.stats.welch``), p < 0.05. With a single repeat the threshold decides.
+* the *effect*, measured robustly (``analysis.floors.effect``): for the timing families
+  (micro, arm_ns, collect_ns, arm_cpu_ns, collect_cpu_ns, p99_ratio, cycle_cpu_ns; relative)
+  and slowdown (judged as the cost factor 1 + s: from +5 % to +30 % is +24 %) the smaller of
+  the change of the medians and of the best (minimum) values, nothing when they disagree —
+  interference only ever adds time, so the best value is the one load spoils least; for the
+  accuracy families (precision, recall, wss_error; absolute) the change of the means over
+  repeats. Equal values are no effect: precision 1.000 against 1.000 is "unchanged".
+* the *noise floor*: the largest effect two runs of the same build showed on this clock
+  (learnt from A/A runs, stored with the suite: ``analysis.floors``). An effect within it is
+  "unchanged" whatever the test says: on a shared machine the load moves whole runs, and
+  a rank test on 14 values calls such a shift significant.
+* *significance*: the two-sided Mann-Whitney U test on the timing values
+  (``scipy.stats.mannwhitneyu``; it keeps its power under outliers 3-60x their neighbours,
+  where Welch's or pyperf's t-test call even an exact 2x copy "not significant"), Welch's
+  t-test on the accuracy repeats (``analysis.stats.welch``); p < 0.05. Samples too few for
+  the test to reach p < 0.05 at all (one repeat; a rank test needs 2 / C(na + nb, na) < 0.05)
+  make an effect beyond the floor "inconclusive", never "changed"; so does a clock with no
+  floors learnt.
 
-No multiple-comparison correction is applied: with 4 A/B pairs the smallest possible rank-test
-p is 0.029, which any correction over a hundred metrics would make unreachable; the threshold,
-on two robust statistics, is what keeps noise from being called a regression.
+A supported effect beyond the floor is a *regression* (or an improvement) when it is also
+beyond the metric's regression threshold, else "changed". No multiple-comparison correction
+is applied: with 4 A/B pairs the smallest possible rank-test p is 0.029, which any correction
+over a hundred metrics would make unreachable; the floor is what keeps noise from being
+called a change.
 
-Thresholds: the run's own suite (embedded in its manifest; B's, else A's, else the packaged
-default suite, or the packaged icount suite for two instruction-clock runs, whose timing
-families are judged by the threshold alone: no rank test, see ``compare``), overridden by ``--threshold KEY=VALUE``; a key is a family, a glob over full
-names or one full name, the most specific winning (``threshold_for``). A metric none of these
-covers (a family newer than the runs) takes the packaged default suite's threshold.
+Thresholds say what size of regression matters; floors say what size of change this machine
+can see: the gate is the larger of the two. Thresholds come from the run's own suite
+(embedded in its manifest; B's, else A's, else the packaged default suite, or the packaged
+icount suite for two instruction-clock runs), overridden by ``--threshold KEY=VALUE``; a key
+is a family, a glob over full names or one full name, the most specific winning (``threshold_for``). A metric none of these covers (a family newer than
+the runs) takes the packaged default suite's threshold. Floors: ``--floors FILE``, else the
+ones B's suite embedded, else A's, else the packaged default suite's, for B's clock.
+Metrics only one run has are explained by what differs (``analysis._compare_missing``).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from analysis import floors as floors_mod
+from analysis.floors import Floors
 from bench import results
 from bench.errors import HotbenchError
 
-__all__ = ["Family", "FAMILIES", "ALPHA", "Run", "Comparison", "load_run", "run_metrics", "threshold_for",
-           "compare", "text", "as_json"]
+__all__ = ["Family", "FAMILIES", "ALPHA", "VERDICTS", "Run", "Comparison", "load_run", "run_metrics",
+           "threshold_for", "summarise", "change", "bad_change", "judge", "compare", "text", "as_json"]
 
 ALPHA = 0.05
 FORMAT = "hotbench-compare"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: verdicts unchanged/inconclusive, floors, why metrics are missing
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,7 @@ class Run:
 
         return {"run_id": self.run_id, "path": str(self.path), "kernel_release": env.get("kernel_release"),
                 "machine": machine_label(env, (self.manifest.get("nightly") or {}).get("machine")),
-                "accel": env.get("accel") or "native",
+                "accel": env.get("accel") or "native", "clock": floors_mod.clock_of(self.manifest),
                 "date": (self.manifest.get("nightly") or {}).get("started") or self.run_id[:16],
                 "suite": suite.get("name"), "suite_version": suite.get("version"), "variant": suite.get("variant"),
                 "status": self.manifest.get("status"), "git_commit": self.manifest.get("git_commit")}
@@ -291,14 +304,15 @@ def suite_thresholds(a: Run, b: Run) -> tuple[dict[str, float], str]:
 
 # ---------------------------------------------------------------- comparing
 
-def _summary(values: np.ndarray) -> dict:
+def summarise(values: np.ndarray) -> dict:
     n = len(values)
     return {"n": n, "mean": float(values.mean()) if n else math.nan,
             "sd": float(values.std(ddof=1)) if n > 1 else math.nan,
             "median": float(np.median(values)) if n else math.nan, "min": float(values.min()) if n else math.nan}
 
 
-def _change(fam: Family, a: float, b: float) -> float:
+def change(fam: Family, a: float, b: float) -> float:
+    """B against A in the family's unit: a fraction of A (relative), of 1 + A (factor), or B - A."""
     if fam.kind == "relative":
         return b / a - 1 if a > 0 else math.nan
     if fam.kind == "factor":
@@ -306,21 +320,31 @@ def _change(fam: Family, a: float, b: float) -> float:
     return b - a
 
 
-def _bad(fam: Family, a: float, b: float) -> float:
+def bad_change(fam: Family, a: float, b: float) -> float:
     """How much worse b is than a (positive: worse), in the threshold's unit."""
     if fam.worse == "abs_up":
         return abs(b) - abs(a)
-    change = _change(fam, a, b)
-    return change if fam.worse == "up" else -change
+    moved = change(fam, a, b)
+    return moved if fam.worse == "up" else -moved
 
 
-def _test(fam: Family, a: np.ndarray, b: np.ndarray) -> tuple[str | None, float]:
-    if len(a) < 2 or len(b) < 2:
-        return None, math.nan
+def _rank_test_can_decide(na: int, nb: int, alpha: float) -> bool:
+    """Whether the two-sided Mann-Whitney U test can reach p < alpha at all with these sizes:
+    its smallest p (the samples wholly apart) is 2 / C(na + nb, na)."""
+    return na >= 1 and nb >= 1 and 2 / math.comb(na + nb, na) < alpha
+
+
+def _test(fam: Family, a: np.ndarray, b: np.ndarray, alpha: float) -> tuple[str | None, float]:
+    """(test name, two-sided p), or (None, nan) when the samples are too few for the test to
+    decide anything at *alpha* (the verdict is then "inconclusive", never "changed")."""
     if fam.test == "welch":
+        if len(a) < 2 or len(b) < 2:
+            return None, math.nan
         from analysis.stats import welch
 
         return "welch", welch(a, b)[1]
+    if not _rank_test_can_decide(len(a), len(b), alpha):
+        return None, math.nan
     from scipy.stats import mannwhitneyu
 
     if np.all(a == a[0]) and np.all(b == a[0]):
@@ -328,21 +352,32 @@ def _test(fam: Family, a: np.ndarray, b: np.ndarray) -> tuple[str | None, float]
     return "mann-whitney", float(mannwhitneyu(a, b, alternative="two-sided").pvalue)
 
 
-def _judge(fam: Family, a: dict, b: dict, significant: bool, threshold: float | None) -> str:
-    if threshold is None:
-        return "changed" if significant else ""
-    # "good" swaps the runs, so that halving a cost is as big an improvement as doubling it is a regression
-    if fam.test == "rank":
-        bad = min(_bad(fam, a["median"], b["median"]), _bad(fam, a["min"], b["min"]))
-        good = min(_bad(fam, b["median"], a["median"]), _bad(fam, b["min"], a["min"]))
-    else:
-        bad = _bad(fam, a["mean"], b["mean"])
-        good = _bad(fam, b["mean"], a["mean"])
-    if significant and bad > threshold:
+VERDICTS = ("regression", "improvement", "changed", "inconclusive", "unchanged")
+EXACT = "exact clock"  # instruction counts: the threshold (or a learnt floor) decides, no rank test
+
+
+def judge(bad: float, good: float, floor: float | None, threshold: float | None, test: str | None,
+          p: float, alpha: float = ALPHA) -> str:
+    """The error model, in order: no difference, or one within the noise floor, is
+    "unchanged"; a larger one the samples are too few to test, or on a clock with no floor
+    learnt, is "inconclusive"; one the test does not support is "unchanged"; a supported one
+    is a "regression" or an "improvement" beyond both the threshold and the floor, else
+    "changed"."""
+    size = max(bad, good)
+    if size <= 0 or (floor is not None and size <= floor):
+        return "unchanged"
+    if test is None:
+        return "inconclusive"
+    if test != EXACT and not p < alpha:
+        return "unchanged"
+    if floor is None:
+        return "inconclusive"
+    gate = None if threshold is None else max(threshold, floor)
+    if gate is not None and bad > gate:
         return "regression"
-    if significant and good > threshold:
+    if gate is not None and good > gate:
         return "improvement"
-    return "changed" if significant else ""
+    return "changed"
 
 
 @dataclass
@@ -355,10 +390,16 @@ class Comparison:
     thresholds_from: str
     overrides: dict[str, float]
     warnings: list[str] = field(default_factory=list)
+    floors_from: str = ""
+    missing: list[str] = field(default_factory=list)  # why metrics are only in A or only in B
+    not_comparable: list[str] = field(default_factory=list)  # timing metrics of runs on different clocks
 
     @property
     def regressions(self) -> list[dict]:
         return [r for r in self.rows if r["verdict"] == "regression"]
+
+    def count(self, verdict: str) -> int:
+        return sum(r["verdict"] == verdict for r in self.rows)
 
 
 def _warnings(a: Run, b: Run) -> list[str]:
@@ -369,6 +410,9 @@ def _warnings(a: Run, b: Run) -> list[str]:
                    f"{ib['suite']} v{ib['suite_version']} {ib['variant']}): only metrics of the same name are compared")
     if ia["accel"] != ib["accel"]:
         out.append(f"accel differs ({ia['accel']} vs {ib['accel']}): timings are not comparable")
+    if ia["clock"] != ib["clock"]:
+        out.append(f"the runs count costs in different clocks ({ia['clock']} vs {ib['clock']}): timing metrics are "
+                   f"not compared, accuracy is")
     for name, info in (("A", ia), ("B", ib)):
         if info["status"] not in (None, "complete"):
             out.append(f"{name} ({info['run_id']}) is {info['status']}")
@@ -394,39 +438,69 @@ def _cpus(a: Run, b: Run) -> int:
                or 1)
 
 
-def compare(a: Run, b: Run, overrides: dict[str, float] | None = None, alpha: float = ALPHA) -> Comparison:
-    from bench import clock
+def run_floors(a: Run, b: Run) -> Floors:
+    """The floors B's suite embedded, else A's, else the packaged default suite's."""
+    for run in (b, a):
+        embedded = floors_mod.from_manifest(run.manifest)
+        if embedded is not None:
+            return floors_mod.Floors(embedded.clocks, f"{embedded.source} (embedded in {run.run_id})")
+    from bench._nightly_suite import load_suite
+
+    return load_suite().floors
+
+
+def compare(a: Run, b: Run, overrides: dict[str, float] | None = None, alpha: float = ALPHA,
+            floors: Floors | None = None) -> Comparison:
+    """Every metric both runs have, judged by ``judge``; *floors* default to ``run_floors``."""
+    from analysis._compare_missing import explain
+    from bench import clock as clock_mod
 
     overrides = overrides or {}
     suite, source = suite_thresholds(a, b)
     # Instruction counts (QEMU icount): two boots agree to about 1 % (docs/icount.md, measured), while
     # the intervals of one run differ among themselves by more than a regression (soft-dirty's collect
     # by 7 %), so a rank test over intervals cannot see a 3 % change. The threshold, set above the
-    # measured A/A spread (bench/suites/icount.toml), decides alone; a change within it is no change.
-    exact = all(clock.of_manifest(run.manifest).instructions for run in (a, b))
+    # measured A/A spread (bench/suites/icount.toml), decides alone (unless A/A floors for the
+    # instruction clock were learnt); a change within it is no change.
+    exact = all(clock_mod.of_manifest(run.manifest).instructions for run in (a, b))
     fallback = default_thresholds()  # for families newer than the suite the runs embedded
+    floors = floors if floors is not None else run_floors(a, b)
+    clock_a, clock = floors_mod.clock_of(a.manifest), floors_mod.clock_of(b.manifest)
     ga = {m: g["value"].to_numpy("float64") for m, g in a.metrics.groupby("metric", sort=True)}
     gb = {m: g["value"].to_numpy("float64") for m, g in b.metrics.groupby("metric", sort=True)}
     families = dict(zip(a.metrics["metric"], a.metrics["family"])) | dict(zip(b.metrics["metric"], b.metrics["family"]))
-    rows = []
+    rows, not_comparable = [], []
     for metric in sorted(set(ga) & set(gb)):
         fam = FAMILIES[families[metric]]
+        if fam.test == "rank" and clock_a != clock:
+            not_comparable.append(metric)
+            continue
         va, vb = ga[metric], gb[metric]
-        sa, sb = _summary(va), _summary(vb)
+        sa, sb = summarise(va), summarise(vb)
+        bad, good = floors_mod.effect(fam, sa, sb)
         by_threshold = exact and fam.test == "rank"
-        test, p = ("exact clock", math.nan) if by_threshold else _test(fam, va, vb)
-        significant = bool(p < alpha) if test and not by_threshold else fam.test == "welch" or by_threshold
+        test, p = (EXACT, math.nan) if by_threshold else _test(fam, va, vb, alpha)
         threshold, key = threshold_for(metric, fam.name, overrides, suite, fallback)
-        verdict = _judge(fam, sa, sb, significant, threshold)
+        floor, floor_key = floors.floor_for(metric, fam.name, clock)
+        if by_threshold and floor is None:  # no A/A floor learnt for these counts: the threshold is one
+            floor, floor_key = threshold, f"{key} (threshold, exact clock)"
         rows.append({"metric": metric, "family": fam.name, "kind": fam.kind, "unit": fam.unit, "a": sa, "b": sb,
-                     "change": _change(fam, sa["mean"], sb["mean"]),
-                     "change_median": _change(fam, sa["median"], sb["median"]),
-                     "change_best": _change(fam, sa["min"], sb["min"]),
-                     "test": test, "p": p, "significant": significant, "threshold": threshold,
-                     "threshold_key": key, "verdict": "" if by_threshold and verdict == "changed" else verdict})
-    return Comparison(a=a.info(), b=b.info(), rows=rows, only_in_a=sorted(set(ga) - set(gb)),
-                      only_in_b=sorted(set(gb) - set(ga)), thresholds_from=source, overrides=dict(overrides),
-                      warnings=_warnings(a, b))
+                     "change": change(fam, sa["mean"], sb["mean"]),
+                     "change_median": change(fam, sa["median"], sb["median"]),
+                     "change_best": change(fam, sa["min"], sb["min"]), "worse": bad, "better": good,
+                     "test": test, "p": p, "significant": test == EXACT or bool(test and p < alpha),
+                     "threshold": threshold,
+                     "threshold_key": key, "floor": floor, "floor_key": floor_key,
+                     "verdict": judge(bad, good, floor, threshold, test, p, alpha)})
+        if rows[-1]["verdict"] == "inconclusive":
+            test_name = "Welch's t-test" if fam.test == "welch" else "the rank test"
+            rows[-1]["why"] = (f"too few values for {test_name} ({sa['n']} and {sb['n']})" if test is None
+                               else f"no noise floor learnt for clock {clock}")
+    only_a, only_b = sorted(set(ga) - set(gb)), sorted(set(gb) - set(ga))
+    return Comparison(a=a.info(), b=b.info(), rows=rows, only_in_a=only_a, only_in_b=only_b, thresholds_from=source,
+                      overrides=dict(overrides), warnings=_warnings(a, b),
+                      floors_from=f"{floors.source}, clock {clock}", missing=explain(a, b, only_a, only_b),
+                      not_comparable=not_comparable)
 
 
 # ---------------------------------------------------------------- output
@@ -467,11 +541,17 @@ def _p(p: float) -> str:
     return "-" if not math.isfinite(p) else ("<0.001" if p < 0.001 else f"{p:.3f}")
 
 
-_VERDICT = {"regression": "REGRESSION", "improvement": "improved", "changed": "changed", "": ""}
+_VERDICT = {"regression": "REGRESSION", "improvement": "improved", "changed": "changed",
+            "inconclusive": "inconclusive", "unchanged": ""}
+
+
+def _fraction(value: float | None, absolute: bool) -> str:
+    if value is None or not math.isfinite(value):
+        return "-"
+    return f"{value:.3f}" if absolute else f"{value:.0%}"
 
 
 def _timing_row(r: dict) -> list[str]:
-    thr = "-" if r["threshold"] is None else f"{r['threshold']:.0%}"
     if r["unit"] == "fraction":  # slowdown: shown as a percentage, its spread in points
         value = _pct
         spread = (lambda s: f"{s['sd'] * 100:.1f}pt" if s["n"] > 1 else "-")
@@ -479,54 +559,67 @@ def _timing_row(r: dict) -> list[str]:
         value = (lambda v: format_value(r["unit"], v))
         spread = _sd_pct
     return [value(r["a"]["mean"]), spread(r["a"]), _pct(r["change"]), value(r["b"]["mean"]), spread(r["b"]),
-            _pct(r["change_best"]), _p(r["p"]), thr, _VERDICT[r["verdict"]], r["metric"]]
+            _pct(r["change_best"]), _p(r["p"]), _fraction(r["floor"], False), _fraction(r["threshold"], False),
+            _VERDICT[r["verdict"]], r["metric"]]
 
 
 def _accuracy_row(r: dict) -> list[str]:
     sd = (lambda s: f"{s['sd']:.3f}" if s["n"] > 1 else "-")
-    thr = "-" if r["threshold"] is None else f"{r['threshold']:.3f}"
     return [f"{r['a']['mean']:.3f}", sd(r["a"]), f"{r['change']:+.3f}", f"{r['b']['mean']:.3f}", sd(r["b"]),
-            _p(r["p"]), thr, _VERDICT[r["verdict"]], r["metric"]]
+            _p(r["p"]), _fraction(r["floor"], True), _fraction(r["threshold"], True), _VERDICT[r["verdict"]],
+            r["metric"]]
 
 
 def _header(c: Comparison) -> list[str]:
     def who(name, i):
-        return (f"{name}: {i['run_id']}  kernel {i['kernel_release']}  {i['machine']}"
+        return (f"{name}: {i['run_id']}  kernel {i['kernel_release']}  {i['machine']}  clock {i['clock']}"
                 + (f"  suite {i['suite']} v{i['suite_version']} {i['variant']}" if i["suite"] else ""))
 
     return [who("A", c.a), who("B", c.b)]
 
 
+def _counts(c: Comparison, shown_all: bool) -> str:
+    unchanged = c.count("unchanged")
+    return (f"{len(c.rows)} metrics compared: {c.count('regression')} regression(s), {c.count('improvement')} "
+            f"improvement(s), {c.count('changed')} change(s) within the regression threshold, "
+            f"{c.count('inconclusive')} inconclusive, {unchanged} unchanged"
+            + ("" if shown_all or not unchanged else " (not shown; --all shows them)"))
+
+
 def text(c: Comparison, show_all: bool = False) -> str:
-    """Aligned plain text for a mailing-list reply: changed metrics (all with *show_all*)."""
+    """Aligned plain text for a mailing-list reply: every metric not "unchanged" (all with *show_all*)."""
     from analysis.tables import format_table
 
-    shown = [r for r in c.rows if show_all or r["verdict"]]
+    shown = [r for r in c.rows if show_all or r["verdict"] != "unchanged"]
     timing = [r for r in shown if FAMILIES[r["family"]].test == "rank"]
     accuracy = [r for r in shown if FAMILIES[r["family"]].test == "welch"]
     out = _header(c)
     if timing:
-        out += ["", "timing: mean ±%stddev, %change of the means; best: %change of the minimum; p: Mann-Whitney U"
+        out += ["", "timing: mean ±%stddev, %change of the means; best: %change of the minimum; p: Mann-Whitney U; "
+                "floor: the noise floor; thr: the regression threshold"
                 + ("; slowdown: changes of 1 + slowdown" if any(r["family"] == "slowdown" for r in timing) else ""),
-                format_table(["A", "±%sd", "%change", "B", "±%sd", "best", "p", "thr", "verdict", "metric"],
+                format_table(["A", "±%sd", "%change", "B", "±%sd", "best", "p", "floor", "thr", "verdict", "metric"],
                              [_timing_row(r) for r in timing],
-                             right=[True, True, True, True, True, True, True, True, False, False])]
+                             right=[True] * 9 + [False, False])]
     if accuracy:
-        out += ["", "accuracy: mean over repeats ±sd, change B - A; p: Welch's t-test",
-                format_table(["A", "±sd", "change", "B", "±sd", "p", "thr", "verdict", "metric"],
+        out += ["", "accuracy: mean over repeats ±sd, change B - A; p: Welch's t-test; floor: the noise floor; "
+                "thr: the regression threshold",
+                format_table(["A", "±sd", "change", "B", "±sd", "p", "floor", "thr", "verdict", "metric"],
                              [_accuracy_row(r) for r in accuracy],
-                             right=[True, True, True, True, True, True, True, False, False])]
-    counts = {v: sum(r["verdict"] == v for r in c.rows) for v in ("regression", "improvement", "changed")}
-    unchanged = len(c.rows) - sum(counts.values())
-    out += ["", f"{len(c.rows)} metrics compared: {counts['regression']} regression(s), {counts['improvement']} "
-                f"improvement(s), {counts['changed']} significant change(s) within threshold, {unchanged} unchanged"
-                + ("" if show_all or not unchanged else " (not shown; --all shows them)")]
-    if c.only_in_a or c.only_in_b:
-        out.append(f"{len(c.only_in_a)} metric(s) only in A, {len(c.only_in_b)} only in B (e.g. a tracker this "
-                   f"kernel lacks): {', '.join((c.only_in_a + c.only_in_b)[:3])}"
-                   + ("…" if len(c.only_in_a) + len(c.only_in_b) > 3 else ""))
+                             right=[True] * 8 + [False, False])]
+    out += ["", _counts(c, show_all)]
+    why = Counter(r["why"] for r in c.rows if r["verdict"] == "inconclusive")
+    out += [f"inconclusive: {n} metric(s), {reason}" for reason, n in why.most_common()]
+    if any(reason.startswith("no noise floor") for reason in why):
+        out.append("  (learn floors from A/A runs of one build: hotbench floors --help)")
+    elif why:
+        out.append("  (more --repeats, or more values per benchmark, decide them)")
+    out += [f"not compared: {len(c.not_comparable)} timing metric(s), the runs count costs in different clocks"] \
+        if c.not_comparable else []
+    out += c.missing
     overridden = ", ".join(f"{k}={v:g}" for k, v in c.overrides.items())
     out.append(f"thresholds: {c.thresholds_from}" + (f"; overridden: {overridden}" if overridden else ""))
+    out.append(f"noise floors: {c.floors_from}")
     out += [f"warning: {w}" for w in c.warnings]
     return "\n".join(out)
 
@@ -545,6 +638,8 @@ def _clean(value):
 
 def as_json(c: Comparison) -> dict:
     return _clean({"format": FORMAT, "format_version": FORMAT_VERSION, "a": c.a, "b": c.b, "alpha": ALPHA,
-                   "thresholds_from": c.thresholds_from, "overrides": c.overrides, "metrics": c.rows,
+                   "thresholds_from": c.thresholds_from, "floors_from": c.floors_from, "overrides": c.overrides,
+                   "metrics": c.rows, "counts": {v: c.count(v) for v in VERDICTS},
                    "regressions": [r["metric"] for r in c.regressions], "only_in_a": c.only_in_a,
-                   "only_in_b": c.only_in_b, "warnings": c.warnings})
+                   "only_in_b": c.only_in_b, "missing": c.missing, "not_comparable": c.not_comparable,
+                   "warnings": c.warnings})

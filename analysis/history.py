@@ -31,8 +31,8 @@ import numpy as np
 
 from analysis import _history_steps
 from analysis.compare import FAMILIES, threshold_for
-from analysis.compare import _bad as compare_bad
-from analysis.compare import _change as compare_change
+from analysis.compare import bad_change as compare_bad
+from analysis.compare import change as compare_change
 from bench import clock as clock_mod
 from bench.errors import HotbenchError
 

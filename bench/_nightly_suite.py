@@ -9,6 +9,9 @@ and ``[thresholds]`` (regression thresholds, read by ``analysis.compare``; ``[qu
 replaces or adds keys for the quick variant). An optional ``[vm]`` table runs the suite inside
 ``hotbench vm`` guests of cached kernels instead (``bench/_nightly_vm.py``). Unknown keys are
 refused by name, so a typo never silently changes what a nightly measures.
+
+Beside a suite, ``<name>.floors.toml`` holds its noise floors per clock, learnt from A/A runs
+by 'hotbench floors' (``analysis/floors.py``); a run embeds them with the thresholds.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class Suite:
     source: str  # the file it came from
     sha256: str  # of the file's bytes
     vm: dict = field(default_factory=dict)  # [vm]: the guests it runs in (empty: this kernel)
+    path: Path | None = None
+    floors: object = field(default=None, compare=False)  # analysis.floors.Floors (from <name>.floors.toml)
 
     @property
     def variant(self) -> str:
@@ -64,11 +69,12 @@ class Suite:
         """What a run records: enough to know exactly what was measured and how it is judged."""
         return {"name": self.name, "version": self.version, "variant": self.variant, "source": self.source,
                 "sha256": self.sha256, "sections": self.sections, "thresholds": self.thresholds,
+                "floors": self.floors.as_dict() if self.floors is not None else None,
                 **({"vm": self.vm} if self.vm else {})}
 
 
 def suite_names() -> list[str]:
-    return sorted(p.stem for p in SUITES_DIR.glob("*.toml"))
+    return sorted(p.stem for p in SUITES_DIR.glob("*.toml") if not p.name.endswith(".floors.toml"))
 
 
 def _path(name_or_path: str) -> Path:
@@ -157,6 +163,9 @@ def load_suite(name_or_path: str = DEFAULT_SUITE, quick: bool = False) -> Suite:
     if quick:  # the quick variant's own thresholds replace (or add to) the full variant's
         thresholds.update({str(k): parse_threshold(v, f"{where}: [quick.thresholds] {k}")
                            for k, v in (quick_tables.get("thresholds") or {}).items()})
+    from analysis import floors
+
     return Suite(name=raw["name"], version=raw["version"], quick=quick, sections=sections, thresholds=thresholds,
                  source=path.name if path.parent == SUITES_DIR else str(path.resolve()),
-                 sha256=hashlib.sha256(raw_bytes).hexdigest(), vm=copy.deepcopy(vm))
+                 sha256=hashlib.sha256(raw_bytes).hexdigest(), vm=copy.deepcopy(vm), path=path.resolve(),
+                 floors=floors.load(floors.floors_path(path)))

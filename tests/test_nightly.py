@@ -1,10 +1,12 @@
 """``hotbench nightly`` through the CLI: suites load and refuse typos; two small quick runs in
-a row (root, uffd-wp) land in one history store, 'hotbench compare' finds no regression
-between them, a copy with collect doubled or recall dropped fails compare naming the metric,
-and 'hotbench history' builds from the store alone.
+a row (root, uffd-wp) land in one history store and 'hotbench compare' reads them; a copy of
+one with collect slowed beyond its noise floor, or recall dropped, fails compare naming the
+metric; 'hotbench history' builds from the store alone.
 
 The quick runs are kept small (two micro-benchmarks, one tracker, 16M arenas): about half a
-minute each here. Nothing asserts a timing."""
+minute each here. Nothing asserts a timing, and nothing asserts that the two live runs agree:
+on a shared machine they need not (the A/A check of the error model runs on recorded runs,
+tests/analysis/test_aa.py)."""
 
 import json
 import shutil
@@ -141,11 +143,25 @@ def test_two_quick_runs_make_a_history_of_both(store):
 
 @pytest.mark.root
 @pytest.mark.mechanism("uffd-wp")
-def test_compare_between_them_finds_no_regression(store):
+def test_compare_reads_both(store):
+    """Whatever the load did to the timings, compare reads both runs, judges every metric, and
+    the floors are the ones the suite embedded."""
     history, _ = store
-    out = hotbench("compare", "--history", str(history), "latest~1", "latest")
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert " 0 regression(s)" in out.stdout and "regression:" not in out.stderr
+    out = hotbench("compare", "--history", str(history), "latest~1", "latest", "--json")
+    assert out.returncode in (0, 1), out.stdout + out.stderr
+    data = json.loads(out.stdout)
+    assert data["only_in_a"] == data["only_in_b"] == [] and len(data["metrics"]) == 2 + 7 + 3
+    assert data["floors_from"].endswith("default.floors.toml (embedded in " + data["b"]["run_id"] + "), clock wall")
+
+
+def _beyond_floor(metric: str) -> float:
+    """A factor that puts *metric* well beyond its noise floor and threshold (packaged floors)."""
+    from analysis.compare import default_thresholds, threshold_for
+
+    family = metric.split(":")[0]
+    floor, _ = load_suite("default", quick=True).floors.floor_for(metric, family, "wall")
+    threshold, _ = threshold_for(metric, family, default_thresholds())
+    return 2 * (1 + max(floor or 0, threshold))
 
 
 def _copy(history: Path, name: str) -> tuple[Path, Path]:
@@ -159,11 +175,12 @@ def _copy(history: Path, name: str) -> tuple[Path, Path]:
 
 @pytest.mark.root
 @pytest.mark.mechanism("uffd-wp")
-def test_doubled_collect_fails_compare_naming_it(store):
+def test_slower_collect_fails_compare_naming_it(store):
     source, slow = _copy(store[0], "slow")
+    factor = _beyond_floor(f"collect_cpu_ns:{CELL}")
     samples = pd.read_parquet(slow / "samples.parquet")
     for column in ("collect_ns", "collect_cpu_ns"):
-        samples[column] = samples[column] * 2
+        samples[column] = samples[column] * factor
     samples.to_parquet(slow / "samples.parquet")
     out = hotbench("compare", str(source), str(slow))
     assert out.returncode == 1, out.stdout + out.stderr
@@ -178,7 +195,7 @@ def test_recall_drop_fails_compare_naming_it(store):
     source, worse = _copy(store[0], "worse")
     samples = pd.read_parquet(worse / "samples.parquet")
     lock = samples["mode"] == "lockstep"
-    missed = samples.loc[lock, "tp"] // 4
+    missed = samples.loc[lock, "tp"] // 4  # beyond any floor: uffd-wp's recall is exact, run to run
     samples.loc[lock, "tp"] -= missed
     samples.loc[lock, "fn"] += missed
     samples.to_parquet(worse / "samples.parquet")

@@ -41,6 +41,7 @@ COMMANDS = [
     # tracking over time
     ("nightly", "nightly", "run the fixed, versioned nightly suite and append it to a history store"),
     ("compare", "compare", "compare two runs metric by metric with significance; non-zero exit on a regression"),
+    ("floors", "floors", "learn the noise floors compare judges by from A/A runs of one build, or check them"),
     ("history", "history", "figures of every metric over time with step changes marked, and an HTML index page"),
 ]
 

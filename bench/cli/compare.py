@@ -9,6 +9,11 @@ A and B are results directories (a nightly run or any 'hotbench run'), or refere
 history store: a run id, a unique prefix of one, ``latest`` (the newest run of this host) or
 ``latest~N`` (N runs before it in the same series).
 
+Each metric is judged regression, improvement, changed, inconclusive or unchanged: changed
+only when the difference is statistically supported and beyond the metric's noise floor
+(learnt from A/A runs: 'hotbench floors'), a regression when it is also beyond the
+regression threshold; too few samples to decide is inconclusive (``analysis/compare.py``).
+
 Exit status: 0 no metric regressed beyond its threshold; 1 at least one did (each named on
 stderr as "regression: METRIC ..."); 2 the runs could not be compared (bad input).
 """
@@ -51,6 +56,8 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=_threshold, action="append", default=[], metavar="METRIC=VALUE",
                         help="override a regression threshold: METRIC is a family (micro, collect_ns, recall…), a "
                              "glob over metric names or one name; VALUE a fraction or a percentage (repeatable)")
+    parser.add_argument("--floors", type=Path, metavar="FILE", help="judge by the noise floors in FILE (default: "
+                        "those B's suite embedded, else A's, else the packaged suite's; see 'hotbench floors')")
     parser.add_argument("--all", action="store_true", help="list every metric, not only the changed ones")
     parser.add_argument("--json", action="store_true", help="the whole comparison as JSON on stdout")
     parser.epilog = "exit status: 0 no regression; 1 regression(s), named on stderr; 2 cannot compare"
@@ -73,7 +80,14 @@ def main(args: argparse.Namespace) -> int:
         raise CompareError(str(e)) from None
     if a.path.resolve() == b.path.resolve():
         print(f"warning: A and B are the same run ({a.run_id})", file=sys.stderr)
-    result = compare.compare(a, b, dict(args.threshold))
+    floors = None
+    if args.floors:
+        from analysis import floors as floors_mod
+
+        if not args.floors.is_file():
+            raise CompareError(f"--floors {args.floors}: no such file")
+        floors = floors_mod.load(args.floors)
+    result = compare.compare(a, b, dict(args.threshold), floors=floors)
     if not result.rows:
         raise CompareError(f"{a.run_id} and {b.run_id} have no metric in common")
     if args.json:
@@ -82,5 +96,5 @@ def main(args: argparse.Namespace) -> int:
         print(compare.text(result, show_all=args.all))
     for r in result.regressions:
         print(f"regression: {r['metric']} {_amount(r)} (threshold {r['threshold']:g} from "
-              f"'{r['threshold_key']}')", file=sys.stderr)
+              f"'{r['threshold_key']}', noise floor {r['floor']:g} from '{r['floor_key']}')", file=sys.stderr)
     return 1 if result.regressions else 0
