@@ -125,6 +125,13 @@ class Run:
     def run_id(self) -> str:
         return str(self.manifest.get("run_id") or self.path.name)
 
+    @property
+    def clock(self):
+        """What the run's costs count (``bench.clock.Clock``): wall time, or guest instructions."""
+        from bench import clock
+
+        return clock.of_manifest(self.manifest)
+
     def info(self) -> dict:
         env = self.manifest.get("environment") or {}
         suite = (self.manifest.get("nightly") or {}).get("suite") or {}
@@ -132,10 +139,14 @@ class Run:
 
         return {"run_id": self.run_id, "path": str(self.path), "kernel_release": env.get("kernel_release"),
                 "machine": machine_label(env, (self.manifest.get("nightly") or {}).get("machine")),
-                "accel": env.get("accel") or "native", "clock": floors_mod.clock_of(self.manifest),
+                "accel": env.get("accel") or "native", "clock": _clock_label(self.clock),
                 "date": (self.manifest.get("nightly") or {}).get("started") or self.run_id[:16],
                 "suite": suite.get("name"), "suite_version": suite.get("version"), "variant": suite.get("variant"),
                 "status": self.manifest.get("status"), "git_commit": self.manifest.get("git_commit")}
+
+
+def _clock_label(clock) -> str:
+    return clock.kind if not clock.instructions else f"{clock.kind} (icount shift {clock.shift or 0})"
 
 
 def _cell_key(frame):
@@ -465,17 +476,20 @@ def compare(a: Run, b: Run, overrides: dict[str, float] | None = None, alpha: fl
     exact = all(clock_mod.of_manifest(run.manifest).instructions for run in (a, b))
     fallback = default_thresholds()  # for families newer than the suite the runs embedded
     floors = floors if floors is not None else run_floors(a, b)
-    clock_a, clock = floors_mod.clock_of(a.manifest), floors_mod.clock_of(b.manifest)
+    same_clock = a.clock == b.clock  # ns of one clock are never compared with another's (bench.clock)
+    clock = floors_mod.clock_of(b.manifest)
     ga = {m: g["value"].to_numpy("float64") for m, g in a.metrics.groupby("metric", sort=True)}
     gb = {m: g["value"].to_numpy("float64") for m, g in b.metrics.groupby("metric", sort=True)}
     families = dict(zip(a.metrics["metric"], a.metrics["family"])) | dict(zip(b.metrics["metric"], b.metrics["family"]))
     rows, not_comparable = [], []
     for metric in sorted(set(ga) & set(gb)):
         fam = FAMILIES[families[metric]]
-        if fam.test == "rank" and clock_a != clock:
+        if fam.test == "rank" and not same_clock:
             not_comparable.append(metric)
             continue
         va, vb = ga[metric], gb[metric]
+        if fam.unit == "ns" and same_clock:  # instructions under icount (ns >> shift), else ns unchanged
+            va, vb = b.clock.to_units(va), b.clock.to_units(vb)
         sa, sb = summarise(va), summarise(vb)
         bad, good = floors_mod.effect(fam, sa, sb)
         by_threshold = exact and fam.test == "rank"
@@ -484,7 +498,8 @@ def compare(a: Run, b: Run, overrides: dict[str, float] | None = None, alpha: fl
         floor, floor_key = floors.floor_for(metric, fam.name, clock)
         if by_threshold and floor is None:  # no A/A floor learnt for these counts: the threshold is one
             floor, floor_key = threshold, f"{key} (threshold, exact clock)"
-        rows.append({"metric": metric, "family": fam.name, "kind": fam.kind, "unit": fam.unit, "a": sa, "b": sb,
+        unit = "instr" if fam.unit == "ns" and b.clock.instructions else fam.unit
+        rows.append({"metric": metric, "family": fam.name, "kind": fam.kind, "unit": unit, "a": sa, "b": sb,
                      "change": change(fam, sa["mean"], sb["mean"]),
                      "change_median": change(fam, sa["median"], sb["median"]),
                      "change_best": change(fam, sa["min"], sb["min"]), "worse": bad, "better": good,
@@ -522,6 +537,10 @@ def format_value(unit: str, value: float) -> str:
         return _si_seconds(value)
     if unit == "ns":
         return _si_seconds(value * 1e-9)
+    if unit == "instr":  # guest instructions (QEMU icount): the ns columns converted by bench.clock
+        for prefix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3), ("", 1.0)):
+            if abs(value) >= scale or not prefix:
+                return f"{value / scale:.3g} {prefix}instr"
     if unit == "ratio":
         return f"{value:.2f}x"
     return f"{value:.3f}"

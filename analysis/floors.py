@@ -44,18 +44,20 @@ from pathlib import Path
 
 from bench.errors import HotbenchError
 
-__all__ = ["FORMAT", "MARGIN", "DEFAULT_CLOCK", "Floors", "clock_of", "effect", "floors_path", "load",
+__all__ = ["FORMAT", "MARGIN", "Floors", "clock_of", "effect", "floors_path", "load",
            "from_manifest", "learn", "to_toml", "write"]
 
 FORMAT = 1
 MARGIN = 1.5  # learnt floor = MARGIN x the largest A/A change: ten runs do not show the worst night
-DEFAULT_CLOCK = "wall"
 SUFFIX = ".floors.toml"
 
 
 def clock_of(manifest: dict) -> str:
-    """The clock a run's costs are counted in: "wall" unless the run says otherwise."""
-    return str((manifest.get("environment") or {}).get("clock") or DEFAULT_CLOCK)
+    """The clock whose floors judge a run's costs: ``bench.clock``'s kind ("wall" or
+    "instructions"). Floors are relative, so an icount shift does not change them."""
+    from bench import clock
+
+    return clock.of_manifest(manifest).kind
 
 
 @dataclass

@@ -18,15 +18,40 @@ SUMMARY_COLUMNS = {  # column -> (header, format)
 }
 
 
+# workload parameters that follow from other columns (size, repeat) or describe a config file's contents
+_DERIVED_PARAMS = ("npages", "page_size", "seed")
+
+
+def _varying_params(frame) -> "object":
+    """Per row, the workload parameters that differ between rows of the same workload spec, as
+    ``accesses=1000 threads=2`` (a sweep of --accesses or --threads), else ""."""
+    import json
+
+    parsed = {text: json.loads(text) for text in frame["workload_params"].dropna().unique()}
+    varying: dict[str, set[str]] = {}
+    for spec, texts in frame.groupby("workload_spec")["workload_params"].unique().items():
+        dicts = [parsed[t] for t in texts if t in parsed]
+        keys = {k for d in dicts for k, v in d.items() if k not in _DERIVED_PARAMS and not isinstance(v, (dict, list))}
+        varying[spec] = {k for k in keys if len({json.dumps(d.get(k)) for d in dicts}) > 1}
+    return [" ".join(f"{k}={parsed.get(text, {}).get(k)}" for k in sorted(varying.get(spec, ())))
+            for spec, text in zip(frame["workload_spec"], frame["workload_params"])]
+
+
 def summary(samples):
-    """Mean per tracker x workload x backing over intervals and repeats of the rows that completed."""
+    """Mean over intervals and repeats of the rows that completed, one row per swept combination:
+    tracker x workload spec x backing x size (x interference, x the workload parameters a sweep
+    varied). Two masim configs are two rows; two sizes are two rows, never averaged."""
     ok = samples[samples["status"].str.startswith("error") == False]  # noqa: E712 (pandas mask)
     if ok.empty:
         return ok
     rated = add_rates(in_clock_units(ok, clock.of_rows(ok)))
-    keys = ["tracker", "workload", "backing", "sees"]
-    table = rated.groupby(keys, sort=True)[list(SUMMARY_COLUMNS)].mean()
-    degraded = ok.assign(degraded=ok["status"] != "ok").groupby(keys, sort=True)["degraded"].sum()
+    spec = "workload_spec" if "workload_spec" in rated else "workload"
+    rated = rated.assign(workload=rated[spec])
+    if "workload_params" in rated and "workload_spec" in rated:
+        rated = rated.assign(params=_varying_params(rated))
+    keys = [k for k in ("tracker", "workload", "backing", "size_bytes", "params", "interfere", "sees") if k in rated]
+    table = rated.groupby(keys, sort=True, dropna=False)[list(SUMMARY_COLUMNS)].mean()
+    degraded = rated.assign(degraded=rated["status"] != "ok").groupby(keys, sort=True, dropna=False)["degraded"].sum()
     return table.assign(degraded=degraded).reset_index()
 
 
@@ -55,19 +80,29 @@ def _looks_numeric(text: str) -> bool:
 
 
 def summary_text(samples) -> str:
+    from bench.arena import format_size
+
     table = summary(samples)
     if table.empty:
         return "(no completed intervals)"
     clk = clock.of_rows(samples)
-    headers = ["tracker", "workload", "backing", "sees"] + [clk.relabel(h) for h, _ in SUMMARY_COLUMNS.values()]
+    dims = [("tracker", "tracker", str), ("workload", "workload", str), ("backing", "backing", str),
+            ("size_bytes", "size", lambda v: format_size(int(v)))]
+    if "params" in table and (table["params"] != "").any():
+        dims.append(("params", "parameters", str))
+    if "interfere" in table and table["interfere"].nunique() > 1:
+        dims.append(("interfere", "interference", str))
+    dims.append(("sees", "sees", str))
+    dims = [d for d in dims if d[0] in table]
+    headers = [h for _, h, _ in dims] + [clk.relabel(h) for h, _ in SUMMARY_COLUMNS.values()]
     rows = []
     for rec in table.to_dict("records"):
-        cells = [rec["tracker"], rec["workload"], rec["backing"], rec["sees"]]
+        cells = [show(rec[col]) for col, _, show in dims]
         cells += [_cell(rec[col], fmt) for col, (_, fmt) in SUMMARY_COLUMNS.items()]
         if rec["degraded"]:
             cells[0] += "*"
         rows.append(cells)
-    text = format_table(headers, rows)
+    text = format_table(headers, rows, right=[False] * len(dims) + [True] * len(SUMMARY_COLUMNS))
     if table["degraded"].any():
         text += "\n* some intervals degraded (see the status column in samples.parquet)"
     return text

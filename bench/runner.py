@@ -151,17 +151,18 @@ def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backin
     return Plan(cells, skipped)
 
 
+def cell_seconds(cell: Cell, overhead=None) -> float:
+    """A rough duration of one cell (prefault ~0.5 s/GiB on this class of machine, ~20 M
+    accesses/s per thread, a truth replay as long as the interval)."""
+    seconds = 0.5 * cell.size_bytes / (1 << 30) + 1.0
+    if overhead is None:
+        return seconds + cell.intervals * (2 * (cell.accesses or 100_000) / 20e6 + 0.02 * cell.size_bytes / (1 << 30))
+    return seconds + overhead.pairs * 2 * overhead.duration
+
+
 def estimate_seconds(plan: Plan, overhead=None) -> float:
-    """A rough duration, to announce long sweeps before they start (prefault ~0.5 s/GiB on this
-    class of machine, ~20 M accesses/s per thread, a truth replay as long as the interval)."""
-    total = 0.0
-    for cell in plan.cells:
-        total += 0.5 * cell.size_bytes / (1 << 30) + 1.0
-        if overhead is None:
-            total += cell.intervals * (2 * (cell.accesses or 100_000) / 20e6 + 0.02 * cell.size_bytes / (1 << 30))
-        else:
-            total += overhead.pairs * 2 * overhead.duration
-    return total
+    """A rough duration, to announce long sweeps before they start."""
+    return sum(cell_seconds(cell, overhead) for cell in plan.cells)
 
 
 def check_sizes(sizes: list[int]) -> None:
@@ -244,7 +245,7 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
                 counters.attach(tracker)
                 for i in range(cell.intervals):
                     interrupts.check()
-                    progress.update(_label(cell), f"interval {i + 1}/{cell.intervals}")
+                    progress.update(_label(cell), f"interval {i + 1}/{cell.intervals}", i / cell.intervals)
                     row, observation, truth = _interval(tracker, workload, arena, i, interference, counters)
                     rows.append({**base, "interval": i, **row})
                     if pages is not None:
@@ -261,7 +262,14 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
 
 
 def _label(cell: Cell) -> str:
-    label = f"{cell.tracker} x {cell.workload} ({cell.backing})"
+    """The cell as progress names it: every dimension a plan can sweep, e.g.
+    ``uffd-wp · hotcold · anon · 256M · rep 1`` (+ threads, accesses, cycle, interference when set)."""
+    parts = [cell.tracker, cell.workload, cell.backing, arena_mod.format_size(cell.size_bytes)]
+    parts += [f"{name} {value}" for name, value in (("threads", cell.threads), ("accesses", cell.accesses),
+                                                    ("cycle", cell.cycle and f"{cell.cycle * 1000:g}ms"))
+              if value is not None]
+    parts.append(f"rep {cell.repeat + 1}")
+    label = " · ".join(parts)
     return label if cell.interfere == interference_mod.NONE else f"{label} + {cell.interfere}"
 
 
@@ -335,7 +343,7 @@ def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_page
     stops, the results so far are written with the signal named in the manifest, then
     ``Interrupted`` propagates.
     """
-    progress = Progress(len(plan.cells))
+    progress = Progress(len(plan.cells), weights=[cell_seconds(c, overhead) for c in plan.cells])
     if events:
         manifest.update(events.describe())
     writer = results.RunWriter(run_dir, manifest, len(plan.cells))
@@ -357,12 +365,12 @@ def run_plan(plan: Plan, run_dir: Path, manifest: dict, overhead=None, keep_page
                 else:
                     from bench.concurrent import run_concurrent_cell
 
-                    progress.update(f"{cell.tracker} x {cell.workload} ({cell.backing})", "A/B runs")
+                    progress.update(_label(cell), f"{overhead.pairs} A/B pairs")
                     rows, latencies = run_concurrent_cell(cell, overhead, manifest["run_id"], on_pair=record,
                                                           watchdog=watchdog, events=events)
                     _record_kernel_work(events, manifest, run_dir)
                     writer.cell(rows, latencies)
-                progress.advance()
+                progress.advance(_outcome(rows, number))
             writer.finish(results.COMPLETE)
         except Interrupted as e:
             _record_kernel_work(events, manifest, run_dir)  # the interrupted cell's finished intervals
@@ -383,6 +391,13 @@ def _record_kernel_work(events: attribution.Session | None, manifest: dict, run_
         manifest.update(events.describe())
         if events.profile_rows:
             results.write_profile(run_dir, events.profile_rows)
+
+
+def _outcome(rows: list[dict], number: int) -> str:
+    """What became of cell *number*, for a progress line: "ok" or its first error."""
+    mine = [r for r in rows if r.get("cell") == number] or rows[-1:]
+    errors = [str(r["status"]) for r in mine if str(r.get("status", "")).startswith("error")]
+    return errors[0] if errors else "ok"
 
 
 def plan_manifest(plan: Plan) -> dict:

@@ -152,6 +152,7 @@ def test_concurrent_mode_reports_slowdown_and_stalls(tmp_path):
 
 
 @pytest.mark.root
+@pytest.mark.mechanism("uffd-wp")
 def test_sweep_is_one_results_directory(tmp_path):
     out = hotbench("run", "--out", str(tmp_path), "--trackers", "uffd-wp", "--workloads", "uniform", "--size",
                    "8M,16M", "--threads", "1,2", "--intervals", "1", "--accesses", "2000")
@@ -161,6 +162,48 @@ def test_sweep_is_one_results_directory(tmp_path):
     params = samples["workload_params"].map(json.loads)
     assert sorted(zip(samples["size_bytes"], params.map(lambda p: p["threads"]))) == \
         [(8 << 20, 1), (8 << 20, 2), (16 << 20, 1), (16 << 20, 2)]
+    # the summary keeps every swept dimension: one row per size and thread count, never averaged
+    table = out.stdout.splitlines()
+    assert table[0].split()[:5] == ["tracker", "workload", "backing", "size", "parameters"], table[0]
+    rows = [line.split()[:5] for line in table[2:6]]
+    assert rows == [["uffd-wp", "uniform", "anon", size, f"threads={t}"] for size in ("8M", "16M") for t in (1, 2)]
+    # no terminal: one plain line per finished cell, naming every swept dimension
+    progress = [line for line in out.stderr.splitlines() if line.startswith("[")]
+    assert [line.split(":")[0] for line in progress] == [
+        f"[{i + 1}/4] uffd-wp · uniform · anon · {size} · threads {t} · accesses 2000 · rep 1"
+        for i, (size, t) in enumerate((s, t) for s in ("8M", "16M") for t in (1, 2))], progress
+    assert "\x1b" not in out.stderr
+
+
+@pytest.mark.root
+@pytest.mark.mechanism("uffd-wp")
+@pytest.mark.parametrize("columns", [80, 200])
+def test_progress_in_a_terminal_fits_it(tmp_path, columns):
+    """Under a pseudo-terminal (script(1)) of 80 and 200 columns: every redraw fits, names the
+    cell and its interval, and the line is gone when the summary prints."""
+    import re
+    import shlex
+    import shutil
+
+    if not shutil.which("script"):
+        pytest.skip("script(1) (util-linux) is not installed")
+    command = shlex.join([sys.executable, "-m", "bench", "run", "--out", str(tmp_path), "--trackers", "uffd-wp",
+                          "--workloads", "hotcold:hot=0.05,p=0.99", "--size", "8M,16M", "--repeats", "2",
+                          "--intervals", "3", "--accesses", "2000"])
+    out = subprocess.run(["script", "-qefc", command, "/dev/null"], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "COLUMNS": str(columns), "TERM": "xterm"})
+    assert out.returncode == 0, out.stdout
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.stdout)
+    drawn = [line for line in re.split(r"[\r\n]", screen) if line.startswith("[") and "interval" in line]
+    assert drawn and all(len(line) <= columns for line in drawn), [len(line) for line in drawn]
+    cell = "uffd-wp · hotcold:hot=0.05,p=0.99 · anon · 16M · accesses 2000 · rep 2"
+    if columns < 100:  # the middle of the cell's name gives way; its ends stay
+        cell = re.escape(cell[:20]) + ".*….*" + re.escape(cell[-20:])
+    else:
+        cell = re.escape(cell)
+    assert any(re.match(rf"\[\d/4\] {cell}  interval \d/3", line) for line in drawn), drawn
+    summary = screen[screen.index("tracker"):]
+    assert "interval" not in summary and "[4/4]" not in summary  # erased, not left above the table
 
 
 @pytest.mark.root

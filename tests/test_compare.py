@@ -362,7 +362,7 @@ def test_runs_on_different_clocks_compare_accuracy_only(tmp_path, floors_file):
     data = json.loads(out.stdout)
     assert {r["family"] for r in data["metrics"]} == {"precision", "recall", "wss_error"}
     assert len(data["not_comparable"]) == 4 + 3 + len(MICRO)  # lockstep and concurrent timing, micro
-    assert any("different clocks (wall vs instructions)" in w for w in data["warnings"])
+    assert any("different clocks (wall vs instructions (icount shift 0))" in w for w in data["warnings"])
 
 
 def test_missing_metrics_are_explained_by_what_differs(tmp_path, floors_file):
