@@ -99,7 +99,7 @@ def find_run_dirs(paths: list[Path]) -> list[Path]:
         if (path / results.MANIFEST).is_file():
             found.append(path)
             continue
-        subs = sorted(p for p in path.iterdir() if (p / results.MANIFEST).is_file()) if path.is_dir() else []
+        subs = results.run_dirs(path)
         if not subs:
             raise HotbenchError(f"{path} is not a hotbench results directory (no {results.MANIFEST}, "
                                 f"here or in its subdirectories)")

@@ -40,8 +40,9 @@ def default_history_dir() -> Path:
     """$HOTBENCH_HISTORY, else $XDG_DATA_HOME/hotbench/history (~/.local/share/hotbench/history)."""
     if os.environ.get("HOTBENCH_HISTORY"):
         return Path(os.environ["HOTBENCH_HISTORY"])
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "hotbench" / "history"
+    import platformdirs
+
+    return platformdirs.user_data_path("hotbench") / "history"
 
 
 def machine_label(env: dict, name: str | None = None) -> str:
@@ -90,7 +91,7 @@ def entries(history: Path) -> list[dict]:
         raise HotbenchError(f"history store {history} does not exist; run 'hotbench nightly --history {history}' "
                             f"first")
     found = []
-    for run_dir in sorted(p for p in history.iterdir() if (p / results.MANIFEST).is_file()):
+    for run_dir in results.run_dirs(history):
         try:
             manifest = results.load_manifest(run_dir)
         except HotbenchError:

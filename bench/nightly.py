@@ -239,7 +239,7 @@ def run_nightly(suite: Suite, history: Path, *, bench: str | None = None, tracke
         raise HotbenchError(f"cannot create the history store {history}: {e.strerror}; choose another --history") \
             from None
     run_id = results.new_run_id()
-    run_dir = results.create_run_dir(Path(history), run_id)
+    run_dir = results.create_run_dir(Path(history), run_id, latest=False)  # 'latest' means the store's newest
     started = time.monotonic()
     cells = ([{**dataclasses.asdict(c), "mode": "lockstep"} for c in lockstep.cells]
              + [{**dataclasses.asdict(c), "mode": "concurrent"} for c in concurrent.cells])

@@ -13,6 +13,9 @@ A results directory: ``<out>/<run-id>/``
   eviction.parquet   rows of ``hotbench evict`` (experiment steps)
   micro.json         pyperf's own JSON format, written by pyperf (versioned by pyperf)
 
+``<out>/latest`` is a relative symlink to the newest run directory created in ``<out>``
+(replaced in one rename; a ``latest`` that is not a symlink is left alone).
+
 Run format history (``FORMAT_VERSION``, stamped in every manifest; loaders accept the
 versions in ``ACCEPTED`` and refuse any other by name):
   1  2026-11  first format: manifest (environment, probes, cells, skips) and one
@@ -75,6 +78,7 @@ MANIFEST = "manifest.json"
 SAMPLES = "samples.parquet"
 PARTIAL = "partial.json"  # the finished intervals of the cell in progress
 PAGES = "pages.parquet"  # a directory of per-cell parts
+LATEST = "latest"  # <out>/latest: a symlink to the newest run directory made there
 LATENCY = "latency.parquet"  # concurrent mode: every batch's duration, per cell, pair and variant
 PROFILE = "profile.parquet"  # run --kernel-profile: top kernel functions per profiled phase and interval
 EVICTION = "eviction.parquet"  # rows of 'hotbench evict' inside a results directory (experiment steps)
@@ -253,7 +257,31 @@ def check_out_file(path: Path, option: str = "--out") -> None:
         raise HotbenchError(f"{option} {path}: cannot write in {parent}; choose another {option}")
 
 
-def create_run_dir(out: Path, run_id: str) -> Path:
+def run_dirs(parent: Path) -> list[Path]:
+    """The run directories directly inside *parent*, oldest first (the ``latest`` link is not one)."""
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    return sorted(p for p in parent.iterdir() if not p.is_symlink() and (p / MANIFEST).is_file())
+
+
+def point_latest(out: Path, run_dir: Path) -> None:
+    """Make ``<out>/latest`` a (relative) symlink to *run_dir*, replaced in one rename; a
+    ``latest`` that is not a symlink (someone's own directory) is left alone."""
+    link = Path(out) / LATEST
+    if link.exists() and not link.is_symlink():
+        return
+    tmp = Path(out) / f".{LATEST}.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.symlink(Path(run_dir).name, tmp)
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a filesystem without symlinks: the run itself is unaffected
+
+
+def create_run_dir(out: Path, run_id: str, latest: bool = True) -> Path:
+    """*out*/*run_id*, new; with *latest*, ``<out>/latest`` points at it from now on."""
     run_dir = Path(out) / run_id
     try:
         make_dirs(out)
@@ -263,6 +291,8 @@ def create_run_dir(out: Path, run_id: str) -> Path:
         raise HotbenchError(f"results directory {run_dir} already exists; hotbench never overwrites a run") from None
     except OSError as e:
         raise HotbenchError(f"cannot create results directory {run_dir}: {e.strerror}; choose another --out") from None
+    if latest:
+        point_latest(out, run_dir)
     return run_dir
 
 

@@ -36,6 +36,8 @@ COMMANDS = [
     ("vm", "vm", "boot a kernel under QEMU with this checkout visible and run one command inside"),
     ("kernel", "kernel", "fetch, build and list test kernels for 'hotbench vm'"),
     # reading results
+    ("show", "show", "what a results directory holds: command, kernel, clock, status, cells, skips, where the files are"),
+    ("export", "export", "a results directory's tables (samples, summary, latency, micro) as CSV"),
     ("report", "report", "report.md, report.html and CSV tables from results directories, merged and compared by kernel"),
     ("plot", "plot", "slide-ready figures from results directories: accuracy, cost, Pareto, heatmaps, CDFs"),
     # tracking over time
@@ -66,7 +68,9 @@ def _numba_cache_dir() -> None:
     """
     if "NUMBA_CACHE_DIR" in os.environ or os.access(Path(__file__).resolve().parents[2] / "workloads", os.W_OK):
         return
-    for base in (os.environ.get("XDG_CACHE_HOME"), Path.home() / ".cache", tempfile.gettempdir()):
+    import platformdirs
+
+    for base in (platformdirs.user_cache_dir(), tempfile.gettempdir()):
         if not base:
             continue
         target = Path(base) / f"hotbench-numba-{os.getuid()}"

@@ -10,7 +10,6 @@ renamed), so an interrupted fetch or build leaves nothing half-made behind.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -26,8 +25,10 @@ __all__ = ["Kernel", "cache_dir", "entries", "lookup", "new_entry", "Stopwatch"]
 
 
 def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/hotbench`` (default ``~/.cache/hotbench``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hotbench"
+    """``$XDG_CACHE_HOME/hotbench`` (default ``~/.cache/hotbench``), as platformdirs says."""
+    import platformdirs
+
+    return platformdirs.user_cache_path("hotbench")
 
 
 def kernels_dir() -> Path:
