@@ -136,7 +136,7 @@ def _cold_size(text: str) -> int:
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("hotbench micro")
+    group = parser.add_argument_group("hotbench micro options")
     group.add_argument("--bench", metavar="REGEX", help="only the benchmarks whose name matches REGEX (re.search)")
     group.add_argument("--size", type=_sizes, help=f"arena of the per-GiB arm and scan primitives (default "
                        f"{format_size(DEFAULT_SIZE)}, {format_size(FAST_SIZE)} with --fast); a list such as "
@@ -150,6 +150,29 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--list", action="store_true", help="list every benchmark with its unit, or why it is "
                        "skipped on this kernel, and exit")
     group.add_argument("--micro-selected", help=argparse.SUPPRESS)  # manager -> worker: the registered names
+    _help_layout(parser, group)
+
+
+# pyperf options that only its manager and workers pass each other, or that compare Python
+# interpreters: still accepted (the workers need them), left out of --help.
+_PYPERF_INTERNAL = ("--worker", "--worker-task", "--pipe", "--in-process", "--calibrate-loops", "--recalibrate-loops",
+                    "--calibrate-warmups", "--recalibrate-warmups", "--debug-single-value", "--python",
+                    "--compare-to", "--python-names")
+
+
+def _help_layout(parser: argparse.ArgumentParser, ours) -> None:
+    """--help shows hotbench's options first, then pyperf's Runner options under their own heading."""
+    parser.usage = ("%(prog)s [--bench REGEX] [--size S[,S...]] [--fault-size S] [--cold[=BYTES]] [--list] "
+                    "[pyperf options: --fast, -o FILE.json, -p N, -n N, -l N, --affinity CPUS, ...]")
+    for action in parser._actions:  # argparse has no public way to hide or regroup another's options
+        if any(flag in _PYPERF_INTERNAL for flag in action.option_strings):
+            action.help = argparse.SUPPRESS
+    groups = parser._action_groups
+    groups.remove(ours)
+    groups.insert(0, ours)
+    for group in groups:
+        if group is not ours and group.title in ("options", "optional arguments"):
+            group.title = "pyperf Runner options (python -m pyperf --help)"
 
 
 def check_options(argv: list[str]) -> None:

@@ -2,7 +2,8 @@
 checkout, the numba cache and any ``--share`` directory visible read-write at their host
 paths (so results land on the host) and the rest of the host root read-only.
 
-    hotbench vm --kernel arch/x86/boot/bzImage -- hotbench probe
+    hotbench vm -- hotbench probe                  # in a built kernel tree: its arch/x86/boot/bzImage
+    hotbench vm --kernel ~/.cache/hotbench/kernels/KEY -- hotbench probe     # what 'kernel fetch' printed
     hotbench vm --kernel debian-7.3.4+deb13-amd64-7.3.4-1_bpo13+1 --require auto -- python3 -m pytest tests/kernel
     hotbench vm --kernel debian-7.3.4+deb13-amd64-7.3.4-1_bpo13+1 --icount -- hotbench run --trackers rwp
 
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Callable
 
 from bench.errors import HotbenchError
+
+TREE_IMAGE = Path("arch/x86/boot/bzImage")  # what 'make bzImage' leaves in a kernel tree
 
 
 def _positive_int(text: str) -> int:
@@ -61,8 +64,10 @@ def _icount_shift(text: str) -> int:
 
 
 def set_argparser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kernel", required=True, metavar="IMAGE",
-                        help="bzImage/vmlinuz to boot, or a key from 'hotbench kernel list'")
+    parser.add_argument("--kernel", metavar="KERNEL",
+                        help="what to boot: a key from 'hotbench kernel list', the directory 'kernel fetch/build' "
+                             f"print, a kernel tree or a bzImage/vmlinuz (default: ./{TREE_IMAGE}, when the current "
+                             "directory is a built kernel tree)")
     parser.add_argument("--modules", type=Path, metavar="DIR",
                         help="the kernel's module tree (lib/modules/RELEASE or an INSTALL_MOD_PATH), for kernels "
                              "with 9p/overlay as modules (default: found beside the image or in /lib/modules)")
@@ -103,15 +108,33 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                      "(panic, init failure, QEMU died; after --boot-retries if before the command started)")
 
 
-def resolve_image(text: str) -> Path:
-    """A path, or the key of a cached kernel."""
-    path = Path(text)
-    if path.exists() or "/" in text:
-        return path
+def resolve_image(text: str | None) -> Path:
+    """The image to boot, from whatever 'hotbench kernel fetch/build/list' print: a cache key,
+    a cached kernel's directory, a kernel tree (its bzImage) or an image file. None: the
+    bzImage of the kernel tree in the current directory, as virtme-ng does."""
     from bench import kernels
 
+    if text is None:
+        if TREE_IMAGE.is_file():
+            return TREE_IMAGE.resolve()
+        raise HotbenchError(f"no --kernel, and no {TREE_IMAGE} here: give --kernel a key from 'hotbench kernel "
+                            f"list', a cached kernel's directory or an image, or run from a built kernel tree")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        entry = kernels.load_entry(path)
+        if entry:
+            return entry.image
+        if (path / TREE_IMAGE).is_file():
+            return (path / TREE_IMAGE).resolve()
+        raise HotbenchError(f"--kernel {text}: a directory, but neither a cached kernel (no vmlinuz and meta.json) "
+                            f"nor a built kernel tree (no {TREE_IMAGE})")
+    if path.exists() or "/" in text:
+        return path
     found = kernels.lookup(text)
-    return found.image if found else path
+    if found:
+        return found.image
+    keys = ", ".join(k.key for k in kernels.entries()) or "none cached"
+    raise HotbenchError(f"--kernel {text}: not a file, a directory or a cached kernel's key ({keys})")
 
 
 def resolve_require(spec: str | None, image: Path, modules: Path | None) -> list[str] | None:

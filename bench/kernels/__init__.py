@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.errors import HotbenchError
 from bench.kernels import kconfig
 
-__all__ = ["Kernel", "cache_dir", "entries", "lookup", "new_entry", "Stopwatch"]
+__all__ = ["Kernel", "cache_dir", "entries", "lookup", "load_entry", "new_entry", "Stopwatch"]
 
 
 def cache_dir() -> Path:
@@ -85,6 +85,11 @@ def entries() -> list[Kernel]:
 
 def lookup(key: str) -> Kernel | None:
     return _load(kernels_dir() / key) if key and "/" not in key else None
+
+
+def load_entry(path: Path) -> Kernel | None:
+    """The cache entry at *path* (a directory 'kernel fetch' or 'build' printed), or None."""
+    return _load(Path(path))
 
 
 @contextmanager
