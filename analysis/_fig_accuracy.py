@@ -6,7 +6,7 @@ import numpy as np
 
 from analysis import stats, style
 from analysis.data import Data
-from analysis.figures import (Skip, chunks, env_caption, largest_size, legend, ordered_trackers,
+from analysis.figures import (Skip, chunks, ci_note, env_caption, largest_size, legend, ordered_trackers,
                               ordered_workloads, size_note, stem, nested_size, value_ticks)
 
 MIB = float(1 << 20)
@@ -72,8 +72,9 @@ def accuracy_vs_interval(data: Data):
                 if row == 1:
                     ax.set_xlabel("interval length (accesses)")
         legend(fig, data, trackers, labels)
-        style.caption(fig, env_caption(data, labels, f"{size_note(size)}; mean over repeats, bars: 95 % CI; "
-                                       "precision/recall against the accesses each tracker can see"))
+        style.caption(fig, env_caption(data, labels, f"{size_note(size)}; mean over repeats, "
+                                       f"{ci_note(summary, ['precision', 'recall'])}; precision/recall against the "
+                                       "accesses each tracker can see (written pages for write-only trackers)"))
         out.append((stem("accuracy-vs-interval", index), fig))
     return out
 
@@ -109,7 +110,9 @@ def precision_recall(data: Data):
                     ax.set_xlabel("recall (fraction)")
         legend(fig, data, trackers, labels)
         style.caption(fig, env_caption(data, labels, f"{size_note(size)}; one mark per tracker x workload, "
-                                       "mean over repeats, bars: 95 % CI; overlapping marks are nested"))
+                                       f"mean over repeats, {ci_note(summary, ['precision', 'recall'])}; "
+                                       "overlapping marks are nested, the first tracker's largest; write-only "
+                                       "trackers scored against the written pages"))
         out.append((stem("precision-recall", index), fig))
     return out
 

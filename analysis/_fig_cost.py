@@ -6,7 +6,7 @@ import numpy as np
 
 from analysis import stats, style
 from analysis.data import Data
-from analysis.figures import (Skip, chunks, env_caption, largest_size, legend, ordered_trackers,
+from analysis.figures import (Skip, chunks, ci_note, env_caption, largest_size, legend, ordered_trackers,
                               ordered_workloads, size_note, stem, nested_size, plain_log_ticks,
                               value_ticks)
 
@@ -99,9 +99,8 @@ def cost_vs_size(data: Data):
         for ax, panel in zip(axes[0], ends):  # after every panel: the shared y limits are final
             _end_labels(ax, panel, sizes, wide=multi)
         legend(fig, data, trackers, labels, numbered=multi)
-        style.caption(fig, env_caption(data, labels, "arm + collect (wall) per interval, mean over repeats, "
-                                       "bars: 95 % CI; "
-                                       "numbers at the line ends: log-log slope (1 = proportional to arena size)"
+        style.caption(fig, env_caption(data, labels, f"arm + collect (wall) per interval, mean over repeats, "
+                                       f"{ci_note(summary, ['cycle_ms'])}; numbers at the line ends: log-log slope (1 = proportional to arena size)"
                                        + ("; [n] = kernel n in the legend" if multi else ""), timing=True))
         out.append((stem("cost-vs-size", index), fig))
     return out
@@ -177,7 +176,9 @@ def _pareto(data: Data, table, xcol: str, xlabel: str, stem_name: str, note: str
                 if r == 1:
                     ax.set_xlabel(xlabel)
         legend(fig, data, trackers, labels)
-        style.caption(fig, env_caption(data, labels, note, timing=True))
+        bars = ci_note(table, [xcol, "f1_any", "cold_fp_rate"])
+        style.caption(fig, env_caption(data, labels, f"{note}, {bars}; F1 against every access "
+                                       "(write-only trackers miss the reads)", timing=True))
         out.append((stem(stem_name, index), fig))
     return out
 
@@ -202,13 +203,13 @@ def pareto_cpu(data: Data):
         raise Skip("no arm_cpu_ns/collect_cpu_ns in the lockstep rows")
     return _pareto(data, table, "tracker_cpu_ms_per_gib", "tracker CPU (ms/GiB)", "pareto",
                    f"{size_note(size)}; x: arm + collect thread CPU time; grey steps: Pareto frontier; "
-                   "mean over repeats, bars: 95 % CI")
+                   "mean over repeats")
 
 
 def pareto_slowdown(data: Data):
     conc = data.concurrent
     if conc is None or not len(conc) or "slowdown" not in conc:
-        raise Skip("no concurrent rows with a slowdown column (overhead runs)")
+        raise Skip("no concurrent rows with a slowdown column: run with 'hotbench run --mode concurrent'")
     acc, _ = _accuracy_table(data)
     conc = conc[conc["slowdown"].notna()]
     size = largest_size(conc)
@@ -220,4 +221,4 @@ def pareto_slowdown(data: Data):
         raise Skip("no tracker x workload has both concurrent (slowdown) and lockstep (accuracy) rows")
     return _pareto(data, table, "slowdown", "slowdown (as recorded)", "pareto-slowdown",
                    f"slowdown from concurrent runs at {size_note(size)}, accuracy from lockstep runs at their "
-                   "largest size; grey steps: Pareto frontier; mean over repeats, bars: 95 % CI", xlog=False)
+                   "largest size; grey steps: Pareto frontier; mean over repeats", xlog=False)

@@ -43,7 +43,7 @@ def heatmap(data: Data):
     pages = data.pages
     need = {"tracker", "workload_spec", "size_bytes", "interval", "npages", "truth_read", "truth_written", "reported"}
     if pages is None or not len(pages):
-        raise Skip("no pages.parquet (per-page bitmaps per interval; the runner does not write it yet)")
+        raise Skip("no pages.parquet (per-page bitmaps per interval): run with 'hotbench run --pages'")
     if missing := sorted(need - set(pages.columns)):
         raise Skip(f"pages.parquet lacks {', '.join(missing)}")
     sees = {}
@@ -148,7 +148,7 @@ def _series_legend(fig, data: Data, styles: dict, labels: list[str], ncol: int) 
 def fault_cost_cdf(data: Data):
     micro = data.micro
     if micro is None or not len(micro):
-        raise Skip("no pyperf micro*.json files (hotbench micro)")
+        raise Skip("no pyperf micro*.json files: 'hotbench micro -o RUN_DIR/micro.json' writes one")
     faults = micro[micro["benchmark"].str.contains("fault", case=False) & (micro["unit"] == "second")]
     if not len(faults):
         raise Skip("the pyperf files hold no per-fault benchmark (none has 'fault' in its name)")
@@ -187,7 +187,7 @@ def _flat(column) -> np.ndarray:
 def stall_cdf(data: Data):
     lat = data.latency
     if lat is None or not len(lat):
-        raise Skip("no latency.parquet (batch latencies of concurrent runs)")
+        raise Skip("no latency.parquet (batch latencies): run with 'hotbench run --mode concurrent'")
     if missing := sorted({"tracker", "batch_ns", "size_bytes"} - set(lat.columns)):
         raise Skip(f"latency.parquet lacks {', '.join(missing)}")
     size = largest_size(lat)
@@ -238,7 +238,8 @@ EVICTION_SERIES = {
 def eviction_timeline(data: Data):
     ev = data.eviction
     if ev is None or not len(ev):
-        raise Skip("no eviction.parquet (rows of 'hotbench evict' in the results directory)")
+        raise Skip("no eviction.parquet: 'hotbench evict --out RUN_DIR/eviction.parquet' (or 'hotbench experiment "
+                   "eviction-read-blocking') writes one")
     series = [c for c in EVICTION_SERIES if c in ev and ev[c].notna().any()]
     if "round" not in ev or "variant" not in ev or not series:
         raise Skip("eviction.parquet lacks variant, round or every one of " + ", ".join(EVICTION_SERIES))

@@ -9,13 +9,14 @@ FIGURES: list[tuple[str, str]] = [
                              "(workload_params 'accesses' per interval)"),
     ("precision-recall", "lockstep rows with tp/fp/fn (page or region trackers)"),
     ("wss-timeline", "lockstep rows with wss_est, truth_any, truth_written per interval"),
-    ("cost-vs-size", "lockstep rows at two or more arena sizes (arm_ns, collect_ns)"),
+    ("cost-vs-size", "lockstep rows at two or more arena sizes (arm_ns, collect_ns; e.g. --size 64M,256M,1G)"),
     ("pareto", "lockstep rows with tp/fp/fn/tn (f1 against all accesses) and arm_cpu_ns, collect_cpu_ns"),
     ("pareto-slowdown", "concurrent rows (mode 'concurrent', slowdown) and lockstep accuracy of the same "
                         "tracker x workload"),
-    ("heatmap", "pages.parquet: per-page truth and tracker bitmaps per interval (page trackers)"),
+    ("heatmap", "pages.parquet: per-page truth and tracker bitmaps per interval (page trackers; 'hotbench run "
+                "--pages')"),
     ("fault-cost-cdf", "pyperf micro*.json with per-fault benchmarks (a name containing 'fault')"),
-    ("stall-cdf", "latency.parquet: batch_ns of concurrent runs"),
+    ("stall-cdf", "latency.parquet: batch_ns of concurrent runs ('hotbench run --mode concurrent')"),
     ("eviction-timeline", "eviction.parquet: rows of 'hotbench evict' (variant, round, evicted_pages, refaults, "
                           "lat_p99_ns, blocked_ns_max)"),
 ]

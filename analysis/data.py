@@ -123,21 +123,37 @@ def _labels(manifests: list[dict]) -> list[str]:
             for m in manifests]
 
 
+def setting_params(text) -> dict:
+    """A row's ``workload_params`` JSON without what follows from other columns or the spec:
+    seed, arena pages, page size, and the contents a config file resolved to (a masim config's
+    regions and phases, which change with the arena size; the spec names the file)."""
+    if not isinstance(text, str):
+        return {}
+    return {k: v for k, v in json.loads(text).items() if k not in _REPLICATE_PARAMS and not isinstance(v, (dict, list))}
+
+
+def varying_params(specs, params_json) -> list[str]:
+    """Per row, ``key=value`` of the settings that differ between rows of the same spec (an
+    --accesses or --threads sweep), joined by spaces; "" where nothing varies."""
+    parsed = {text: setting_params(text) for text in set(params_json)}
+    rows = list(zip(map(str, specs), params_json))
+    varying: dict[str, list[str]] = {}
+    for spec in {spec for spec, _ in rows}:
+        dicts = [parsed[text] for s, text in rows if s == spec]
+        keys = sorted({k for d in dicts for k in d})
+        varying[spec] = [k for k in keys if len({json.dumps(d.get(k)) for d in dicts}) > 1]
+    return [" ".join(f"{k}={parsed[text].get(k)}" for k in varying[spec]) for spec, text in rows]
+
+
 def _workload_labels(df):
-    """``workload_label``: the spec plus any parameter that varies between runs of that spec
-    (seed and size excepted), so rows with different settings are never pooled."""
+    """``workload_label``: the spec plus any setting that varies between runs of that spec
+    (``varying_params``), so rows with different settings are never pooled."""
     import pandas as pd
 
-    params = df["workload_params"].map(lambda s: {k: v for k, v in json.loads(s).items()
-                                                  if k not in _REPLICATE_PARAMS} if isinstance(s, str) else {})
-    labels = df["workload_spec"].astype(str).copy()
-    for spec in sorted(df["workload_spec"].astype(str).unique()):
-        mask = df["workload_spec"].astype(str) == spec
-        keys = sorted({k for p in params[mask] for k in p})
-        varying = [k for k in keys if len({json.dumps(p.get(k)) for p in params[mask]}) > 1]
-        if varying:
-            labels[mask] = [spec + " " + " ".join(f"{k}={p.get(k)}" for k in varying) for p in params[mask]]
-    accesses = params.map(lambda p: p.get("accesses"))
+    specs = df["workload_spec"].astype(str)
+    extra = pd.Series(varying_params(specs, df["workload_params"]), index=df.index)
+    labels = specs.where(extra == "", specs + " " + extra)
+    accesses = df["workload_params"].map(lambda s: setting_params(s).get("accesses"))
     return labels, pd.to_numeric(accesses, errors="coerce")
 
 

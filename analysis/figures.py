@@ -5,7 +5,8 @@ a one-line reason (``Skip``), which ``hotbench plot`` prints and the report list
 return ``(file stem, Figure)`` pairs — most figures are one file, a few are one file per
 workload. Unless the arena size is the x-axis, a figure shows the largest size in the data
 (named in its caption), and every mark is the mean over repeats with a 95 % confidence
-interval where there are at least two repeats.
+interval where there are at least two repeats; the caption says which (``ci_note``). Legends
+mark the trackers that see writes only (``writes_only``).
 """
 
 from __future__ import annotations
@@ -139,8 +140,30 @@ def label_handles(data: Data, labels: list[str], numbered: bool = False):
     return handles, names
 
 
+def writes_only(data: Data) -> set[str]:
+    """Trackers that see writes only (uffd-wp, soft-dirty): every legend says so, since their
+    marks sit where a read-and-write tracker's would and mean something else."""
+    frames = [f for f in (data.samples, data.concurrent) if f is not None and len(f) and "sees" in f]
+    return {str(t) for f in frames for t, sees in zip(f["tracker"], f["sees"]) if sees == "writes"}
+
+
+def ci_note(summary, metrics: list[str]) -> str:
+    """The caption's words for the error bars, as drawn: 95 % CIs, or why there are none."""
+    import numpy as np
+
+    columns = [f"{m}_ci95" for m in metrics if f"{m}_ci95" in summary]
+    values = summary[columns].to_numpy("float64") if columns else np.array([])
+    if not np.isfinite(values).any():
+        return "no bars: one repeat per mark (--repeats 2 or more draws 95 % CIs)"
+    if not np.nan_to_num(values).any():
+        return "no bars: the repeats agree exactly"
+    return "bars: 95 % CI of the mean over repeats (none where the repeats agree)"
+
+
 def legend(fig, data: Data, trackers: list[str], labels: list[str], extra=None, numbered: bool = False) -> None:
     handles, names = tracker_handles(trackers)
+    only = writes_only(data)
+    names = [f"{name} (sees writes only)" if name in only else name for name in names]
     if len(labels) > 1:
         h2, n2 = label_handles(data, labels, numbered)
         handles, names = handles + h2, names + n2
@@ -187,7 +210,15 @@ def nested_size(rank: int, start: float = 18.0) -> float:
 
 
 def plain_log_ticks(axis) -> None:
-    """Major ticks of a log axis as plain numbers (0.01, 1, 100), not 10^k."""
-    from matplotlib.ticker import FuncFormatter
+    """Ticks of a log axis as plain numbers (0.01, 1, 100), not 10^k; over less than two
+    decades at 1-2-5 steps too, and never labels on the minor ticks (matplotlib's own, on a
+    short axis, run into each other)."""
+    import math
 
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    low, high = sorted(axis.get_view_interval())
+    short = low > 0 and math.log10(high / low) < 2
+    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0) if short else (1.0,)))
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())

@@ -147,9 +147,15 @@ def caption(fig, text: str) -> None:
     """The lines under every figure: kernel, accel and what the marks mean.
 
     Drawn as the figure's ``supxlabel`` so constrained layout reserves its room: it never
-    overlaps the panels or the legend.
+    overlaps the panels or the legend. Wrapped to the figure's width: a longer line would
+    widen the saved image and squeeze the panels into part of it.
     """
-    fig.supxlabel(text, x=0.0, ha="left", fontsize=12, color="#444444", multialignment="left")
+    import textwrap
+
+    fontsize = 12
+    chars = int(fig.get_figwidth() * 72 / (fontsize * 0.55))  # DejaVu Sans: ~0.55 em per character
+    lines = [wrapped for line in text.splitlines() for wrapped in (textwrap.wrap(line, chars) or [""])]
+    fig.supxlabel("\n".join(lines), x=0.0, ha="left", fontsize=fontsize, color="#444444", multialignment="left")
 
 
 def legend_above(fig, handles, labels, ncol: int | None = None, title: str | None = None) -> None:

@@ -18,25 +18,6 @@ SUMMARY_COLUMNS = {  # column -> (header, format)
 }
 
 
-# workload parameters that follow from other columns (size, repeat) or describe a config file's contents
-_DERIVED_PARAMS = ("npages", "page_size", "seed")
-
-
-def _varying_params(frame) -> "object":
-    """Per row, the workload parameters that differ between rows of the same workload spec, as
-    ``accesses=1000 threads=2`` (a sweep of --accesses or --threads), else ""."""
-    import json
-
-    parsed = {text: json.loads(text) for text in frame["workload_params"].dropna().unique()}
-    varying: dict[str, set[str]] = {}
-    for spec, texts in frame.groupby("workload_spec")["workload_params"].unique().items():
-        dicts = [parsed[t] for t in texts if t in parsed]
-        keys = {k for d in dicts for k, v in d.items() if k not in _DERIVED_PARAMS and not isinstance(v, (dict, list))}
-        varying[spec] = {k for k in keys if len({json.dumps(d.get(k)) for d in dicts}) > 1}
-    return [" ".join(f"{k}={parsed.get(text, {}).get(k)}" for k in sorted(varying.get(spec, ())))
-            for spec, text in zip(frame["workload_spec"], frame["workload_params"])]
-
-
 def summary(samples):
     """Mean over intervals and repeats of the rows that completed, one row per swept combination:
     tracker x workload spec x backing x size (x interference, x the workload parameters a sweep
@@ -48,7 +29,9 @@ def summary(samples):
     spec = "workload_spec" if "workload_spec" in rated else "workload"
     rated = rated.assign(workload=rated[spec])
     if "workload_params" in rated and "workload_spec" in rated:
-        rated = rated.assign(params=_varying_params(rated))
+        from analysis.data import varying_params
+
+        rated = rated.assign(params=varying_params(rated["workload_spec"], rated["workload_params"]))
     keys = [k for k in ("tracker", "workload", "backing", "size_bytes", "params", "interfere", "sees") if k in rated]
     table = rated.groupby(keys, sort=True, dropna=False)[list(SUMMARY_COLUMNS)].mean()
     degraded = rated.assign(degraded=rated["status"] != "ok").groupby(keys, sort=True, dropna=False)["degraded"].sum()
