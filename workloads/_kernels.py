@@ -18,6 +18,10 @@ Three generator kinds cover every pattern:
   sequential  a cursor walking start, start+stride, ... < start+span, wrapping; the cursor
               position of any access is arithmetic, so truth replays exactly (a full batch
               of a long sweep is made in an interleaved order: see SWEEP_ORDER)
+  mixed       a segment table whose rows are either random (a page uniformly inside) or
+              sequential (a byte cursor per row walking the segment by its stride, back to
+              the segment's start past its end, as DAMON's masim does); the cursors start
+              from the table and live in the call, so truth replays exactly (masim configs)
 
 The touch kernels work in batches of ``BATCH`` accesses: first the generator fills a small
 buffer with the batch's offsets (write flag in the low bit), then a second loop does the
@@ -47,8 +51,9 @@ from numba import njit
 
 __all__ = [
     "LINE", "MAX_PAGE_SIZE", "SEG_START", "SEG_PAGES", "SEG_CUM", "SEG_WTHR", "SEG_COLUMNS",
-    "ONE32", "ONE22", "MASK64", "BATCH",
-    "touch_segments", "touch_span", "record_segments", "touch_alias", "record_alias", "alias_table",
+    "MIX_STRIDE", "MIX_OFFSET", "MIX_COLUMNS", "ONE32", "ONE22", "MASK64", "BATCH",
+    "touch_segments", "touch_span", "record_segments", "touch_mixed", "record_mixed",
+    "touch_alias", "record_alias", "alias_table",
     "touch_sequential", "record_sequential", "bare_touch",
     "mix64", "stream_key", "stream_state", "hash_array", "write_threshold",
     "DOMAIN_STREAM", "DOMAIN_ZIPF_PERMUTATION", "DOMAIN_PHASE_SLOT",
@@ -65,6 +70,10 @@ MASK64 = (1 << 64) - 1
 # fixed point, the last row's exactly 2**32), write threshold.
 SEG_START, SEG_PAGES, SEG_CUM, SEG_WTHR = 0, 1, 2, 3
 SEG_COLUMNS = 4
+# A mixed table (uint64[k, 6]) adds: stride in bytes (0: random access) and the byte offset,
+# inside the segment, where that row's cursor starts.
+MIX_STRIDE, MIX_OFFSET = 4, 5
+MIX_COLUMNS = 6
 
 # Every constant is a uint64 so numba never mixes signed and unsigned (it would go float64).
 _SCRAMBLE = np.uint64(0x2545F4914F6CDD1D)   # odd: spreads a small seed over 64 bits
@@ -130,6 +139,32 @@ def _segment_step(state, table, line_mask):
         k += 1
     page, line, write = _place(_second(r), table[k, SEG_START], table[k, SEG_PAGES],
                                table[k, SEG_WTHR], line_mask)
+    return state, page, line, write
+
+
+@njit(inline="always")
+def _mixed_step(state, table, cursors, line_mask, psize):
+    # A segment by weight as in _segment_step; a random row places the access uniformly, a
+    # sequential row at its cursor, which then moves on by the row's stride (back to the
+    # segment's first byte once past its end, as masim's do_seq_* do).
+    state, r = _next(state)
+    u = r >> _S32
+    k = 0
+    while u >= table[k, SEG_CUM]:
+        k += 1
+    stride = table[k, MIX_STRIDE]
+    if stride == _ZERO:
+        page, line, write = _place(_second(r), table[k, SEG_START], table[k, SEG_PAGES], table[k, SEG_WTHR],
+                                   line_mask)
+        return state, page, line, write
+    at = cursors[k]
+    page = table[k, SEG_START] + at // psize
+    line = (at % psize) // _LINE
+    at += stride
+    if at >= table[k, SEG_PAGES] * psize:
+        at = _ZERO
+    cursors[k] = at
+    write = ((_second(r) >> _S10) & _LOW22) < table[k, SEG_WTHR]
     return state, page, line, write
 
 
@@ -278,6 +313,33 @@ def record_segments(reads: np.ndarray, writes: np.ndarray, page_size: int, n: in
         for _ in range(n):
             state, page, _line, write = _segment_step(state, table, line_mask)
             _count(reads, writes, page, write)
+
+
+@njit(nogil=True, cache=True)
+def touch_mixed(arena: np.ndarray, page_size: int, n: int, key: np.uint64, table: np.ndarray) -> int:
+    """Mixed tables (random and sequential rows); the cursors are this call's own copy."""
+    line_mask, psize = _line_mask(page_size), np.uint64(page_size)
+    cursors = table[:, MIX_OFFSET].copy()
+    state, checksum = key, _ZERO
+    offsets = np.empty(BATCH, np.uint64)
+    for first in range(0, n, _BATCH):
+        m = min(_BATCH, n - first)
+        for b in range(m):
+            state, page, line, write = _mixed_step(state, table, cursors, line_mask, psize)
+            offsets[b] = _encode(page * psize + line * _LINE, write)
+        checksum = _access_batch(arena, offsets, m, first, checksum)
+    return checksum
+
+
+@njit(nogil=True, cache=True)
+def record_mixed(reads: np.ndarray, writes: np.ndarray, page_size: int, n: int, key: np.uint64,
+                 table: np.ndarray) -> None:
+    line_mask, psize = _line_mask(page_size), np.uint64(page_size)
+    cursors = table[:, MIX_OFFSET].copy()
+    state = key
+    for _ in range(n):
+        state, page, _line, write = _mixed_step(state, table, cursors, line_mask, psize)
+        _count(reads, writes, page, write)
 
 
 @njit(nogil=True, cache=True)

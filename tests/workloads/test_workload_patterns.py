@@ -165,7 +165,7 @@ z = 3
     assert not t.any[256:506].any() and not t.any[606:].any()
     assert not t.read[:256].any()
     assert w.params()["regions"]["z"] == [506, 100]
-    assert w.params()["phases"][0]["access"]["x"] == {"weight": 1.0, "mode": "wo"}
+    assert w.params()["phases"][0]["access"][0] == {"region": "x", "weight": 1.0, "mode": "wo"}
 
 
 @pytest.mark.parametrize("text, message", [
@@ -180,6 +180,7 @@ z = 3
     ("[regions]\na='10%'\n[[phase]]\nintervals=1\na=0\n", "give at least one region a positive weight"),
     ("[regions]\na='10%'\n[[phase]]\nintervals=1\na=-1\n", "weight must be a number >= 0"),
     ("[regions]\na='10%'\n[[phase]]\nintervals=1\na={weight=1,w=2}\n", "unknown key(s) w"),
+    ("[regions]\na='10%'\n[[phase]]\nintervals=1\na={weight=1,stride='far'}\n", "stride must be bytes"),
     ("[regions]\na='10%'\n[oops]\n[[phase]]\nintervals=1\na=1\n", "unknown section(s) oops"),
     ("[regions\n", "cannot read"),
 ])
