@@ -153,7 +153,9 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-wait", action="store_true", help="refuse in one line, instead of waiting, when another "
                         "run holds the run lock this one needs (one that changes kernel knobs, or, for a run that "
                         "changes them, any run)")
-    parser.add_argument("--out", type=Path, default=Path("results"), help="results directory (default ./results)")
+    parser.add_argument("--out", type=Path, default=Path("results"), metavar="DIR",
+                        help="where results go: a new DIR/<run-id>/ per run, DIR/latest pointing at the newest "
+                             "(default ./results)")
     parser.add_argument("--list", action="store_true", help="list trackers and workloads, then exit")
 
 
