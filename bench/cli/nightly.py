@@ -83,7 +83,8 @@ def main(args: argparse.Namespace) -> int:
         return _in_guests(suite, history, args)
     if args.estimate:
         seconds = nightly.estimate_seconds(suite, args.bench, args.trackers)
-        print(f"suite {suite.name} v{suite.version} ({suite.variant}): about {seconds / 60:.1f} min here")
+        print(f"suite {suite.name} v{suite.version} ({suite.variant}): about {seconds / 60:.1f} min here when the "
+              f"machine is idle (a busy one takes up to three times as long)")
         return 0
     from bench import runlock
 
