@@ -510,7 +510,7 @@ def compare(a: Run, b: Run, overrides: dict[str, float] | None = None, alpha: fl
         if rows[-1]["verdict"] == "inconclusive":
             test_name = "Welch's t-test" if fam.test == "welch" else "the rank test"
             rows[-1]["why"] = (f"too few values for {test_name} ({sa['n']} and {sb['n']})" if test is None
-                               else f"no noise floor learnt for clock {clock}")
+                               else f"no noise floor learnt for {fam.name} on the {clock} clock")
     only_a, only_b = sorted(set(ga) - set(gb)), sorted(set(gb) - set(ga))
     return Comparison(a=a.info(), b=b.info(), rows=rows, only_in_a=only_a, only_in_b=only_b, thresholds_from=source,
                       overrides=dict(overrides), warnings=_warnings(a, b),

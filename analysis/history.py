@@ -8,8 +8,8 @@ timing families, the minimum too). A *series* is one machine running one suite v
 variant (quick or full), so its points measure the same thing night after night; kernels
 change along a series and are marked where they do. Step changes are found per series and
 metric by ``analysis._history_steps`` and reported when they exceed the metric's regression
-threshold (timing: the medians *and* the minimums of the runs moved by more, as 'hotbench
-compare' requires).
+threshold and its noise floor, whichever is larger (timing: the medians *and* the minimums of
+the runs moved by more, as 'hotbench compare' requires).
 
 Output (``--out``, default ``<history>/report``):
   index.html          the latest nightly: its facts and phases, what it lacked and why, its
@@ -106,16 +106,21 @@ def load(store: Path, metric: str | None = None, kernel: str | None = None) -> H
     return History(Path(store), entries, points, everything)
 
 
-def _thresholds(history: History) -> dict[str, dict[str, float]]:
-    """series -> the thresholds of the suite its latest run embedded."""
+def _thresholds(history: History) -> dict[str, tuple[dict[str, float], object, str]]:
+    """series -> the thresholds and noise floors of the suite its latest run embedded (else
+    the packaged suite's), and the run's clock."""
+    from analysis import floors as floors_mod
     from analysis.compare import default_thresholds
     from bench import results
+    from bench._nightly_suite import load_suite
 
     out = {}
     for entry in history.entries:  # oldest first: the latest run of each series wins
         manifest = results.load_manifest(history.store / entry["dir"])
         suite = (manifest.get("nightly") or {}).get("suite") or {}
-        out[series_label(entry)] = suite.get("thresholds") or default_thresholds()
+        floors = floors_mod.from_manifest(manifest) or load_suite().floors
+        out[series_label(entry)] = (suite.get("thresholds") or default_thresholds(), floors,
+                                    floors_mod.clock_of(manifest))
     return out
 
 
@@ -151,7 +156,12 @@ def steps(history: History) -> list[dict]:
         med = group["median"].to_numpy("float64")
         low = group["min"].to_numpy("float64")
         y = transform(family, med, low)[0](med)
-        threshold, key = threshold_for(metric, family, thresholds.get(series, {}), fallback)
+        suite, floors, clock = thresholds[series]
+        threshold, key = threshold_for(metric, family, suite, fallback)
+        floor = floors.floor_for(metric, family, clock)[0] if floors else None
+        if threshold is not None and floor is not None:  # as in 'hotbench compare': the larger gates
+            threshold, key = max(threshold, floor), (key if threshold >= floor else f"{key} (raised to the noise "
+                                                     f"floor)")
         cuts = _history_steps.detect(y)
         bounds = [0, *cuts, len(y)]
         for i, cut in enumerate(cuts):

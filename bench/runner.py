@@ -219,7 +219,7 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
 
     cls = trackers.get(cell.tracker)
     interference = interference_mod.get(cell.interfere)()
-    progress = progress or Progress(1)
+    progress = progress or Progress(0)  # a cell run on its own draws nothing
     rows = []
     with interrupts.deferred("finishing the current interval"), arena_mod.Arena(cell.size_bytes, cell.backing) as arena:
         workload = workloads.create(cell.workload, npages=arena.npages, page_size=arena_mod.BASE_PAGE,

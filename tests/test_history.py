@@ -119,7 +119,9 @@ def test_step_change_is_found_marked_and_listed(tmp_path):
     got = hotbench("history", "--history", str(store), "--out", str(tmp_path / "site"))
     assert got.returncode == 0, got.stderr
     steps = json.loads((tmp_path / "site" / "steps.json").read_text())
-    assert [(s["metric"], s["index"], s["direction"]) for s in steps] == [(f"collect_cpu_ns:{CELL}", 5, "regression")]
+    # collect doubled in CPU and wall time: beyond both the threshold and the noise floor
+    assert [(s["metric"], s["index"], s["direction"]) for s in steps] == [(f"collect_cpu_ns:{CELL}", 5, "regression"),
+                                                                          (f"collect_ns:{CELL}", 5, "regression")]
     step = steps[0]
     assert step["kernel_before"] == "7.3.0" and step["kernel_after"] == "7.4.0"
     assert step["change"] == pytest.approx(1.0, abs=0.15)

@@ -151,8 +151,11 @@ def test_compare_reads_both(store):
     out = hotbench("compare", "--history", str(history), "latest~1", "latest", "--json")
     assert out.returncode in (0, 1), out.stdout + out.stderr
     data = json.loads(out.stdout)
-    assert data["only_in_a"] == data["only_in_b"] == [] and len(data["metrics"]) == 2 + 7 + 3
+    assert data["only_in_a"] == data["only_in_b"] == [] and len(data["metrics"]) == 2 + 7 + 3 + 3  # micro, lockstep,
+    # concurrent, harness
     assert data["floors_from"].endswith("default.floors.toml (embedded in " + data["b"]["run_id"] + "), clock wall")
+    # the harness family has no floor learnt yet: its differences are inconclusive, never changed
+    assert {r["verdict"] for r in data["metrics"] if r["family"] == "harness"} <= {"unchanged", "inconclusive"}
 
 
 def _beyond_floor(metric: str) -> float:

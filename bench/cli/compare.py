@@ -88,8 +88,9 @@ def main(args: argparse.Namespace) -> int:
             raise CompareError(f"--floors {args.floors}: no such file")
         floors = floors_mod.load(args.floors)
     result = compare.compare(a, b, dict(args.threshold), floors=floors)
-    if not result.rows:
-        raise CompareError(f"{a.run_id} and {b.run_id} have no metric in common")
+    if not result.rows and not result.not_comparable:
+        why = "; ".join(result.missing[:3]) + ("; ..." if len(result.missing) > 3 else "")
+        raise CompareError(f"{a.run_id} and {b.run_id} have no metric in common" + (f" ({why})" if why else ""))
     if args.json:
         print(json.dumps(compare.as_json(result), indent=2))
     else:
