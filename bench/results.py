@@ -459,6 +459,17 @@ class RunWriter:
         write_manifest(self.run_dir, self.manifest)
 
 
+# ---------------------------------------------------------------- CSV exports
+
+def write_csv(target, frame) -> None:
+    """A table as CSV for spreadsheets (an export: no version, never read back): to *target*, a
+    path (atomically) or an open text stream such as stdout."""
+    if isinstance(target, (str, Path)):
+        atomic_write_bytes(Path(target), frame.to_csv(index=False).encode())
+    else:
+        frame.to_csv(target, index=False)
+
+
 # ---------------------------------------------------------------- eviction results
 
 def write_eviction(path: Path, rows: list[dict]) -> None:
@@ -472,7 +483,7 @@ def write_eviction(path: Path, rows: list[dict]) -> None:
     elif path.suffix == ".csv":
         import pandas as pd
 
-        atomic_write_bytes(path, pd.DataFrame(rows).to_csv(index=False).encode())
+        write_csv(path, pd.DataFrame(rows))
     else:
         raise HotbenchError(f"{path}: eviction results are written as .json, .csv or .parquet")
 

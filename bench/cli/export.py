@@ -68,7 +68,7 @@ def main(args: argparse.Namespace) -> int:
     if args.out is None:
         if args.table not in found:
             raise HotbenchError(f"{run_dir} has no {args.table} table (it has: {', '.join(found) or 'none'})")
-        found[args.table].to_csv(sys.stdout, index=False)
+        results.write_csv(sys.stdout, found[args.table])
         return 0
     try:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -76,6 +76,6 @@ def main(args: argparse.Namespace) -> int:
         raise HotbenchError(f"cannot create {args.out}: {e.strerror}; choose another -o") from None
     for name, frame in found.items():
         path = args.out / f"{name}.csv"
-        results.atomic_write_bytes(path, frame.to_csv(index=False).encode())
+        results.write_csv(path, frame)
         print(f"{path}  {len(frame)} rows")
     return 0
