@@ -45,7 +45,7 @@ bench.cli._numba_cache_dir()  # what main() does first; here before the imports 
 import bench.cli.run, bench.cli.run, bench.runner, bench.environment, bench.results, bench.trackers, workloads
 bench.trackers.registry(); workloads.names()  # import every plug-in module while /root is still readable
 bench.runner.check_inputs(["uffd-wp"], list(bench.runner.DEFAULT_WORKLOADS), ["auto"], [256 << 20], 1, 1)  # numba's too
-import pandas, pyarrow, bench.kernel.probe, analysis.tables
+import pandas, pyarrow, platformdirs, bench.kernel.probe, analysis.tables
 os.setgroups([]); os.setgid(65534); os.setuid(65534)
 sys.exit(bench.cli.main(sys.argv[1:]))
 """
@@ -70,7 +70,7 @@ def test_run_writes_manifest_and_samples(tmp_path):
     out = hotbench("run", "--out", str(tmp_path), "--trackers", "uffd-wp,shmem-zap", "--workloads",
                    "uniform,hotcold", "--size", "16M", "--intervals", "2", "--accesses", "5000", "--affinity", "0")
     assert out.returncode == 0, out.stderr
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = results.run_dirs(tmp_path)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "complete" and manifest["format_version"] == results.FORMAT_VERSION
     assert manifest["environment"]["cpu_affinity"] == [0]  # --affinity, applied before the run began
@@ -94,7 +94,7 @@ def test_interrupt_leaves_valid_partial_results(tmp_path, signum):
                             text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # wait until at least one cell's samples are on disk
-        dirs = list(tmp_path.iterdir())
+        dirs = results.run_dirs(tmp_path)
         if dirs and (dirs[0] / "samples.parquet").exists():
             break
         time.sleep(0.1)
@@ -102,7 +102,7 @@ def test_interrupt_leaves_valid_partial_results(tmp_path, signum):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signum, err
     assert "Traceback" not in err and "partial results" in err and signal.Signals(signum).name in err
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = results.run_dirs(tmp_path)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "interrupted" and manifest["signal"] == signal.Signals(signum).name
     samples = pd.read_parquet(run_dir / "samples.parquet")
@@ -120,7 +120,7 @@ def test_settings_are_applied_recorded_and_restored(tmp_path):
                    "--size", "8M", "--intervals", "1", "--accesses", "1000")
     assert out.returncode == 0, out.stderr
     assert thp.read_text() == before, "THP mode not restored"
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = results.run_dirs(tmp_path)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["settings"]["thp"]["set"] == choice
     assert manifest["environment"]["thp_enabled"] == choice, "the environment must describe the regime measured"
@@ -138,7 +138,7 @@ def test_concurrent_mode_reports_slowdown_and_stalls(tmp_path):
     out = hotbench("run", "--mode", "concurrent", "--out", str(tmp_path), "--trackers", "uffd-wp", "--size", "16M",
                    "--duration", "0.6", "--pairs", "2", "--cycle", "50ms", "--threads", "2")
     assert out.returncode == 0, out.stderr
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = results.run_dirs(tmp_path)
     samples = pd.read_parquet(run_dir / "samples.parquet")
     assert len(samples) == 2 and (samples["mode"] == "concurrent").all() and (samples["status"] == "ok").all()
     for column in ("baseline_aps", "throughput_aps", "lat_p50_ns", "lat_p99_ns", "lat_p999_ns", "lat_max_ns",
@@ -157,7 +157,7 @@ def test_sweep_is_one_results_directory(tmp_path):
     out = hotbench("run", "--out", str(tmp_path), "--trackers", "uffd-wp", "--workloads", "uniform", "--size",
                    "8M,16M", "--threads", "1,2", "--intervals", "1", "--accesses", "2000")
     assert out.returncode == 0, out.stderr
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = results.run_dirs(tmp_path)
     samples = pd.read_parquet(run_dir / "samples.parquet")
     params = samples["workload_params"].map(json.loads)
     assert sorted(zip(samples["size_bytes"], params.map(lambda p: p["threads"]))) == \
@@ -213,7 +213,7 @@ def test_pages_are_kept_and_match_the_scores(tmp_path):
     out = hotbench("run", "--out", str(tmp_path), "--trackers", "uffd-wp,shmem-zap", "--workloads", "hotcold",
                    "--size", "8M", "--intervals", "2", "--accesses", "3000", "--pages")
     assert out.returncode == 0, out.stderr
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = results.run_dirs(tmp_path)
     pages = pd.read_parquet(run_dir / "pages.parquet")
     samples = pd.read_parquet(run_dir / "samples.parquet")
     assert len(pages) == len(samples) == 4

@@ -92,7 +92,7 @@ def wait_for(what, predicate, proc, timeout=300):
 
 
 def run_dir_of(out: Path) -> Path:
-    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]  # an experiment step's stdout.txt lies beside it
+    (run_dir,) = results.run_dirs(out)  # not the 'latest' link, nor an experiment step's stdout.txt beside it
     return run_dir
 
 

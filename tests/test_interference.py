@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench import interference, settings
+from bench import interference, results, settings
 from bench.arena import Arena
 from bench.errors import HotbenchError
 from bench.kernel import cgroup, mglru, procfs, sysfs
@@ -440,7 +440,7 @@ def test_fault_around_restored_and_debugfs_as_found(tmp_path):
         assert out.stderr.count("\n") == 1 and out.stderr.startswith("error: "), out.stderr
         skip_unless_in_vm(f"debugfs unusable here, refused in one line: {out.stderr.strip()}")
     assert out.returncode == 0, out.stderr
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = results.run_dirs(tmp_path)
     record = json.loads((run_dir / "manifest.json").read_text())["settings"]["fault-around"]
     assert record["set"] == "4K" and record["now"] == "4096" and record["path"] == settings.FAULT_AROUND_BYTES
     assert record["debugfs"] == ("already mounted" if before[0] else "mounted for the run")
