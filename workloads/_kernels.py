@@ -7,7 +7,7 @@ A *touch* kernel walks that stream and loads or stores one byte per access; the 
 helper that both call) and only counts, per page, the reads and the writes. So ground truth
 costs nothing in the measured loop and can never diverge from it.
 
-Three generator kinds cover every pattern:
+Four generator kinds cover every pattern:
 
   segments    a table of segments (start page, pages, cumulative weight, write threshold);
               an access picks a segment by weight, then a page uniformly inside it
