@@ -65,18 +65,33 @@ def test_a_change_within_the_floor_is_not_reported(tmp_path):
     assert not [r for r in result.rows if r["verdict"] in ("changed", "regression")]
 
 
-@pytest.mark.parametrize("clock", ["instructions"])
-def test_a_clock_without_floors_calls_nothing_changed(tmp_path, clock):
-    """Runs on a clock no A/A run has measured: their significant differences are
-    inconclusive, never changed (icount runs carry their own floors once learnt)."""
-    only_wall = floors.Floors({"wall": PACKAGED.clocks["wall"]}, "wall only")
+def _on_clock(tmp_path, clock: str, factor: float, floors_table):
+    """The first two fixture runs relabelled to *clock*, B's collect CPU time times *factor*,
+    compared with *floors_table*; the uffd-wp collect row."""
     a, b = (aa.changed_copy(run, tmp_path / run.name, {}) for run in RUNS[:2])
     for run_dir in (a, b):
         manifest = results.load_manifest(run_dir)
-        manifest["environment"]["clock"] = clock
+        manifest["environment"].update(clock=clock, icount_shift=0 if clock == "instructions" else None)
         results.write_manifest(run_dir, manifest)
-    slow = aa.changed_copy(b, tmp_path / "slow", {"collect_cpu_ns": 10.0})
-    result = compare.compare(compare.load_run(a), compare.load_run(slow), floors=only_wall)
-    row = next(r for r in result.rows if r["metric"].startswith("collect_cpu_ns:uffd-wp"))
+    slow = aa.changed_copy(b, tmp_path / "slow", {"collect_cpu_ns": factor})
+    result = compare.compare(compare.load_run(a), compare.load_run(slow), floors=floors_table)
+    return next(r for r in result.rows if r["metric"].startswith("collect_cpu_ns:uffd-wp"))
+
+
+def test_a_wall_clock_without_floors_calls_nothing_changed(tmp_path):
+    """Wall-clock runs where no A/A run has measured this clock: their significant differences
+    are inconclusive, never changed."""
+    only_icount = floors.Floors({"instructions": {"floors": {"collect_cpu_ns": 0.01}}}, "instructions only")
+    row = _on_clock(tmp_path, "wall", 10.0, only_icount)
     assert row["verdict"] == "inconclusive"
-    assert row["why"] == f"no noise floor learnt for collect_cpu_ns on the {clock} clock"
+    assert row["why"] == "no noise floor learnt for collect_cpu_ns on the wall clock"
+
+
+def test_instruction_counts_without_floors_are_judged_by_the_threshold(tmp_path):
+    """Instruction counts (exact up to a measured fraction of a percent, docs/icount.md) with no
+    floor learnt: the threshold is the floor; 10x is a regression, a change within it is not."""
+    none = floors.Floors({}, "none")
+    row = _on_clock(tmp_path, "instructions", 10.0, none)
+    assert (row["test"], row["verdict"]) == (compare.EXACT, "regression")
+    assert row["floor"] == row["threshold"] and row["floor_key"].endswith("(threshold, exact clock)")
+    assert _on_clock(tmp_path / "small", "instructions", 1 + row["threshold"] / 2, none)["verdict"] == "unchanged"
