@@ -29,7 +29,7 @@ def resolve(path: Path) -> Path:
     from bench import results
 
     if (path / results.MANIFEST).is_file():
-        return path
+        return path.resolve() if path.is_symlink() else path  # 'results/latest' shows the run it names
     if (path / results.LATEST / results.MANIFEST).is_file():
         return (path / results.LATEST).resolve()
     runs = results.run_dirs(path)

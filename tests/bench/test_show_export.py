@@ -72,6 +72,8 @@ def test_latest_points_at_the_newest_run_and_is_not_a_run(tmp_path):
     assert find_run_dirs([tmp_path]) == [first, second]
     out = hotbench("show", str(tmp_path))
     assert out.returncode == 0 and out.stdout.startswith(f"run:      {second.resolve()}\n"), out.stdout
+    out = hotbench("show", str(link))
+    assert out.returncode == 0 and out.stdout.startswith(f"run:      {second.resolve()}\n"), out.stdout
     mine = tmp_path / "mine"
     mine.mkdir()
     (tmp_path / "latest").unlink()
