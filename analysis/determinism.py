@@ -5,8 +5,10 @@ running the same ``hotbench run`` cells should agree exactly but for what differ
 (page placement, a timer interrupt landing in a phase, the guest's background work). This
 module pairs the rows of two results directories by cell and interval and reports, per
 tracker and phase, the relative difference |B - A| / A: interval 0 apart (the first arm builds
-state the later ones reuse) and the largest over the later intervals. ``tests/vm/
-test_icount_determinism.py`` holds two boots to 3 % (first interval) and 1 % (the others).
+state the later ones reuse) and the largest over the later intervals. Recorded
+32M boots (``tests/analysis/test_determinism.py``) are held to 3 % (first interval) and 1 % (the
+others); the live 8M boots of ``tests/vm/test_icount_determinism.py``, whose phases are shorter
+than a timer tick period, to 1 % in each cell's median over its intervals.
 """
 
 from __future__ import annotations
@@ -73,6 +75,20 @@ def violations(pairs, first: float = FIRST_LIMIT, later: float = LATER_LIMIT, ph
                 & (pairs["rel"] > pairs["interval"].map(lambda i: first if i == 0 else later))]
     return [f"{r.tracker}/{r.workload_spec}/{r.backing} interval {r.interval} {r.phase}: {r.a:,.0f} vs {r.b:,.0f} "
             f"({r.rel:+.2%})" for r in bad.itertuples()]
+
+
+def cell_violations(pairs, limit: float = LATER_LIMIT, phases=CPU_PHASES) -> list[str]:
+    """One line per cell and phase whose median over intervals two boots disagree on beyond *limit*.
+
+    What compare judges is this median, and it is what small phases can promise: a timer tick
+    (every 4 M instructions at HZ=250) that lands in one interval's 170 K-instruction phase moves
+    that interval by a few percent (measured: up to 3.9 % on the built 7.3's 8M cells, while
+    32M cells stay under 1 % per interval), not the cell's median."""
+    keys = ["tracker", "workload_spec", "backing", "size_bytes", "repeat", "phase"]
+    cells = pairs[pairs["phase"].isin(phases)].groupby(keys)[["a", "b"]].median().reset_index()
+    cells = cells.assign(rel=(cells["b"] - cells["a"]).abs() / cells["a"].where(cells["a"] > 0))
+    return [f"{r.tracker}/{r.workload_spec}/{r.backing} median {r.phase}: {r.a:,.0f} vs {r.b:,.0f} ({r.rel:+.2%})"
+            for r in cells[cells["rel"] > limit].itertuples()]
 
 
 def text(pairs) -> str:

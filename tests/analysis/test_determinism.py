@@ -35,6 +35,16 @@ def test_two_boots_are_paired_and_judged_per_interval(tmp_path):
     assert "later max" in determinism.text(pairs)
 
 
+def test_cell_medians_forgive_one_interval_a_tick_landed_in_not_a_shift_of_all(tmp_path):
+    a = _run(tmp_path, "a", [1_000_000, 500_000, 500_000, 500_000, 500_000])
+    ticked = _run(tmp_path, "ticked", [1_040_000, 500_000, 520_000, 500_000, 500_000])  # +4 % in two intervals
+    assert determinism.violations(determinism.paired(a, ticked))  # per interval: beyond the limits
+    assert determinism.cell_violations(determinism.paired(a, ticked)) == []
+    shifted = _run(tmp_path, "shifted", [1_000_000, 506_000, 506_000, 506_000, 506_000])
+    assert determinism.cell_violations(determinism.paired(a, shifted)) == [
+        "rwp/hotcold/anon median collect_cpu_ns: 499,900 vs 505,900 (+1.20%)"]
+
+
 def test_runs_on_different_clocks_are_refused(tmp_path):
     a = _run(tmp_path, "a", [1, 2])
     b = _run(tmp_path, "b", [1, 2], clock="wall")
@@ -75,6 +85,7 @@ def test_two_recorded_boots_agree_to_a_fraction_of_a_percent(boots):
     # threads' work that lands in a phase (rwp's arm once +53 %), which the CPU columns do not
     assert cpu_later["rel"].median() < 0.003 and cpu_later["rel"].max() < 0.015
     assert (pairs[pairs["interval"] == 0]["rel"] < determinism.FIRST_LIMIT).all()
+    assert determinism.cell_violations(pairs) == []
 
 
 def test_an_a_a_comparison_of_two_boots_reports_no_timing_change(boots):

@@ -90,7 +90,9 @@ def check_run(boot):
 
     kernel, proc, out = boot
     assert proc.returncode == 0, f"guest run failed (exit {proc.returncode}):\n{_tail(proc)}"
-    manifests = list((out / "results").glob("*/manifest.json"))
+    from bench import results
+
+    manifests = [d / "manifest.json" for d in results.run_dirs(out / "results")]
     assert len(manifests) == 1, f"results did not reach the host: {list(out.rglob('*'))}"
     env = json.loads(manifests[0].read_text())["environment"]
     assert env["accel"] == vm.choose_accel("auto")[0]  # "tcg" on these machines: /dev/kvm cannot run guests
