@@ -131,6 +131,10 @@ class Tracker:
     interferences: ClassVar[dict[str, str | None]] = {}
     # How each phase's cost follows the pages in state, predicted by micro cases (CostMatch).
     cost_model: ClassVar[tuple[CostMatch, ...]] = ()
+    # Keys of Observation.extra that describe where the arena's pages lie physically, when the
+    # phases' cost follows that placement (not only the page count): two boots, or two nights,
+    # place pages differently, and their costs then differ for that reason (analysis.determinism).
+    placement_extras: ClassVar[tuple[str, ...]] = ()
     # Plot style: (colour, marker); the colour an analysis.style.OKABE_ITO name or "#rrggbb".
     style: ClassVar[tuple[str, str] | None] = None
     # Position in 'hotbench probe' and in figure legends (plug-ins: after the built-ins).

@@ -12,13 +12,13 @@ from bench import results
 from bench.errors import HotbenchError
 
 
-def _run(root, name, collect, clock="instructions"):
+def _run(root, name, collect, clock="instructions", tracker="rwp", extra=None):
     run_dir = root / name
     run_dir.mkdir()
     results.write_manifest(run_dir, {"run_id": name, "environment": {"clock": clock, "icount_shift": 0}})
-    rows = [{"tracker": "rwp", "workload_spec": "hotcold", "backing": "anon", "size_bytes": 1 << 24, "repeat": 0,
+    rows = [{"tracker": tracker, "workload_spec": "hotcold", "backing": "anon", "size_bytes": 1 << 24, "repeat": 0,
              "interval": i, "arm_ns": 1_000_000, "collect_ns": c, "arm_cpu_ns": 999_000, "collect_cpu_ns": c - 100,
-             "status": "ok"} for i, c in enumerate(collect)]
+             "status": "ok", "extra": json.dumps(extra or {})} for i, c in enumerate(collect)]
     results.write_samples(run_dir, rows)
     return run_dir
 
@@ -36,13 +36,35 @@ def test_two_boots_are_paired_and_judged_per_interval(tmp_path):
 
 
 def test_cell_medians_forgive_one_interval_a_tick_landed_in_not_a_shift_of_all(tmp_path):
-    a = _run(tmp_path, "a", [1_000_000, 500_000, 500_000, 500_000, 500_000])
-    ticked = _run(tmp_path, "ticked", [1_040_000, 500_000, 520_000, 500_000, 500_000])  # +4 % in two intervals
+    a = _run(tmp_path, "a", [10_000_000, 5_000_000, 5_000_000, 5_000_000, 5_000_000])
+    ticked = _run(tmp_path, "ticked", [10_400_000, 5_000_000, 5_200_000, 5_000_000, 5_000_000])  # +4 % in two
     assert determinism.violations(determinism.paired(a, ticked))  # per interval: beyond the limits
     assert determinism.cell_violations(determinism.paired(a, ticked)) == []
-    shifted = _run(tmp_path, "shifted", [1_000_000, 506_000, 506_000, 506_000, 506_000])
+    shifted = _run(tmp_path, "shifted", [10_000_000, 5_060_000, 5_060_000, 5_060_000, 5_060_000])
     assert determinism.cell_violations(determinism.paired(a, shifted)) == [
-        "rwp/hotcold/anon median collect_cpu_ns: 499,900 vs 505,900 (+1.20%)"]
+        "rwp/hotcold/anon median collect_cpu_ns: 4,999,900 vs 5,059,900 (+1.20%)"]
+
+
+def test_a_short_phase_may_differ_by_a_ticks_work_not_more(tmp_path):
+    a = _run(tmp_path, "a", [300_000] * 4)
+    ticked = _run(tmp_path, "ticked", [306_000] * 4)  # +2 %: one tick's softirq work in every interval
+    assert determinism.cell_violations(determinism.paired(a, ticked)) == []
+    heavier = _run(tmp_path, "heavier", [312_000] * 4)  # +12 K instructions: more than a tick
+    assert determinism.cell_violations(determinism.paired(a, heavier)) == [
+        "rwp/hotcold/anon median collect_cpu_ns: 299,900 vs 311,900 (+4.00%)"]
+
+
+def test_cells_placed_differently_are_named_and_left_out(tmp_path):
+    a = _run(tmp_path, "a", [2_900_000] * 4, tracker="idle-page", extra={"words": 93, "runs": 16})
+    b = _run(tmp_path, "b", [2_700_000] * 4, tracker="idle-page", extra={"words": 67, "runs": 12})
+    same = _run(tmp_path, "same", [2_700_000] * 4, tracker="idle-page", extra={"words": 93, "runs": 16})
+    placed = determinism.placement(a, b)
+    assert placed == {("idle-page", "hotcold", "anon", 1 << 24, 0): "words 93 vs 67, runs 16 vs 12"}
+    assert determinism.cell_violations(determinism.paired(a, b), placed=placed) == []
+    assert determinism.placement(a, same) == {}  # placed alike: the difference is judged
+    assert determinism.cell_violations(determinism.paired(a, same), placed={}) != []
+    rwp = _run(tmp_path, "rwp", [2_700_000] * 4, extra={"words": 1})  # rwp's cost does not follow placement
+    assert determinism.placement(a, rwp) == {}
 
 
 def test_runs_on_different_clocks_are_refused(tmp_path):
