@@ -70,6 +70,7 @@ class Case:
     what: str  # the timed region and the state before it, one line
     setup: Callable[[int, contextlib.ExitStack], Callable[[], float]]
     splits: float = 0.0  # share of the arena's pages opened one by one, each splitting a VMA (mprotect)
+    placement: str | None = None  # a pinned bench.fault_path placement of a served round trip
 
     def too_big(self, size: int) -> str | None:
         """Why this case cannot reach its state in an arena of *size* bytes (None: it can).
@@ -98,7 +99,21 @@ class Case:
             if not result.available:
                 return f"{self.mechanism}: {result.reason}"
         reason = backing_unavailable(self.backing)
-        return f"{self.backing} memory: {reason}" if reason else None
+        if reason:
+            return f"{self.backing} memory: {reason}"
+        return self._placement_unavailable()
+
+    def _placement_unavailable(self) -> str | None:
+        """other-cpu on a process that may use one CPU (a one-vCPU guest, --affinity 0)."""
+        if self.placement is None:
+            return None
+        from bench import fault_path
+
+        try:
+            fault_path.placement_cpus(self.placement)
+        except ValueError as e:
+            return str(e)
+        return None
 
 
 # ---------------------------------------------------------------- building blocks
@@ -173,10 +188,13 @@ def zap_refault(size, stack, backing, prefault=True):
     return once
 
 
-def fault_cases(kind: str, mechanism: str | None, backings: tuple[str, ...], what: str, setup) -> list[Case]:
-    """``fault/<kind>/<4k|thp>``, one case per backing, each touching every 4 KiB page once."""
+def fault_cases(kind: str, mechanism: str | None, backings: tuple[str, ...], what: str, setup,
+                placement: str | None = None) -> list[Case]:
+    """``fault/<kind>/<4k|thp>``, one case per backing, each touching every 4 KiB page once;
+    *placement*: the pinned placement its served round trip runs in (``placed``)."""
     return [Case(f"fault/{kind}/{'thp' if backing == 'thp' else '4k'}", "page", mechanism, backing,
-                 f"{what}; every 4 KiB page of the arena touched once, in order", partial(setup, backing=backing))
+                 f"{what}; every 4 KiB page of the arena touched once, in order", partial(setup, backing=backing),
+                 placement=placement)
             for backing in backings]
 
 

@@ -5,6 +5,7 @@ Tiny arenas and pyperf options that keep each run to seconds; nothing here judge
 """
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -347,3 +348,18 @@ def test_an_mprotect_state_past_the_map_count_limit_is_skipped_not_measured(monk
     names = ",".join(name for name, _, _ in kept)
     assert [(n, c.name, a) for n, c, a in micro._planned(names, [1 << 30, 16 << 30], 2 << 20)] == \
         [(n, c.name, a) for n, c, a in kept]
+
+
+def test_an_other_cpu_case_on_one_cpu_is_skipped_with_the_reason():
+    # a one-vCPU guest (the icount suite's) ran fault/rwp-sync-other-cpu and its worker failed
+    from bench import _micro_cases as kit
+
+    case = next(c for c in kit.cases() if c.placement == "other-cpu")
+    pinned = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(pinned)})
+        assert case._placement_unavailable() == "other-cpu placement needs two CPUs; this process may use one"
+    finally:
+        os.sched_setaffinity(0, pinned)
+    if len(pinned) >= 2:
+        assert case._placement_unavailable() is None

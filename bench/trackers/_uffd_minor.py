@@ -39,7 +39,8 @@ class MinorServed(Tracker):
         out = kit.fault_cases("uffd-minor", cls.mechanism, ("shmem",), what, _fault_served)
         for placement, where in kit.PLACEMENTS.items():
             out += kit.fault_cases(f"uffd-minor-{placement}", cls.mechanism, ("shmem",),
-                                   f"as fault/uffd-minor, {where}", partial(_fault_served, placement=placement))
+                                   f"as fault/uffd-minor, {where}", partial(_fault_served, placement=placement),
+                                   placement)
         return out
 
     def __init__(self, **options):

@@ -221,5 +221,5 @@ def _cases(mechanism: str) -> list[kit.Case]:
                            "through a compiled server resolving with UFFDIO_RWPROTECT (7.3)", _fault_sync)
     for placement, where in kit.PLACEMENTS.items():
         out += kit.fault_cases(f"rwp-sync-{placement}", mechanism, ("anon",), f"as fault/rwp-sync, {where}",
-                               partial(_fault_sync, placement=placement))
+                               partial(_fault_sync, placement=placement), placement)
     return out
