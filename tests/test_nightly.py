@@ -251,3 +251,15 @@ def test_interrupted_nightly_is_kept_and_marked(tmp_path, signum):
     assert [e["status"] for e in entries] == ["interrupted"]
     out = hotbench("history", "--history", str(history), "--out", str(tmp_path / "site"))
     assert out.returncode == 1 and "holds no complete nightly run" in out.stderr, out.stderr
+
+
+def test_phase_durations_under_icount_are_guest_seconds(monkeypatch):
+    # the guest's clock runs one ns per instruction and jumps over idle waits: not the host's time
+    from bench import clock
+    from bench.cli import nightly as cli
+
+    phase = {"status": "ok", "benchmarks": ["a"], "seconds": 2886.2}
+    monkeypatch.delenv(clock.ENV_CLOCK, raising=False)
+    assert cli._phase_line("micro", phase)[-1] == "2886 s"
+    monkeypatch.setenv(clock.ENV_CLOCK, clock.INSTRUCTIONS)
+    assert cli._phase_line("micro", phase)[-1] == "2886 guest s"

@@ -41,6 +41,14 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                         "run holds the run lock this one needs")
 
 
+def _seconds(value: float) -> str:
+    """A phase's duration; under --icount the guest's clock, which runs one ns per instruction
+    and jumps over idle waits (9p replies): neither the host's time nor a cost."""
+    from bench import clock
+
+    return f"{value:.0f} {'guest s' if clock.current().instructions else 's'}"
+
+
 def _phase_line(name: str, phase: dict) -> list[str]:
     status = phase.get("status", "?")
     if name == "micro":
@@ -52,7 +60,7 @@ def _phase_line(name: str, phase: dict) -> list[str]:
     unavailable = len(phase.get("skipped") or {})
     if unavailable:
         what += f"; {unavailable} unavailable here"
-    return [name, status if len(status) < 60 else status[:57] + "...", what, f"{phase.get('seconds', 0):.0f} s"]
+    return [name, status if len(status) < 60 else status[:57] + "...", what, _seconds(phase.get("seconds", 0))]
 
 
 def _in_guests(suite, history: Path, args: argparse.Namespace) -> int:
@@ -74,7 +82,7 @@ def _in_guests(suite, history: Path, args: argparse.Namespace) -> int:
 
 def main(args: argparse.Namespace) -> int:
     from analysis.tables import format_table
-    from bench import _nightly_store, nightly
+    from bench import _nightly_store, clock, nightly
     from bench._nightly_suite import load_suite
 
     suite = load_suite(args.suite, quick=args.quick)
@@ -95,7 +103,8 @@ def main(args: argparse.Namespace) -> int:
     env = manifest["environment"]
     machine = _nightly_store.machine_label(env, manifest["nightly"].get("machine"))
     print(f"nightly: suite {suite.name} v{suite.version} ({suite.variant}), kernel {env['kernel_release']} on "
-          f"{machine}: {run.status} in {manifest['nightly']['seconds']:.0f} s")
+          f"{machine}: {run.status} in {_seconds(manifest['nightly']['seconds'])}"
+          + (" (the host's time: the 'hotbench vm' exit line)" if clock.current().instructions else ""))
     rows = [_phase_line(name, run.phases[name]) for name in nightly.PHASES if name in run.phases]
     print(format_table(["phase", "status", "what", "time"], rows, right=[False, False, False, True]))
     for name, phase in run.phases.items():
