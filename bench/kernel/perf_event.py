@@ -1,4 +1,4 @@
-"""perf_event_open(2) counting (include/uapi/linux/perf_event.h; tools/perf/design.txt).
+"""perf_event_open(2) counting and sampling (include/uapi/linux/perf_event.h; tools/perf/design.txt).
 
 hotbench counts kernel events — tracepoints (``PERF_TYPE_TRACEPOINT``, the id read from
 tracefs ``events/<system>/<name>/id``) and kernel functions (the ``kprobe`` PMU: its type from
@@ -17,14 +17,23 @@ Failures: every call raises OSError naming the event (EACCES/EPERM: not root or
 ``perf_event_paranoid`` too high; ENOENT/EINVAL from a kprobe: no such function, or one that
 cannot be probed — inlined, ``notrace`` or blacklisted; EINVAL from a filter: a field the
 tracepoint lacks).
+
+Sampling (``Sampler``, for ``hotbench run --kernel-profile`` where the kernel has no function
+profiler): a software ``cpu-clock`` event on one thread takes a sample — the interrupted
+instruction pointer and the kernel callchain — every ``sample_period`` ns the thread runs, into
+a ring buffer mapped from the event's fd (``struct perf_event_mmap_page``, then
+``PERF_RECORD_*`` records). ``parse_records`` decodes them; nothing of the ``perf`` tool is used.
 """
 
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
 import struct
 from dataclasses import dataclass
+
+import numpy as np
 
 from bench.kernel import _libc, procfs, tracefs
 
@@ -33,7 +42,10 @@ __all__ = ["perf_event_attr", "PERF_TYPE_SOFTWARE", "PERF_TYPE_TRACEPOINT", "PER
            "PERF_EVENT_IOC_RESET", "PERF_EVENT_IOC_SET_FILTER", "PERF_IOC_FLAG_GROUP", "PERF_FLAG_FD_CLOEXEC",
            "KPROBE_PMU_TYPE", "PERF_EVENT_PARANOID", "perf_event_open", "kprobe_pmu_type", "read_group",
            "Tracepoint", "Kprobe", "Event", "probe", "TLB_FLUSH_ON_TASK_SWITCH", "TLB_REMOTE_SHOOTDOWN",
-           "TLB_LOCAL_SHOOTDOWN", "TLB_LOCAL_MM_SHOOTDOWN", "TLB_REMOTE_SEND_IPI"]
+           "TLB_LOCAL_SHOOTDOWN", "TLB_LOCAL_MM_SHOOTDOWN", "TLB_REMOTE_SEND_IPI", "PERF_COUNT_SW_CPU_CLOCK",
+           "PERF_SAMPLE_IP", "PERF_SAMPLE_CALLCHAIN", "PERF_RECORD_LOST", "PERF_RECORD_SAMPLE",
+           "PERF_RECORD_MISC_CPUMODE_MASK", "PERF_RECORD_MISC_KERNEL", "PERF_RECORD_MISC_USER", "PERF_CONTEXT_KERNEL",
+           "PERF_CONTEXT_USER", "PERF_CONTEXT_MAX", "Samples", "parse_records", "ring_bytes", "Sampler"]
 
 __NR_perf_event_open = 298  # x86_64 (arch/x86/entry/syscalls/syscall_64.tbl)
 PERF_EVENT_PARANOID = "/proc/sys/kernel/perf_event_paranoid"
@@ -41,6 +53,31 @@ KPROBE_PMU_TYPE = "/sys/bus/event_source/devices/kprobe/type"  # dynamic PMU, 4.
 
 # enum perf_type_id
 PERF_TYPE_HARDWARE, PERF_TYPE_SOFTWARE, PERF_TYPE_TRACEPOINT = 0, 1, 2
+
+# enum perf_sw_ids
+PERF_COUNT_SW_CPU_CLOCK, PERF_COUNT_SW_TASK_CLOCK = 0, 1
+
+# enum perf_event_sample_format
+PERF_SAMPLE_IP = 1 << 0
+PERF_SAMPLE_CALLCHAIN = 1 << 5
+
+# enum perf_event_type (struct perf_event_header.type)
+PERF_RECORD_LOST = 2
+PERF_RECORD_SAMPLE = 9
+
+# struct perf_event_header.misc
+PERF_RECORD_MISC_CPUMODE_MASK = 7
+PERF_RECORD_MISC_KERNEL = 1
+PERF_RECORD_MISC_USER = 2
+
+# enum perf_callchain_context: markers inside a callchain, as the u64 the kernel writes
+_U64 = (1 << 64) - 1
+PERF_CONTEXT_KERNEL = -128 & _U64
+PERF_CONTEXT_USER = -512 & _U64
+PERF_CONTEXT_MAX = -4095 & _U64  # every value from here up is a marker, not an address
+
+# struct perf_event_mmap_page: offsets of the ring buffer's control words (Linux 4.1+)
+MMAP_PAGE_DATA_HEAD, MMAP_PAGE_DATA_TAIL, MMAP_PAGE_DATA_OFFSET, MMAP_PAGE_DATA_SIZE = 1024, 1032, 1040, 1048
 
 # enum perf_event_read_format
 PERF_FORMAT_TOTAL_TIME_ENABLED = 1 << 0
@@ -222,3 +259,102 @@ def probe() -> str | None:
             if e.errno in (1, 13) else ""
         return f"{e.filename or 'perf_event_open'} failed: {e.strerror}{hint}"
     return None
+
+
+# ---------------------------------------------------------------- sampling
+
+@dataclass(frozen=True)
+class Samples:
+    """Decoded ``PERF_RECORD_SAMPLE`` records of a ``PERF_SAMPLE_IP | PERF_SAMPLE_CALLCHAIN``
+    event: per sample its IP and whether it hit kernel mode; the callchains' addresses flat in
+    ``chain`` (context markers removed), sample *i*'s at ``chain[starts[i]:starts[i + 1]]``;
+    ``lost`` samples the kernel dropped because the buffer was full (``PERF_RECORD_LOST``)."""
+
+    ip: np.ndarray  # uint64
+    kernel: np.ndarray  # bool
+    chain: np.ndarray  # uint64
+    starts: np.ndarray  # int64, len(ip) + 1
+    lost: int
+
+    def __len__(self) -> int:
+        return len(self.ip)
+
+
+_HEADER = struct.Struct("<IHH")  # struct perf_event_header: type, misc, size
+_IP_NR = struct.Struct("<QQ")  # sample body: ip, callchain nr (ips follow)
+
+
+def parse_records(data: bytes) -> Samples:
+    """The samples in *data*, a run of records as the ring buffer holds them (oldest first)."""
+    ips, kernel, chains, lost = [], [], [], 0
+    view, offset = memoryview(data), 0
+    while offset + _HEADER.size <= len(data):
+        kind, misc, size = _HEADER.unpack_from(view, offset)
+        if size < _HEADER.size or offset + size > len(data):
+            raise ValueError(f"perf record of {size} bytes at offset {offset} runs past {len(data)}")
+        if kind == PERF_RECORD_SAMPLE:
+            ip, nr = _IP_NR.unpack_from(view, offset + _HEADER.size)
+            ips.append(ip)
+            kernel.append((misc & PERF_RECORD_MISC_CPUMODE_MASK) == PERF_RECORD_MISC_KERNEL)
+            chain = np.frombuffer(view, np.uint64, nr, offset + _HEADER.size + _IP_NR.size)
+            chains.append(chain[chain < PERF_CONTEXT_MAX])
+        elif kind == PERF_RECORD_LOST:
+            lost += struct.unpack_from("<QQ", view, offset + _HEADER.size)[1]  # id, lost
+        offset += size
+    lengths = np.array([len(c) for c in chains], np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    chain = np.concatenate(chains) if chains else np.zeros(0, np.uint64)
+    return Samples(np.array(ips, np.uint64), np.array(kernel, bool), chain, starts, lost)
+
+
+def ring_bytes(buffer, data_offset: int, data_size: int, head: int, tail: int) -> bytes:
+    """The bytes from *tail* to *head* of a ring buffer of *data_size* bytes at *data_offset* in
+    *buffer*: head and tail only grow, so their difference is what is unread, and a record may
+    run over the end of the data area and on from its start."""
+    start, size = tail % data_size, head - tail
+    first = buffer[data_offset + start: data_offset + min(start + size, data_size)]
+    return bytes(first) + bytes(buffer[data_offset: data_offset + size - len(first)])
+
+
+class Sampler:
+    """``cpu-clock`` samples (IP + kernel callchain) of the calling thread every *period_ns* of
+    its run time while enabled, into a ring buffer of *pages* pages (a power of two).
+
+    ``enable()`` / ``disable()`` bracket what to sample; ``take()`` returns the samples taken
+    since the last ``take()`` and frees their room. User-mode samples are kept (IP only: no user
+    callchain is unwound), so the samples add up to all of the thread's time, kernel and user.
+    Under QEMU's icount the guest's clock counts instructions, so the hrtimer behind cpu-clock
+    fires every *period_ns* guest instructions: an instruction profile; natively a time profile.
+    """
+
+    def __init__(self, period_ns: int, pages: int = 1024):
+        self.period_ns = period_ns
+        attr = perf_event_attr(type=PERF_TYPE_SOFTWARE, config=PERF_COUNT_SW_CPU_CLOCK, sample_period=period_ns,
+                               sample_type=PERF_SAMPLE_IP | PERF_SAMPLE_CALLCHAIN, disabled=1,
+                               exclude_callchain_user=1)
+        self.fd = perf_event_open(attr, 0, -1, -1, f"cpu-clock sampling every {period_ns} ns")
+        try:
+            self._map = mmap.mmap(self.fd, (1 + pages) * mmap.PAGESIZE, mmap.MAP_SHARED,
+                                  mmap.PROT_READ | mmap.PROT_WRITE)
+        except OSError:
+            os.close(self.fd)
+            raise
+        self._data_offset, self._data_size = struct.unpack_from("<QQ", self._map, MMAP_PAGE_DATA_OFFSET)
+
+    def enable(self) -> None:
+        _libc.ioctl(self.fd, PERF_EVENT_IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE (sampling)")
+
+    def disable(self) -> None:
+        _libc.ioctl(self.fd, PERF_EVENT_IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE (sampling)")
+
+    def take(self) -> Samples:
+        """The records between the buffer's tail and head, decoded; the tail moves to the head
+        (the kernel may then reuse that room). Call with the event disabled."""
+        head, tail = struct.unpack_from("<QQ", self._map, MMAP_PAGE_DATA_HEAD)
+        data = ring_bytes(self._map, self._data_offset, self._data_size, head, tail)
+        struct.pack_into("<Q", self._map, MMAP_PAGE_DATA_TAIL, head)
+        return parse_records(data)
+
+    def close(self) -> None:
+        self._map.close()
+        os.close(self.fd)

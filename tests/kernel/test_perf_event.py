@@ -6,6 +6,7 @@ import ctypes
 import errno
 import os
 import shutil
+import struct
 import subprocess
 import threading
 
@@ -260,3 +261,110 @@ def test_idle_bitmap_write_walks_rmap_once_per_page():
     assert marked["rmap_walk"] == 4096
     assert read["rmap_walk"] == 4096
     assert marked["page_idle_pte_refs"] == 4096
+
+
+# ---------------------------------------------------------------- sampling: the records, the ring, live
+
+def _record(kind, misc, body):
+    return struct.pack("<IHH", kind, misc, 8 + len(body)) + body
+
+
+def _sample(ip, chain, kernel=True):
+    misc = pe.PERF_RECORD_MISC_KERNEL if kernel else pe.PERF_RECORD_MISC_USER
+    return _record(pe.PERF_RECORD_SAMPLE, misc, struct.pack(f"<QQ{len(chain)}Q", ip, len(chain), *chain))
+
+
+K = 0xffffffff81000000
+
+
+def test_parse_records_decodes_samples_and_lost_and_drops_context_markers():
+    data = (_sample(K + 0x10, [pe.PERF_CONTEXT_KERNEL, K + 0x10, K + 0x200, K + 0x300])
+            + _record(pe.PERF_RECORD_LOST, 0, struct.pack("<QQ", 7, 5))
+            + _sample(0x401000, [], kernel=False)
+            + _record(14, 0, b"\0" * 16)  # another record kind (PERF_RECORD_SWITCH here): skipped whole
+            + _sample(K + 0x20, [pe.PERF_CONTEXT_KERNEL, K + 0x20]))
+    samples = pe.parse_records(data)
+    assert len(samples) == 3 and samples.lost == 5
+    assert samples.ip.tolist() == [K + 0x10, 0x401000, K + 0x20]
+    assert samples.kernel.tolist() == [True, False, True]
+    assert samples.starts.tolist() == [0, 3, 3, 4]
+    assert samples.chain.tolist() == [K + 0x10, K + 0x200, K + 0x300, K + 0x20]
+    assert len(pe.parse_records(b"")) == 0
+
+
+def test_parse_records_refuses_a_record_running_past_the_data():
+    with pytest.raises(ValueError, match="runs past"):
+        pe.parse_records(_sample(K, [K])[:-8])
+
+
+def test_ring_bytes_joins_a_record_that_wraps_around_the_end():
+    records = _sample(K + 1, [pe.PERF_CONTEXT_KERNEL, K + 1]) + _sample(K + 2, [pe.PERF_CONTEXT_KERNEL, K + 2])
+    size, offset = 128, 16  # data area of 128 bytes after a 16-byte header; 80 bytes of records from 100 on
+    ring = bytearray(offset + size)
+    tail = 3 * size + 100  # head and tail only grow: the fourth lap
+    for i, byte in enumerate(records):
+        ring[offset + (tail + i) % size] = byte
+    data = pe.ring_bytes(ring, offset, size, tail + len(records), tail)
+    assert data == records
+    assert pe.parse_records(data).ip.tolist() == [K + 1, K + 2]
+    assert pe.ring_bytes(ring, offset, size, tail, tail) == b""
+
+
+@pytest.mark.skipif(not shutil.which("cc"), reason="no C compiler to read the installed uapi header")
+def test_sampling_numbers_match_installed_header(tmp_path):
+    names = ["PERF_COUNT_SW_CPU_CLOCK", "PERF_SAMPLE_IP", "PERF_SAMPLE_CALLCHAIN", "PERF_RECORD_LOST",
+             "PERF_RECORD_SAMPLE", "PERF_RECORD_MISC_CPUMODE_MASK", "PERF_RECORD_MISC_KERNEL",
+             "PERF_RECORD_MISC_USER", "PERF_CONTEXT_KERNEL", "PERF_CONTEXT_USER", "PERF_CONTEXT_MAX"]
+    offsets = {"MMAP_PAGE_DATA_HEAD": "data_head", "MMAP_PAGE_DATA_TAIL": "data_tail",
+               "MMAP_PAGE_DATA_OFFSET": "data_offset", "MMAP_PAGE_DATA_SIZE": "data_size"}
+    body = "\n".join([f' printf("{n} %llu\\n", (unsigned long long)({n}));' for n in names]
+                     + [f' printf("{n} %zu\\n", offsetof(struct perf_event_mmap_page, {f}));'
+                        for n, f in offsets.items()])
+    src = tmp_path / "sampling.c"
+    src.write_text("#include <stdio.h>\n#include <stddef.h>\n#include <linux/perf_event.h>\n"
+                   f"int main(void) {{\n{body}\n return 0; }}\n")
+    build = subprocess.run(["cc", "-o", str(tmp_path / "sampling"), str(src)], capture_output=True, text=True)
+    if build.returncode != 0:
+        pytest.skip(f"uapi header not usable: {build.stderr.splitlines()[:1]}")
+    seen = dict(line.split() for line in subprocess.run([str(tmp_path / "sampling")], capture_output=True,
+                                                         text=True, check=True).stdout.splitlines())
+    for n in [*names, *offsets]:
+        assert getattr(pe, n) == int(seen[n]), n
+
+
+def _require_kernel_sampling():
+    from bench.kernel import kallsyms
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (kernel IPs in samples, /proc/kallsyms addresses)")
+    _, why = kallsyms.Symbols.load()
+    if why:
+        pytest.skip(f"no kernel symbols: {why}")
+
+
+def test_sampler_sees_the_kernel_work_of_its_own_thread():
+    _require_kernel_sampling()
+    from bench.kernel import kallsyms
+
+    try:
+        sampler = pe.Sampler(20_000, pages=256)
+    except OSError as e:
+        pytest.skip(f"cannot sample here: {e.strerror}")
+    region = Region(256)
+    try:
+        sampler.enable()
+        for _ in range(200):  # fault 256 pages in, give them back: kernel work, ~1 ms each
+            region.touch()
+            _libc.madvise(region.addr, region.size, _libc.MADV_DONTNEED)
+        sampler.disable()
+        samples = sampler.take()
+        after = sampler.take()
+    finally:
+        sampler.close()
+        region.close()
+    assert len(samples) > 0 and samples.lost == 0
+    assert len(after) == 0  # take() moved the tail: nothing is read twice
+    symbols, _ = kallsyms.Symbols.load()
+    names = {symbols.name(i) for i in symbols.lookup(samples.chain)}
+    assert samples.kernel.any()
+    assert {"madvise_dontneed_free", "do_madvise", "handle_mm_fault", "exc_page_fault"} & names, sorted(names)[:40]
