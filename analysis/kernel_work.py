@@ -81,23 +81,51 @@ TOP_FUNCTIONS = 10
 _PHASE_NS = {"arm": "arm_ns", "workload": "workload_ns", "collect": "collect_ns"}
 
 
+def _profile_columns(profile):
+    """*profile* with every column either method writes (function profiler: hits, time_ns;
+    sampling: self_samples, samples, phase_samples), NaN where the method has none."""
+    missing = [c for c in ("hits", "time_ns", "self_samples", "samples", "phase_samples") if c not in profile]
+    return profile.assign(**{c: float("nan") for c in missing})
+
+
 def profile_table(profile, samples):
-    """Per cell and profiled phase, the top functions by median share of the phase: the
-    function's time (callees included) over the phase's measured time — of its instructions in
-    an icount guest — per interval; median calls per interval and per arena page."""
+    """Per cell and profiled phase, the top functions by median share of the phase per interval:
+    the function profiler's time (callees included) over the phase's measured time, or the
+    samples with the function in their callchain over the phase's samples — of its instructions
+    in an icount guest either way; the self share (samples in the function itself); median
+    calls (function profiler) or samples per interval, and calls per arena page."""
     if profile is None or not len(profile) or not len(samples):
         return None
     keys = ["run_id", "cell", "interval"]
     phases = samples[keys + KEYS + [c for c in _PHASE_NS.values() if c in samples] + ["npages"]]
-    rows = profile[keys + ["phase", "function", "hits", "time_ns"]].merge(phases, on=keys, how="inner")
+    columns = ["phase", "function", "hits", "time_ns", "self_samples", "samples", "phase_samples"]
+    rows = _profile_columns(profile)[keys + columns].merge(phases, on=keys, how="inner")
     phase_ns = rows.apply(lambda r: r.get(_PHASE_NS.get(r["phase"], ""), float("nan")), axis=1)
-    rows = rows.assign(share=rows["time_ns"] / phase_ns.where(phase_ns > 0), hits_per_page=rows["hits"] / rows["npages"])
+    sampled = rows["phase_samples"].where(rows["phase_samples"] > 0)
+    share = (rows["time_ns"] / phase_ns.where(phase_ns > 0)).fillna(rows["samples"] / sampled)
+    rows = rows.assign(share=share, self_share=rows["self_samples"] / sampled,
+                       hits_per_page=rows["hits"] / rows["npages"])
     group = KEYS + ["phase", "function"]
     out = rows.groupby(group, sort=False, dropna=False).agg(
-        share=("share", "median"), hits=("hits", "median"), hits_per_page=("hits_per_page", "median"),
-        n=("hits", "size")).reset_index()
+        share=("share", "median"), self_share=("self_share", "median"), hits=("hits", "median"),
+        samples=("samples", "median"), hits_per_page=("hits_per_page", "median"), n=("share", "size")).reset_index()
     out = out.sort_values(KEYS + ["phase", "share"], ascending=[True] * (len(KEYS) + 1) + [False], kind="stable")
     return out.groupby(KEYS + ["phase"], sort=False, dropna=False).head(TOP_FUNCTIONS).reset_index(drop=True)
+
+
+def set_shares(profile, name: str):
+    """Per run label, tracker, size and phase, the samples of the function set *name* (a
+    tracker's ``profile_sets``) and the phase's samples, summed over the intervals after the
+    first where there are later ones (the first arms a fresh arena); None without such rows."""
+    if profile is None or not len(profile) or "kind" not in profile:
+        return None
+    rows = profile[(profile["kind"] == "set") & (profile["function"] == name)]
+    if not len(rows):
+        return None
+    later = rows[rows["interval"] > 0]
+    rows = later if len(later) else rows
+    out = rows.groupby(["label", "tracker", "size_bytes", "phase"], sort=True)[["samples", "phase_samples"]].sum()
+    return out.astype(int).reset_index()
 
 
 def _num(v) -> str:
@@ -106,6 +134,10 @@ def _num(v) -> str:
     from analysis.report import _num as fmt
 
     return fmt(float(v))
+
+
+def _pct(v) -> str:
+    return "-" if v != v else f"{v:.1%}"
 
 
 def tables(data):
@@ -127,11 +159,11 @@ def tables(data):
     prof = profile_table(data.profile, data.samples)
     if prof is not None and len(prof):
         headers = (["kernel"] if multi else []) + ["tracker", "workload", "backing", "size", "phase", "function",
-                                                   "share", "calls", "calls/page", "n"]
+                                                   "share", "self", "calls", "samples", "calls/page", "n"]
         rows = [([r["label"]] if multi else []) + [r["tracker"], r["workload_label"], r["backing"],
                                                    format_size(r["size_bytes"]), r["phase"], r["function"],
-                                                   "-" if r["share"] != r["share"] else f"{r['share']:.1%}",
-                                                   _num(r["hits"]), _num(r["hits_per_page"]), str(r["n"])]
+                                                   _pct(r["share"]), _pct(r["self_share"]), _num(r["hits"]),
+                                                   _num(r["samples"]), _num(r["hits_per_page"]), str(r["n"])]
                 for r in prof.to_dict("records")]
         right = [False] * (len(headers) - 4) + [True] * 4
         out.append(Table("kernel_profile", headers, rows, right, prof.rename(columns={"workload_label": "workload"})))

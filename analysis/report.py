@@ -257,10 +257,13 @@ def _kernel_work(data: Data) -> list[tuple]:
                               "events whose median is zero are left out. "
                               "Concurrent: arm and collect per cycle, workload events per page fault. Timings of "
                               "these runs include the counting's own small cost. Kernel profile (run --kernel-profile): "
-                              "per profiled phase, the functions with the largest median share of the phase — their "
-                              "time including callees over the phase's measured time, a share of its instructions in "
-                              "an icount guest — and their calls per interval and per page; profiled timings include "
-                              "the profiler's large cost, so they are shares, not costs.")]
+                              "per profiled phase, the functions with the largest median share of the phase — with the "
+                              "function profiler, their time including callees over the phase's measured time and "
+                              "their calls per interval and per page; with sampling (kernels without it), the "
+                              "cpu-clock samples with the function anywhere in the callchain over the phase's samples "
+                              "(share) and with the sampled instruction in it (self), and the samples per interval. "
+                              "Either is a share of the phase's instructions in an icount guest. Profiled timings "
+                              "include the profiler's own cost, so they are shares, not costs.")]
     out += [("table", t) for t in tables]
     if missing:
         out += [("p", "Not counted on these kernels:"), ("list", missing)]

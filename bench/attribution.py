@@ -137,6 +137,7 @@ class CellCounters:
     inherit: bool = True  # False when the threads this one starts are counted on their own (concurrent mode)
     profiling: Profiling | None = None  # run --kernel-profile
     key: dict = field(default_factory=dict)  # what identifies the cell in profile rows (run_id, cell, ...)
+    profile_sets: dict = field(default_factory=dict)  # the tracker's named function sets (kernel_profile)
     main: Counters | None = None
     helpers: dict[str, Counters] = field(default_factory=dict)
     _columns: dict = field(default_factory=dict)
@@ -171,8 +172,8 @@ class CellCounters:
     def phase(self, name: str):
         """Count (and, when asked, profile) the block, in this (the runner's) thread, as *name*;
         repeated phases add up."""
-        profile = self.profiling.phase(name, {**self.key, "interval": self._interval}) if self.profiling \
-            else contextlib.nullcontext()
+        profile = self.profiling.phase(name, {**self.key, "interval": self._interval}, self.profile_sets) \
+            if self.profiling else contextlib.nullcontext()
         with profile:
             self.main.start()
             try:
@@ -276,7 +277,8 @@ class Session:
         if not events and not profiling:
             return NONE
         record = self.trackers.setdefault(tracker_cls.name, {"counted": {}, "unavailable": {}})
-        return CellCounters(events, record, inherit, profiling, dict(key or {}))
+        return CellCounters(events, record, inherit, profiling, dict(key or {}),
+                            dict(getattr(tracker_cls, "profile_sets", {})))
 
     def notes(self) -> list[str]:
         """One line per thing asked for that this kernel cannot do (for the run's stderr)."""

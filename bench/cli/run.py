@@ -131,9 +131,10 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
                         "perf_event_open; samples columns kev.<phase>.<event>; needs root and tracefs (counting adds "
                         "a little to the timings)")
     parser.add_argument("--kernel-profile", type=_csv, metavar="PHASES", help="lockstep: profile these phases "
-                        "(arm, workload, collect) with the ftrace function profiler: top kernel functions, their calls "
-                        "and share of the phase (of its instructions under 'hotbench vm --icount'), in profile.parquet; "
-                        "needs CONFIG_FUNCTION_PROFILER (docs/kernel-work.md); profiled timings are not costs")
+                        "(arm, workload, collect): top kernel functions and their share of the phase (of its "
+                        "instructions under 'hotbench vm --icount'), in profile.parquet; the ftrace function profiler "
+                        "where the kernel has it, else cpu-clock sampling with callchains through perf_event_open "
+                        "(docs/kernel-work.md); profiled timings are not costs")
     parser.add_argument("--mglru", choices=("on", "off"), help="set MGLRU (lru_gen/enabled) for the run, then restore")
     parser.add_argument("--numa-balancing", choices=("on", "off"), help="set kernel.numa_balancing for the run, then restore")
     parser.add_argument("--thp", choices=("always", "madvise", "never"), help="set the THP mode for the run, then restore")

@@ -61,6 +61,11 @@ FILEMAP_MAP_PAGES = Tracepoint("filemap", "mm_filemap_map_pages", "fault_around"
 RMAP_WALK = Kprobe("rmap_walk", "rmap_walk", "rmap walk of one folio (every PTE that maps it)")
 PAGE_IDLE_PTE_REFS = Kprobe("page_idle_clear_pte_refs_one", "page_idle_pte_refs",
                             "one mapping of a folio checked and its Accessed bit cleared (idle page tracking)")
+# The rmap walk as a callchain shows it (mm/rmap.c): rmap_walk() and the walkers it picks by the
+# folio's kind, and idle page tracking's per-mapping callback (mm/page_idle.c) — a sample with
+# any of these in its callchain was spent walking a folio's reverse map.
+RMAP_WALK_FUNCTIONS = ("rmap_walk", "rmap_walk_locked", "rmap_walk_anon", "rmap_walk_file", "__rmap_walk_file",
+                       "rmap_walk_ksm", "page_idle_clear_pte_refs_one")
 FOLIO_REFERENCED = Kprobe("folio_referenced", "folio_referenced", "folio_referenced call (rmap walk for reclaim)")
 PTEP_TEST_AND_CLEAR_YOUNG = Kprobe("ptep_test_and_clear_young", "young_cleared",
                                    "Accessed bit of one PTE tested and cleared")

@@ -112,6 +112,9 @@ class Tracker:
     # The kernel events this mechanism's cost is made of (bench.kernel.perf_event Tracepoint /
     # Kprobe), counted per phase by 'hotbench run --kernel-events' beside bench.attribution.COMMON.
     kernel_events: ClassVar[tuple] = ()
+    # Named sets of kernel functions whose samples 'run --kernel-profile' (sampling) counts
+    # together, each sample once: e.g. {"rmap walk": mm_events.RMAP_WALK_FUNCTIONS}.
+    profile_sets: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     # ---- facts about the mechanism (read by the tables bench.trackers derives from the registry)
     # Its probe: a function of bench.kernel.probe (a plug-in's own elsewhere) returning a Probe.

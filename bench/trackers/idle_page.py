@@ -46,6 +46,7 @@ class IdlePageTracker(Tracker):
     backings = ("anon", "shmem", "thp")
     summary = "page_idle bitmap: mark the arena's PFNs idle (THP by head), read back; not-LRU pages reported accessed"
     kernel_events = (mm_events.RMAP_WALK, mm_events.PAGE_IDLE_PTE_REFS, mm_events.PTEP_TEST_AND_CLEAR_YOUNG)
+    profile_sets = {"rmap walk": mm_events.RMAP_WALK_FUNCTIONS}  # --kernel-profile: Peter Xu's question
 
     kernel_probe = staticmethod(probe.probe_idle_page)
     kconfig = ("IDLE_PAGE_TRACKING",)

@@ -37,3 +37,21 @@ def test_profile_table_shares_of_the_phase_top_first():
     assert table["function"].tolist() == ["kernfs_fop_read_iter", "rmap_walk"]
     rmap = table.set_index("function").loc["rmap_walk"]
     assert rmap["share"] == 0.375 and rmap["hits_per_page"] == 1.0 and rmap["n"] == 2
+
+
+def test_profile_table_shares_of_samples_when_sampled_and_set_shares_after_the_first_interval():
+    samples = pd.DataFrame({"label": "k", "tracker": "idle-page", "workload_label": "w", "backing": "anon",
+                            "size_bytes": 1 << 26, "npages": 16384, "run_id": "r", "cell": 0, "interval": [0, 1],
+                            "arm_ns": 1.0, "collect_ns": 1.0, "workload_ns": 1.0})
+    profile = pd.DataFrame({"label": "k", "tracker": "idle-page", "size_bytes": 1 << 26, "run_id": "r", "cell": 0,
+                            "interval": [0, 0, 1, 1, 1], "phase": "collect",
+                            "kind": ["function", "set", "function", "function", "set"],
+                            "function": ["rmap_walk", "rmap walk", "rmap_walk", "[user]", "rmap walk"],
+                            "self_samples": [10, 10, 30, 20, 30], "samples": [80, 80, 60, 20, 60],
+                            "phase_samples": [100, 100, 100, 100, 100]})
+    table = kernel_work.profile_table(profile, samples).set_index("function")
+    assert table.loc["rmap_walk", "share"] == 0.7 and table.loc["rmap_walk", "self_share"] == 0.2
+    assert table.loc["[user]", "share"] == 0.2 and table.loc["rmap_walk", "samples"] == 70
+    shares = kernel_work.set_shares(profile, "rmap walk")
+    assert shares[["phase", "samples", "phase_samples"]].values.tolist() == [["collect", 60, 100]]
+    assert kernel_work.set_shares(profile, "no such set") is None
