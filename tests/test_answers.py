@@ -91,6 +91,60 @@ def test_idle_vs_rwp_needs_both_on_one_kernel():
         answers.answer("idle-vs-rwp", answers.Context(data(sweep("rwp", 0.0, 200.0)), quick=True))
 
 
+def profiled(rows, profile_rows, profile_record):
+    """*rows* plus a profiled idle-page run "prof" at 1 GiB (its samples and profile rows), as loaded."""
+    d = data(rows + [row("idle-page", size=GIB, interval=i, run="prof", cpu_ms=999.0) for i in range(2)],
+             accel="tcg", clock="instructions")
+    for run in d.runs:
+        if run.run_id == "prof":
+            run.manifest["kernel_profile"] = profile_record
+    d.profile = pd.DataFrame(profile_rows) if profile_rows else None
+    return d
+
+
+def rmap_row(size, interval, phase, samples, total):
+    return {"label": "k", "run_id": "prof", "cell": 0, "tracker": "idle-page", "size_bytes": size,
+            "interval": interval, "phase": phase, "kind": "set", "function": "rmap walk", "samples": samples,
+            "phase_samples": total, "self_samples": samples, "lost": 0}
+
+
+SAMPLING = {"enabled": True, "method": "sampling", "period_ns": 25000}
+
+
+def test_idle_vs_rwp_states_the_rmap_share_of_idle_page_with_its_samples():
+    rows = sweep("idle-page", 100.0, 0.0) + sweep("rwp", 0.0, 200.0)
+    profile = [rmap_row(GIB, 0, "arm", 1, 1000),  # the first interval arms afresh: left out
+               rmap_row(GIB, 1, "arm", 300, 400), rmap_row(GIB, 1, "collect", 500, 600),
+               rmap_row(GIB, 2, "arm", 100, 400), rmap_row(GIB, 2, "collect", 100, 600)]
+    text = say("idle-vs-rwp", profiled(rows, profile, SAMPLING))
+    assert "The rmap walk" in text
+    assert "50.0 % of 2,000 samples at 1 GiB (arm 50.0 % of 800, collect 50.0 % of 1,200)" in text
+    assert "of its instructions" in text
+    # the profiled run's slower phases (999 Minstr) are not idle-page's cost
+    assert "999" not in text.split("The rmap walk")[0]
+
+
+def test_idle_vs_rwp_quotes_instructions_per_page_at_every_size():
+    text = say("idle-vs-rwp", data(sweep("idle-page", 100.0, 0.0) + sweep("rwp", 0.0, 200.0), accel="tcg",
+                                   clock="instructions"))
+    assert "instr per page of the arena: idle-page " in text
+    assert text.count(" at 256 MiB") >= 2 and "rwp " in text.split("instr per page of the arena:")[1]
+
+
+def test_idle_vs_rwp_says_why_there_is_no_rmap_share():
+    rows = sweep("idle-page", 100.0, 0.0) + sweep("rwp", 0.0, 200.0)
+    text = say("idle-vs-rwp", data(rows))
+    assert "rmap walk's share of idle-page's cost is not known here: no run of idle-page was profiled" in text
+    refused = {"enabled": False, "reason": "no tracefs function_profile_enabled; sampling: no /proc/kallsyms"}
+    text = say("idle-vs-rwp", profiled(rows, [], refused))
+    assert "no kernel profile could be taken (no tracefs function_profile_enabled; sampling: no /proc/kallsyms)" in text
+    assert "0.0 %" not in text
+    empty = say("idle-vs-rwp", profiled(rows, [rmap_row(GIB, 1, "arm", 0, 0)], SAMPLING))
+    assert "not known here: its profile took no samples" in empty and "nan" not in empty
+    record = {"steps": [{"name": "profile", "status": "skipped: no requested mechanism is available on this kernel"}]}
+    assert "the profile step did not run (profile: skipped" in say("idle-vs-rwp", data(rows), [record])
+
+
 # ---- shmem fault-around -----------------------------------------------------------------------------
 
 def test_shmem_faultaround_counts_pages_reported_per_page_read():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analysis.answers import Answer, Context, NoData, cpu_fits, num, ratio, sizes, slope
+from analysis.answers import Answer, Context, NoData, cpu_fits, num, pct, ratio, sizes, slope
 from analysis.data import format_size
 from analysis.report import Table
 from bench.clock import Clock
@@ -46,8 +46,65 @@ def _growth(frame, unit: str = "ms") -> str:
     return "; ".join(parts)
 
 
+def _profiled_runs(ctx: Context) -> set[str]:
+    """Runs that sampled or traced their phases (``run --kernel-profile``): their timings include
+    the profiler's own work, so their costs stay out of the comparison."""
+    return {run.run_id for run in ctx.data.runs if (run.manifest.get("kernel_profile") or {}).get("enabled")}
+
+
+def _per_page_by_size(per_size, ns: str) -> str:
+    """'idle-page 1,234 at 32 MiB, ...; rwp ...': CPU per page of the arena at every size."""
+    parts = []
+    for tracker in TRACKERS:
+        rows = per_size[per_size["tracker"] == tracker].sort_values("size_bytes")
+        parts.append(f"{tracker} " + ", ".join(f"{num(r.cpu_ns_per_page)} at {format_size(r.size_bytes)}"
+                                                 for r in rows.itertuples()))
+    return f"{ns} per page of the arena: " + "; ".join(parts)
+
+
+def _rmap_share(ctx: Context, label: str) -> str:
+    """The rmap walk's share of idle-page's arm + collect samples per size (after the first
+    interval where there are later ones), with the sample counts; or why there is none."""
+    from analysis.kernel_work import set_shares
+
+    shares = set_shares(ctx.data.profile, "rmap walk")
+    shares = shares[(shares["label"] == label) & (shares["tracker"] == "idle-page")] if shares is not None else None
+    if shares is None or not len(shares):
+        return "The rmap walk's share of idle-page's cost is not known here: " + _why_no_profile(ctx, label) + "."
+    how = ("of its instructions (one cpu-clock sample per fixed count of guest instructions)"
+           if ctx.clock(label).instructions else "of its time (cpu-clock samples: a native time profile)")
+    parts = []
+    for size, rows in shares.groupby("size_bytes"):
+        total = rows[["samples", "phase_samples"]].sum()
+        if not total["phase_samples"]:
+            continue
+        phases = ", ".join(f"{r.phase} {pct(r.samples / r.phase_samples)} of {r.phase_samples:,}"
+                           for r in rows.itertuples() if r.phase_samples)
+        parts.append(f"{pct(total['samples'] / total['phase_samples'])} of {int(total['phase_samples']):,} samples "
+                     f"at {format_size(size)} ({phases})")
+    if not parts:
+        return "The rmap walk's share of idle-page's cost is not known here: its profile took no samples."
+    return (f"The rmap walk (samples with rmap_walk or its walkers in the kernel callchain) took "
+            f"{'; '.join(parts)} of idle-page's arm + collect, {how}.")
+
+
+def _why_no_profile(ctx: Context, label: str) -> str:
+    for run in ctx.data.runs:
+        profile = run.manifest.get("kernel_profile") or {}
+        if run.label == label and profile and not profile.get("enabled"):
+            return f"no kernel profile could be taken ({profile.get('reason')})"
+    skipped = [f"{step['name']}: {step['status']}" for record in ctx.records for step in record.get("steps", [])
+               if step.get("name") == "profile" and step.get("status") != "ok"]
+    if skipped:
+        return "the profile step did not run (" + "; ".join(skipped) + ")"
+    return "no run of idle-page was profiled ('hotbench run --kernel-profile arm,collect' profiles one)"
+
+
 def answer(ctx: Context) -> Answer:
     df = ctx.lockstep
+    profiled = _profiled_runs(ctx)
+    if len(df) and profiled:
+        df = df[~df["run_id"].isin(profiled)]
     labels = ctx.labels_with(df, TRACKERS) if len(df) else []
     if not labels:
         raise NoData("idle page tracking and RWP never ran on the same kernel (both are in the built "
@@ -68,10 +125,12 @@ def answer(ctx: Context) -> Answer:
             f"(mark every page idle, read the bitmap back) took {cost('idle-page')} at "
             f"{format_size(per_size['size_bytes'].max())} against {cost('rwp')} for RWP (UFFDIO_RWPROTECT + "
             f"PAGEMAP_SCAN): {ratio(big.loc['idle-page', 'cpu_ms'], big.loc['rwp', 'cpu_ms'])}.")
+    text += " " + _per_page_by_size(per_size, ctx.unit(label, "ns")) + "."
     try:
         text += " Cost growth with memory: " + _growth(frame, ms) + "."
     except NoData:
         pass
+    text += " " + _rmap_share(ctx, label)
     for tracker in TRACKERS:
         tp, fp, fn = acc.loc[tracker]
         text += f" {tracker}: precision {tp / (tp + fp):.3f}, recall {tp / (tp + fn):.3f} against the exact truth."
