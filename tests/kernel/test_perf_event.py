@@ -31,13 +31,10 @@ def test_attr_layout():
     assert flags == (1 << 0) | (1 << 1) | (1 << 7) | (3 << 15) | (1 << 37)
 
 
-@pytest.mark.skipif(not shutil.which("cc"), reason="no C compiler to read the installed uapi header")
-def test_layout_and_numbers_match_installed_header(tmp_path):
-    fields = ["config", "read_format", "config1", "config2", "sample_regs_intr", "aux_watermark", "sig_data"]
-    names = ["PERF_TYPE_TRACEPOINT", "PERF_FORMAT_GROUP", "PERF_FORMAT_TOTAL_TIME_ENABLED",
-             "PERF_FORMAT_TOTAL_TIME_RUNNING", "PERF_EVENT_IOC_ENABLE", "PERF_EVENT_IOC_DISABLE",
-             "PERF_EVENT_IOC_RESET", "PERF_EVENT_IOC_SET_FILTER", "PERF_IOC_FLAG_GROUP", "PERF_FLAG_FD_CLOEXEC"]
-    body = "\n".join([f' printf("{f} %zu\\n", offsetof(struct perf_event_attr, {f}));' for f in fields]
+def _from_header(tmp_path, offsets: dict, names: list) -> dict:
+    """What the installed <linux/perf_event.h> says: {key: offsetof(struct, field)} for *offsets*
+    (key -> (struct, field)) and the value of each macro or enumerator in *names*."""
+    body = "\n".join([f' printf("{key} %zu\\n", offsetof(struct {st}, {f}));' for key, (st, f) in offsets.items()]
                      + [f' printf("{n} %llu\\n", (unsigned long long)({n}));' for n in names])
     src = tmp_path / "perf.c"
     src.write_text("#include <stdio.h>\n#include <stddef.h>\n#include <linux/perf_event.h>\n"
@@ -45,8 +42,17 @@ def test_layout_and_numbers_match_installed_header(tmp_path):
     build = subprocess.run(["cc", "-o", str(tmp_path / "perf"), str(src)], capture_output=True, text=True)
     if build.returncode != 0:
         pytest.skip(f"uapi header not usable: {build.stderr.splitlines()[:1]}")
-    seen = dict(line.split() for line in subprocess.run([str(tmp_path / "perf")], capture_output=True, text=True,
+    return dict(line.split() for line in subprocess.run([str(tmp_path / "perf")], capture_output=True, text=True,
                                                          check=True).stdout.splitlines())
+
+
+@pytest.mark.skipif(not shutil.which("cc"), reason="no C compiler to read the installed uapi header")
+def test_layout_and_numbers_match_installed_header(tmp_path):
+    fields = ["config", "read_format", "config1", "config2", "sample_regs_intr", "aux_watermark", "sig_data"]
+    names = ["PERF_TYPE_TRACEPOINT", "PERF_FORMAT_GROUP", "PERF_FORMAT_TOTAL_TIME_ENABLED",
+             "PERF_FORMAT_TOTAL_TIME_RUNNING", "PERF_EVENT_IOC_ENABLE", "PERF_EVENT_IOC_DISABLE",
+             "PERF_EVENT_IOC_RESET", "PERF_EVENT_IOC_SET_FILTER", "PERF_IOC_FLAG_GROUP", "PERF_FLAG_FD_CLOEXEC"]
+    seen = _from_header(tmp_path, {f: ("perf_event_attr", f) for f in fields}, names)
     for f in fields:
         assert getattr(pe.perf_event_attr, f).offset == int(seen[f]), f
     for n in names:
@@ -317,17 +323,7 @@ def test_sampling_numbers_match_installed_header(tmp_path):
              "PERF_RECORD_MISC_USER", "PERF_CONTEXT_KERNEL", "PERF_CONTEXT_USER", "PERF_CONTEXT_MAX"]
     offsets = {"MMAP_PAGE_DATA_HEAD": "data_head", "MMAP_PAGE_DATA_TAIL": "data_tail",
                "MMAP_PAGE_DATA_OFFSET": "data_offset", "MMAP_PAGE_DATA_SIZE": "data_size"}
-    body = "\n".join([f' printf("{n} %llu\\n", (unsigned long long)({n}));' for n in names]
-                     + [f' printf("{n} %zu\\n", offsetof(struct perf_event_mmap_page, {f}));'
-                        for n, f in offsets.items()])
-    src = tmp_path / "sampling.c"
-    src.write_text("#include <stdio.h>\n#include <stddef.h>\n#include <linux/perf_event.h>\n"
-                   f"int main(void) {{\n{body}\n return 0; }}\n")
-    build = subprocess.run(["cc", "-o", str(tmp_path / "sampling"), str(src)], capture_output=True, text=True)
-    if build.returncode != 0:
-        pytest.skip(f"uapi header not usable: {build.stderr.splitlines()[:1]}")
-    seen = dict(line.split() for line in subprocess.run([str(tmp_path / "sampling")], capture_output=True,
-                                                         text=True, check=True).stdout.splitlines())
+    seen = _from_header(tmp_path, {key: ("perf_event_mmap_page", f) for key, f in offsets.items()}, names)
     for n in [*names, *offsets]:
         assert getattr(pe, n) == int(seen[n]), n
 
