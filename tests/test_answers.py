@@ -117,11 +117,11 @@ def test_idle_vs_rwp_states_the_rmap_share_of_idle_page_with_its_samples():
                rmap_row(GIB, 1, "arm", 300, 400), rmap_row(GIB, 1, "collect", 500, 600),
                rmap_row(GIB, 2, "arm", 100, 400), rmap_row(GIB, 2, "collect", 100, 600)]
     text = say("idle-vs-rwp", profiled(rows, profile, SAMPLING))
-    assert "The rmap walk" in text
+    assert "Of idle-page's arm + collect, the rmap walk" in text
     assert "50.0 % of 2,000 samples at 1 GiB (arm 50.0 % of 800, collect 50.0 % of 1,200)" in text
-    assert "of its instructions" in text
+    assert "a share of its instructions (one cpu-clock sample per 25,000 guest instructions)" in text
     # the profiled run's slower phases (999 Minstr) are not idle-page's cost
-    assert "999" not in text.split("The rmap walk")[0]
+    assert "999" not in text.split("Of idle-page's arm + collect")[0]
 
 
 def test_idle_vs_rwp_quotes_instructions_per_page_at_every_size():

@@ -71,8 +71,10 @@ def _rmap_share(ctx: Context, label: str) -> str:
     shares = shares[(shares["label"] == label) & (shares["tracker"] == "idle-page")] if shares is not None else None
     if shares is None or not len(shares):
         return "The rmap walk's share of idle-page's cost is not known here: " + _why_no_profile(ctx, label) + "."
-    how = ("of its instructions (one cpu-clock sample per fixed count of guest instructions)"
-           if ctx.clock(label).instructions else "of its time (cpu-clock samples: a native time profile)")
+    period = _sampling_period(ctx, label)
+    every = f"one cpu-clock sample per {period:,} guest instructions" if period else "cpu-clock samples"
+    how = (f"a share of its instructions ({every})" if ctx.clock(label).instructions
+           else f"a share of its time ({every.replace('guest instructions', 'ns')}: a native time profile)")
     parts = []
     for size, rows in shares.groupby("size_bytes"):
         total = rows[["samples", "phase_samples"]].sum()
@@ -84,8 +86,16 @@ def _rmap_share(ctx: Context, label: str) -> str:
                      f"at {format_size(size)} ({phases})")
     if not parts:
         return "The rmap walk's share of idle-page's cost is not known here: its profile took no samples."
-    return (f"The rmap walk (samples with rmap_walk or its walkers in the kernel callchain) took "
-            f"{'; '.join(parts)} of idle-page's arm + collect, {how}.")
+    return (f"Of idle-page's arm + collect, the rmap walk (samples with rmap_walk or its walkers in the kernel "
+            f"callchain) took {'; '.join(parts)}: {how}, from a profiled step whose own timings are not used.")
+
+
+def _sampling_period(ctx: Context, label: str) -> int | None:
+    for run in ctx.data.runs:
+        profile = run.manifest.get("kernel_profile") or {}
+        if run.label == label and profile.get("method") == "sampling":
+            return profile.get("period_ns")
+    return None
 
 
 def _why_no_profile(ctx: Context, label: str) -> str:
