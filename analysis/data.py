@@ -15,7 +15,7 @@ Optional files beside ``samples.parquet`` (written by other parts of hotbench, o
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench import clock as clock_mod
@@ -61,6 +61,14 @@ class Data:
 
     def label_index(self, label: str) -> int:
         return self.labels.index(label)
+
+    def unprofiled(self) -> Data:
+        """These results without the lockstep rows of runs that profiled their phases ('run
+        --kernel-profile'): such timings include the profiler's own work, so they are no cost."""
+        profiled = {r.run_id for r in self.runs if (r.manifest.get("kernel_profile") or {}).get("enabled")}
+        if not profiled or not len(self.samples) or "run_id" not in self.samples:
+            return self
+        return replace(self, samples=self.samples[~self.samples["run_id"].isin(profiled)].reset_index(drop=True))
 
     def clock_of(self, label: str) -> Clock:
         """The clock of the run(s) behind *label* (a label names one kernel, accel and clock)."""

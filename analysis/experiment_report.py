@@ -94,7 +94,8 @@ def build(spec: Spec, sources: list[Path], out: Path, quick: bool = False) -> Pa
     if evidence:
         blocks += [("h2", "Evidence"), *evidence]
     if data is not None and spec.figures:
-        paths, skipped = figures.render(data, out / report.FIGURES_DIR, spec.figures, "png")
+        # costs drawn from unprofiled runs only (an experiment may profile in a step of its own)
+        paths, skipped = figures.render(data.unprofiled(), out / report.FIGURES_DIR, spec.figures, "png")
         blocks += [("figure", p) for p in paths]
         blocks += [("p", f"Figure {name} not drawn: {why}") for name, why in skipped.items()]
     blocks += [("h2", "What ran"), ("table", _steps_table(records))]

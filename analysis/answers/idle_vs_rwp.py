@@ -46,12 +46,6 @@ def _growth(frame, unit: str = "ms") -> str:
     return "; ".join(parts)
 
 
-def _profiled_runs(ctx: Context) -> set[str]:
-    """Runs that sampled or traced their phases (``run --kernel-profile``): their timings include
-    the profiler's own work, so their costs stay out of the comparison."""
-    return {run.run_id for run in ctx.data.runs if (run.manifest.get("kernel_profile") or {}).get("enabled")}
-
-
 def _per_page_by_size(per_size, ns: str) -> str:
     """'idle-page 1,234 at 32 MiB, ...; rwp ...': CPU per page of the arena at every size."""
     parts = []
@@ -111,10 +105,7 @@ def _why_no_profile(ctx: Context, label: str) -> str:
 
 
 def answer(ctx: Context) -> Answer:
-    df = ctx.lockstep
-    profiled = _profiled_runs(ctx)
-    if len(df) and profiled:
-        df = df[~df["run_id"].isin(profiled)]
+    df = ctx.data.unprofiled().samples  # the profile step's timings include the sampling's work
     labels = ctx.labels_with(df, TRACKERS) if len(df) else []
     if not labels:
         raise NoData("idle page tracking and RWP never ran on the same kernel (both are in the built "
