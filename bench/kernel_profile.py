@@ -51,7 +51,7 @@ import threading
 
 import numpy as np
 
-from bench.kernel import kallsyms, tracefs
+from bench.kernel import kallsyms, procfs, tracefs
 from bench.kernel import perf_event as pe
 
 __all__ = ["TOP", "PERIOD_NS", "USER", "Profiling", "Sampling", "summarize"]
@@ -117,7 +117,7 @@ class Sampling:
         try:
             sampling._sampler()
         except OSError as e:
-            paranoid = pe.procfs.read_text(pe.PERF_EVENT_PARANOID)
+            paranoid = procfs.read_text(pe.PERF_EVENT_PARANOID)
             return None, (f"{e.filename or 'perf_event_open'} failed: {e.strerror} (perf_event_paranoid is "
                           f"{paranoid}; sampling the kernel needs root or CAP_PERFMON, and no lockdown)")
         return sampling, None
