@@ -127,8 +127,8 @@ def test_idle_vs_rwp_states_the_rmap_share_of_idle_page_with_its_samples():
 def test_idle_vs_rwp_quotes_instructions_per_page_at_every_size():
     text = say("idle-vs-rwp", data(sweep("idle-page", 100.0, 0.0) + sweep("rwp", 0.0, 200.0), accel="tcg",
                                    clock="instructions"))
-    assert "instr per page of the arena: idle-page " in text
-    assert text.count(" at 256 MiB") >= 2 and "rwp " in text.split("instr per page of the arena:")[1]
+    assert "Per page of the arena, in instr: idle-page " in text
+    assert text.count(" at 256 MiB") >= 2 and "rwp " in text.split("Per page of the arena, in instr:")[1]
 
 
 def test_idle_vs_rwp_says_why_there_is_no_rmap_share():

@@ -53,7 +53,7 @@ def _per_page_by_size(per_size, ns: str) -> str:
         rows = per_size[per_size["tracker"] == tracker].sort_values("size_bytes")
         parts.append(f"{tracker} " + ", ".join(f"{num(r.cpu_ns_per_page)} at {format_size(r.size_bytes)}"
                                                  for r in rows.itertuples()))
-    return f"{ns} per page of the arena: " + "; ".join(parts)
+    return f"Per page of the arena, in {ns}: " + "; ".join(parts)
 
 
 def _rmap_share(ctx: Context, label: str) -> str:
