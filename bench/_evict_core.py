@@ -27,9 +27,7 @@ CLOCK_MONOTONIC ns; counters live in ``ctl``.
 from __future__ import annotations
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
 from bench.kernel import _nbsys
 from bench.kernel.uffd_server import read_messages, wait_either
@@ -52,20 +50,6 @@ K_REFAULT, K_WINDOW, K_HELD, K_RETRY, K_ERROR = 1, 2, 3, 4, 5
 KIND_NAMES = {K_REFAULT: "refault", K_WINDOW: "window", K_HELD: "held", K_RETRY: "retry", K_ERROR: "error"}
 
 _BLOCKING = UFFD_PAGEFAULT_FLAG_WP | UFFD_PAGEFAULT_FLAG_RWP
-
-
-@intrinsic
-def _load_relaxed(typingctx, address):
-    """Relaxed atomic load of the int64 at *address* (written by another thread)."""
-    def codegen(context, builder, signature, args):
-        return builder.load_atomic(builder.inttoptr(args[0], ir.IntType(64).as_pointer()), "monotonic", 8)
-    return types.int64(types.int64), codegen
-
-
-@njit(nogil=True, cache=True)
-def now_ns(ts):
-    _nbsys.clock_gettime(1, _nbsys.voidptr(ts.ctypes.data))  # CLOCK_MONOTONIC, as time.monotonic_ns()
-    return ts[0] * 1_000_000_000 + ts[1]
 
 
 @njit(nogil=True, cache=True)
@@ -93,7 +77,7 @@ def _process(uffd, msgs, n, mode, base, npages, store_addr, ctl, resident, touch
     """Handle the *n* bytes of messages in *msgs* in *mode*; bufs = [copy(5) | continue(4) | range(2)]."""
     copy, cont, rng = bufs[0:5], bufs[5:9], bufs[9:11]
     for i in range(max(n, 0) // 32):
-        t0 = now_ns(ts)
+        t0 = _nbsys.monotonic_ns(ts)
         if msgs[4 * i] & 0xFF != UFFD_EVENT_PAGEFAULT:
             ctl[C_OTHER] += 1
             continue
@@ -128,7 +112,7 @@ def _process(uffd, msgs, n, mode, base, npages, store_addr, ctl, resident, touch
                 rng[1] = PAGE
                 _nbsys.ioctl(uffd, UFFDIO_WAKE, _nbsys.voidptr(rng.ctypes.data))
             ctl[C_MINOR] += 1
-            ctl[C_MINOR_NS] += now_ns(ts) - t0
+            ctl[C_MINOR_NS] += _nbsys.monotonic_ns(ts) - t0
             continue
         # MISSING: the page was evicted; fetch it back from the store.
         copy[0] = addr
@@ -139,7 +123,7 @@ def _process(uffd, msgs, n, mode, base, npages, store_addr, ctl, resident, touch
         if _nbsys.ioctl(uffd, UFFDIO_COPY, _nbsys.voidptr(copy.ctypes.data)) == 0 and copy[4] == PAGE:
             resident[page] = 1
             ctl[C_MISSING] += 1
-            _log(log, ctl, t0, now_ns(ts), page, K_REFAULT | (flags << 8))
+            _log(log, ctl, t0, _nbsys.monotonic_ns(ts), page, K_REFAULT | (flags << 8))
             continue
         kind = K_RETRY
         if _benign(copy[4]):
@@ -151,7 +135,7 @@ def _process(uffd, msgs, n, mode, base, npages, store_addr, ctl, resident, touch
         rng[0] = addr
         rng[1] = PAGE
         _nbsys.ioctl(uffd, UFFDIO_WAKE, _nbsys.voidptr(rng.ctypes.data))
-        _log(log, ctl, t0, now_ns(ts), page, kind | (flags << 8))
+        _log(log, ctl, t0, _nbsys.monotonic_ns(ts), page, kind | (flags << 8))
 
 
 @njit(nogil=True, cache=True)
@@ -173,7 +157,7 @@ def serve(uffd, cmd_fd, ack_fd, base, npages, store_addr, ctl, resident, touched
         faults, command = wait_either(uffd, cmd_fd, pfd)
         if command:
             _nbsys.read(cmd_fd, _nbsys.voidptr(ev.ctypes.data), 8)
-            cmd = _load_relaxed(cmd_addr)
+            cmd = _nbsys.atomic_load(cmd_addr)
             ev[0] = 1
             if cmd == STOP:
                 _nbsys.write(ack_fd, _nbsys.voidptr(ev.ctypes.data), 8)

@@ -9,32 +9,14 @@ workload's own, passed in as a first-class function; each batch uses its own str
 
 from __future__ import annotations
 
-import ctypes.util
 import time
 
-import llvmlite.binding as llvm
 import numpy as np
-from numba import njit, types
-from numba.core import cgutils
-from numba.extending import intrinsic
+from numba import njit
 
-llvm.load_library_permanently(ctypes.util.find_library("c") or "libc.so.6")
-_clock_gettime = types.ExternalFunction("clock_gettime", types.int32(types.int32, types.voidptr))
-CLOCK_MONOTONIC = 1  # the clock of time.monotonic_ns()
+from bench.kernel._nbsys import monotonic_ns
+
 KEYS_PER_THREAD = 1024  # distinct batch streams per thread, reused cyclically
-
-
-@intrinsic
-def _voidptr(typingctx, address):
-    def codegen(context, builder, signature, args):
-        return builder.inttoptr(args[0], cgutils.voidptr_t)
-    return types.voidptr(types.uintp), codegen
-
-
-@njit(nogil=True)
-def _now(ts):
-    _clock_gettime(CLOCK_MONOTONIC, _voidptr(ts.ctypes.data))
-    return ts[0] * 1_000_000_000 + ts[1]
 
 
 @njit(nogil=True)
@@ -44,9 +26,9 @@ def run_batches(touch, arena, page_size, batch, keys, deadline_ns, latencies, ar
     checksum = np.uint64(0)
     k = 0
     while k < latencies.size:
-        t0 = _now(ts)
+        t0 = monotonic_ns(ts)
         checksum += touch(arena, page_size, batch, keys[k % keys.size], *args)
-        t1 = _now(ts)
+        t1 = monotonic_ns(ts)
         latencies[k] = t1 - t0
         k += 1
         if t1 >= deadline_ns:

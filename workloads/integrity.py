@@ -59,11 +59,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
-from workloads._batches import _now
+from bench.kernel._nbsys import atomic_load, monotonic_ns
 
 __all__ = ["PAGE_BYTES", "PAGE_WORDS", "STATUS_NAMES", "IntegrityWorkload", "Verdict", "page_array",
            "init_pages", "write_page", "verify", "checksum", "VERSION"]
@@ -95,15 +93,6 @@ def _splitmix(x: int) -> int:
 
 
 WEIGHTS = np.array([_splitmix(0xC0FFEE + i) | 1 for i in range(PAGE_WORDS - 1)], dtype=np.uint64)
-
-
-@intrinsic
-def _load_relaxed(typingctx, address):
-    """A relaxed atomic load of the int64 at *address*: never hoisted out of the loop that polls it."""
-    def codegen(context, builder, signature, args):
-        i64 = ir.IntType(64)
-        return builder.load_atomic(builder.inttoptr(args[0], i64.as_pointer()), "monotonic", 8)
-    return types.int64(types.int64), codegen
 
 
 @njit(inline="always")
@@ -192,8 +181,8 @@ def vcpu(mem, weights, hot, cold, record, reads, writes, stop_addr, deadline_ns,
     acc = np.uint64(0)
     k = 0
     nhot, ncold = hot.size, cold.size
-    while _load_relaxed(stop_addr) == 0:
-        t0 = _now(ts)
+    while atomic_load(stop_addr) == 0:
+        t0 = monotonic_ns(ts)
         for _ in range(batch):
             s = _xorshift(s)
             use_hot = (s & _MASK24) < np.uint64(hot_thr)
@@ -211,7 +200,7 @@ def vcpu(mem, weights, hot, cold, record, reads, writes, stop_addr, deadline_ns,
                 if mem[b + TAG] != _tag(p) or mem[b + SEQ] != record[p]:
                     stale += 1
                 acc += mem[b + PAYLOAD_FIRST + np.int64((s >> _S33) % np.uint64(PAYLOAD_WORDS))]
-        t1 = _now(ts)
+        t1 = monotonic_ns(ts)
         if k < latencies.size:
             latencies[k] = t1 - t0
             starts[k] = t0

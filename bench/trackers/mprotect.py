@@ -11,8 +11,9 @@ as a write. ``collect`` re-opens the arena before reading the marks.
 
 The handler is async-signal-safe: no allocation, no Python, no libc. It reads ``si_addr``,
 ``si_code`` and ``gregs[REG_ERR]`` at the offsets in ``bench.kernel.signals`` and makes
-raw ``mprotect``/``rt_sigaction``/``tgkill`` syscalls (inline ``syscall`` instruction), so
-it never clobbers the interrupted thread's ``errno``; marks and counters are atomic, so
+raw ``mprotect``/``rt_sigaction``/``tgkill`` syscalls (``bench.kernel._nbsys.syscall4``, an
+inline ``syscall`` instruction), so it never clobbers the interrupted thread's ``errno``; marks
+and counters are atomic (``_nbsys``' relaxed atomics), so
 concurrent threads faulting at once lose nothing. It finds its state through a JIT
 symbol: the process's one state block (int64 slots, never freed) is registered once with
 ``llvmlite.binding.add_symbol`` and the handler refers to it as an external global, so its
@@ -74,83 +75,26 @@ def _compile_handler():
     """Register the state block's symbol, then build (or load from the disk cache) the handler.
 
     numba is imported here, not at module level, so the registry and ``probe`` stay fast.
-    The intrinsics become module globals rather than closure cells: numba keys its disk
-    cache on the pickled closure, which differs per process.
+    The helpers (``bench.kernel._nbsys``: raw syscalls, relaxed atomics) become module globals
+    rather than closure cells: numba keys its disk cache on the pickled closure, which differs
+    per process.
     """
     global _state, _handler, _nb_state, _nb_address, _nb_load_i32, _nb_load_i64, _nb_store_i64
     global _nb_add_i64, _nb_or_u8, _nb_syscall4
     if _handler is not None:
         return _handler
     import llvmlite.binding as llvm
-    from llvmlite import ir
     from numba import cfunc, types
-    from numba.extending import intrinsic
+
+    from bench.kernel import _nbsys
 
     if _state is None:
         _state = np.zeros(_H_SLOTS, np.int64)
         llvm.add_symbol(_SYMBOL, _state.ctypes.data)
-    llvm.initialize_native_asmparser()  # numba does not, and inline asm needs it
-    i8, i32, i64 = ir.IntType(8), ir.IntType(32), ir.IntType(64)
-
-    @intrinsic
-    def _nb_state(typingctx):
-        """Address of the state block: an external global, resolved when the code is loaded."""
-        def codegen(context, builder, sig, args):
-            gv = builder.module.globals.get(_SYMBOL)
-            if gv is None:
-                gv = ir.GlobalVariable(builder.module, i64, _SYMBOL)
-                gv.linkage = "external"
-            return builder.ptrtoint(gv, i64)
-        return types.int64(), codegen
-
-    @intrinsic
-    def _nb_address(typingctx, ptr):
-        def codegen(context, builder, sig, args):
-            return builder.ptrtoint(args[0], i64)
-        return types.int64(types.voidptr), codegen
-
-    @intrinsic
-    def _nb_load_i32(typingctx, addr):
-        def codegen(context, builder, sig, args):
-            return builder.load(builder.inttoptr(args[0], i32.as_pointer()))
-        return types.int32(types.int64), codegen
-
-    @intrinsic
-    def _nb_load_i64(typingctx, addr):
-        def codegen(context, builder, sig, args):
-            return builder.load_atomic(builder.inttoptr(args[0], i64.as_pointer()), "monotonic", 8)
-        return types.int64(types.int64), codegen
-
-    @intrinsic
-    def _nb_store_i64(typingctx, addr, value):
-        def codegen(context, builder, sig, args):
-            builder.store_atomic(args[1], builder.inttoptr(args[0], i64.as_pointer()), "monotonic", 8)
-            return context.get_dummy_value()
-        return types.none(types.int64, types.int64), codegen
-
-    @intrinsic
-    def _nb_add_i64(typingctx, addr, value):
-        def codegen(context, builder, sig, args):
-            return builder.atomic_rmw("add", builder.inttoptr(args[0], i64.as_pointer()), args[1], "monotonic")
-        return types.int64(types.int64, types.int64), codegen
-
-    @intrinsic
-    def _nb_or_u8(typingctx, addr, value):
-        def codegen(context, builder, sig, args):
-            bits = builder.trunc(args[1], i8)
-            builder.atomic_rmw("or", builder.inttoptr(args[0], i8.as_pointer()), bits, "monotonic")
-            return context.get_dummy_value()
-        return types.none(types.int64, types.int64), codegen
-
-    @intrinsic
-    def _nb_syscall4(typingctx, nr, a1, a2, a3, a4):
-        """x86_64 ``syscall``: result in rax, -errno on failure; the kernel clobbers rcx and r11."""
-        def codegen(context, builder, sig, args):
-            fnty = ir.FunctionType(i64, [i64] * 5)
-            return builder.asm(fnty, "syscall", "={rax},{rax},{rdi},{rsi},{rdx},{r10},~{rcx},~{r11},~{memory}",
-                               args, side_effect=True)
-        return types.int64(types.int64, types.int64, types.int64, types.int64, types.int64), codegen
-
+    _nb_state = _nbsys.external_global(_SYMBOL)
+    _nb_address, _nb_load_i32, _nb_syscall4 = _nbsys.address, _nbsys.load_i32, _nbsys.syscall4
+    _nb_load_i64, _nb_store_i64 = _nbsys.atomic_load, _nbsys.atomic_store
+    _nb_add_i64, _nb_or_u8 = _nbsys.atomic_add, _nbsys.atomic_or_u8
     _handler = cfunc(types.void(types.int32, types.voidptr, types.voidptr), cache=True)(_handle_sigsegv)
     return _handler
 
