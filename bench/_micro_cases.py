@@ -83,8 +83,8 @@ class Case:
         if not self.splits:
             return None
         needed = 2 * round(size // BASE_PAGE * self.splits) + 1
-        limit = int(procfs.read_text("/proc/sys/vm/max_map_count") or 0)
-        in_use = len((procfs.read_text("/proc/self/maps") or "").splitlines()) + VMA_SLACK
+        limit = int(procfs.read_text(procfs.MAX_MAP_COUNT) or 0)
+        in_use = len((procfs.read_text(procfs.proc_path("maps")) or "").splitlines()) + VMA_SLACK
         if needed + in_use <= limit:
             return None
         return (f"{needed:,} VMAs for its scattered opened pages, {in_use:,} in use (with slack) and "

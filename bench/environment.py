@@ -8,24 +8,24 @@ import platform
 
 from bench import __version__
 from bench import clock as clock_mod
-from bench.kernel import procfs
+from bench.kernel import procfs, sysfs
 
 
 def _cpu_model() -> str | None:
-    for line in (procfs.read_text("/proc/cpuinfo") or "").splitlines():
+    for line in (procfs.read_text(procfs.CPUINFO) or "").splitlines():
         if line.startswith("model name"):
             return line.split(":", 1)[1].strip()
     return platform.processor() or None
 
 
 def _governor() -> str | None:
-    return procfs.read_text("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor")
+    return procfs.read_text(sysfs.CPU0_GOVERNOR)
 
 
 def _numa_nodes() -> int | None:
     """Online NUMA nodes, from the range list in /sys/devices/system/node/online ("0-1", "0,2-3");
     None when the kernel exposes none (built without CONFIG_NUMA)."""
-    text = procfs.read_text("/sys/devices/system/node/online")
+    text = procfs.read_text(sysfs.NODE_ONLINE)
     if not text:
         return None
     count = 0
@@ -69,8 +69,8 @@ def describe() -> dict:
         "cpu_affinity": sorted(os.sched_getaffinity(0)),  # hotbench run --affinity
         "mem_total_bytes": info.get("MemTotal"),
         "thp_enabled": procfs.thp_mode(),
-        "thp_defrag": procfs.bracketed_choice(procfs.read_text("/sys/kernel/mm/transparent_hugepage/defrag")),
-        "numa_balancing": procfs.read_text("/proc/sys/kernel/numa_balancing"),
+        "thp_defrag": procfs.bracketed_choice(procfs.read_text(sysfs.THP_DEFRAG)),
+        "numa_balancing": procfs.read_text(procfs.NUMA_BALANCING),
         "numa_nodes": _numa_nodes(),  # balancing only scans with two or more (hotbench vm --numa-nodes)
         "cpufreq_governor": _governor(),
         # Set by 'hotbench vm' inside its guest: timings under emulation (tcg) are not comparable.

@@ -175,10 +175,10 @@ def own_memcg_path(proc_cgroup_text: str | None = None, hierarchy: cgroup.Hierar
         hierarchy = cgroup.memory_hierarchy()
         if hierarchy is None:
             return "/"
-    text = proc_cgroup_text if proc_cgroup_text is not None else (procfs.read_text("/proc/self/cgroup") or "")
+    text = proc_cgroup_text if proc_cgroup_text is not None else (procfs.read_text(procfs.proc_path("cgroup")) or "")
     path = cgroup.parse_proc_cgroup(text, hierarchy.version)
     if path is None:
-        raise OSError(errno.ENOENT, f"no {hierarchy.version} memory cgroup listed", "/proc/self/cgroup")
+        raise OSError(errno.ENOENT, f"no {hierarchy.version} memory cgroup listed", procfs.proc_path("cgroup"))
     return path
 
 

@@ -52,6 +52,7 @@ from pathlib import Path
 from bench import __version__, clock, interrupts
 from bench.arena import BASE_PAGE, HUGE_PAGE, format_size, parse_size
 from bench.errors import HotbenchError, Interrupted
+from bench.kernel import sysfs
 
 __all__ = ["main", "plan", "GIB", "DEFAULT_SIZE", "FAST_SIZE", "DEFAULT_FAULT_SIZE", "FAST_FAULT_SIZE"]
 
@@ -65,7 +66,7 @@ PROCESSES, VALUES = 6, 3
 # pyperf passes only PATH, HOME, PYTHONPATH and the locale by default.
 WORKER_ENVIRON_PREFIXES = ("HOTBENCH_", "NUMBA_")
 UNITS = {"GiB": "seconds per GiB of arena", "page": "seconds per 4 KiB page touched"}
-CPU_CACHE = Path("/sys/devices/system/cpu/cpu0/cache")
+CPU_CACHE = Path(sysfs.CPU0_CACHE)
 # --cold writes one byte per cache line: a stride of 4 KiB touches one line per page, all in the
 # same 1/64 of the cache sets, and evicts little (measured: smaps read stays warm)
 COLD_STRIDE = 64

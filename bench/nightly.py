@@ -40,6 +40,7 @@ from typing import TextIO
 from bench import interrupts, results
 from bench._nightly_suite import Suite
 from bench.errors import HotbenchError, Interrupted
+from bench.kernel import procfs
 
 __all__ = ["MICRO_FILE", "NightlyRun", "run_nightly", "estimate_seconds"]
 
@@ -68,7 +69,7 @@ def _now() -> str:
 def _loadavg() -> float | None:
     """The 1-minute load average: how busy the machine was around a phase (compare warns on a difference)."""
     try:
-        return float(Path("/proc/loadavg").read_text().split()[0])
+        return float(Path(procfs.LOADAVG).read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
 

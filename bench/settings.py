@@ -57,8 +57,8 @@ def _fault_around_bytes(text: str) -> str:
 # name -> Setting(knob path, {choice: value written}, ...)
 SETTINGS: dict[str, Setting] = {
     "mglru": Setting(mglru.LRU_GEN_ENABLED, {"on": "y", "off": "n"}),
-    "numa-balancing": Setting("/proc/sys/kernel/numa_balancing", {"on": "1", "off": "0"}),
-    "thp": Setting("/sys/kernel/mm/transparent_hugepage/enabled", {c: c for c in ("always", "madvise", "never")}),
+    "numa-balancing": Setting(procfs.NUMA_BALANCING, {"on": "1", "off": "0"}),
+    "thp": Setting(sysfs.THP_ENABLED, {c: c for c in ("always", "madvise", "never")}),
     "fault-around": Setting(FAULT_AROUND_BYTES, {"4K": "4096", "64K": "65536"}, _fault_around_bytes, debugfs=True),
 }
 
@@ -75,7 +75,7 @@ def value_of(name: str, choice: str) -> str:
 
 def _debugfs_reason() -> str | None:
     """None when debugfs can be mounted here, else why not."""
-    if "debugfs" not in (procfs.read_text("/proc/filesystems") or "").split():
+    if "debugfs" not in (procfs.read_text(procfs.FILESYSTEMS) or "").split():
         return procfs.config_reason("no debugfs in /proc/filesystems", "CONFIG_DEBUG_FS")
     if not os.path.isdir(mglru.DEBUGFS):
         return f"no {mglru.DEBUGFS} directory to mount debugfs on"
@@ -133,7 +133,7 @@ def _command(argv: list[str], what: str, target: str) -> None:
 
 def mounted(target: str, fstype: str) -> bool:
     """True when a filesystem of *fstype* is mounted at *target* (this mount namespace)."""
-    for line in (procfs.read_text("/proc/self/mounts") or "").splitlines():
+    for line in (procfs.read_text(procfs.proc_path("mounts")) or "").splitlines():
         fields = line.split()
         if len(fields) > 2 and fields[1] == target and fields[2] == fstype:
             return True

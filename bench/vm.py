@@ -40,6 +40,7 @@ from typing import TextIO
 
 from bench import _vm_init, clock
 from bench.errors import HotbenchError
+from bench.kernel import procfs
 
 __all__ = ["LostVMError", "VMTimeoutError", "VM", "kernel_release", "choose_accel", "choose_tcg_threads",
            "check_icount", "qemu_command", "mem_mib", "numa_layout", "find_modules", "find_config", "numba_cache_dir",
@@ -160,7 +161,7 @@ def find_qemu() -> str:
 
 def _cpu_has_virt() -> bool:
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        flags = Path(procfs.CPUINFO).read_text()
     except OSError:
         return False
     return bool(re.search(r"^flags\s*:.*\b(vmx|svm)\b", flags, re.M))

@@ -31,15 +31,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from bench.kernel import _libc, damon_sysfs, mglru, page_idle, pagemap, procfs, uffd, uffd_rfc
+from bench.kernel.procfs import MAX_MAP_COUNT, NUMA_BALANCING, UNPRIVILEGED_USERFAULTFD
 
 __all__ = ["Probe", "verdict", "raw_facts", "clear_cache", "probe_rwp", "probe_rwp_rfc", "probe_idle_page",
            "probe_mglru", "probe_uffd_wp", "probe_soft_dirty", "probe_damon_vaddr", "probe_damon_paddr",
            "probe_referenced", "probe_shmem_zap", "probe_uffd_minor", "probe_mprotect"]
 
 PAGE_SIZE = pagemap.PAGE_SIZE
-MAX_MAP_COUNT = "/proc/sys/vm/max_map_count"
-UNPRIVILEGED_USERFAULTFD = "/proc/sys/vm/unprivileged_userfaultfd"
-NUMA_BALANCING = "/proc/sys/kernel/numa_balancing"
 _UNTESTED = uffd_rfc.UNTESTED.partition(":")[0]  # "untested on a live kernel"
 
 
@@ -319,7 +317,7 @@ def probe_soft_dirty() -> Probe:
 
 
 def probe_referenced() -> Probe:
-    path = "/proc/self/clear_refs"
+    path = procfs.proc_path("clear_refs")
     try:
         os.close(os.open(path, os.O_WRONLY | os.O_CLOEXEC))  # opened, not written: value 1 ages shared pages
     except OSError as e:

@@ -13,12 +13,16 @@ import os
 import resource
 from pathlib import Path
 
+from bench.kernel._files import (CPUINFO, FILESYSTEMS, LOADAVG, MAX_MAP_COUNT, NUMA_BALANCING, THP_ENABLED,
+                                 UNPRIVILEGED_USERFAULTFD, bracketed_choice, proc_path, read_text, write)
+
 __all__ = [
     "read_text", "meminfo", "thp_mode", "bracketed_choice", "minor_faults", "kernel_config",
     "kernel_config_text", "config_value", "config_reason", "clear_refs", "smaps_field",
     "soft_dirty_unavailable", "smaps_vma", "smaps_path", "smaps_bytes", "process_start_time", "boot_id", "BOOT_ID",
     "CLEAR_REFS_ALL", "CLEAR_REFS_ANON", "CLEAR_REFS_MAPPED",
-    "CLEAR_REFS_SOFT_DIRTY", "CLEAR_REFS_MM_HIWATER_RSS",
+    "CLEAR_REFS_SOFT_DIRTY", "CLEAR_REFS_MM_HIWATER_RSS", "proc_path", "MAX_MAP_COUNT", "UNPRIVILEGED_USERFAULTFD",
+    "NUMA_BALANCING", "FILESYSTEMS", "CPUINFO", "LOADAVG",
 ]
 
 # Values written to /proc/<pid>/clear_refs (Documentation/filesystems/proc.rst; the names of
@@ -28,14 +32,6 @@ CLEAR_REFS_ANON = 2  # same, anonymous pages only
 CLEAR_REFS_MAPPED = 3  # same, file-mapped pages only
 CLEAR_REFS_SOFT_DIRTY = 4  # clear soft-dirty bits (accepted even without CONFIG_MEM_SOFT_DIRTY)
 CLEAR_REFS_MM_HIWATER_RSS = 5  # reset VmHWM to the current RSS
-
-
-def read_text(path: str | Path) -> str | None:
-    """File content stripped, or None when it does not exist or cannot be read."""
-    try:
-        return Path(path).read_text().strip()
-    except OSError:
-        return None
 
 
 BOOT_ID = "/proc/sys/kernel/random/boot_id"  # a random UUID per boot (Documentation/admin-guide/sysctl/kernel.rst)
@@ -84,18 +80,8 @@ def vmstat() -> dict[str, int]:
     return out
 
 
-def bracketed_choice(text: str | None) -> str | None:
-    """'always [madvise] never' -> 'madvise' (the format of THP and similar enum knobs)."""
-    if not text:
-        return None
-    for word in text.split():
-        if word.startswith("[") and word.endswith("]"):
-            return word[1:-1]
-    return text
-
-
 def thp_mode() -> str | None:
-    return bracketed_choice(read_text("/sys/kernel/mm/transparent_hugepage/enabled"))
+    return bracketed_choice(read_text(THP_ENABLED))
 
 
 def minor_faults() -> int:
@@ -174,18 +160,16 @@ def config_reason(missing: str, option: str) -> str:
 
 
 def clear_refs(value: int, pid: int | str = "self") -> None:
-    """Write *value* (a ``CLEAR_REFS_*``) to /proc/<pid>/clear_refs through the sysfs door.
+    """Write *value* (a ``CLEAR_REFS_*``) to /proc/<pid>/clear_refs through the one door (``_files.write``).
 
     Owner-writable, no capability needed for one's own process. Affects the whole
     process (every VMA); value 4 write-protects every PTE so the next write faults.
     """
-    from bench.kernel import sysfs  # sysfs imports this module
-
-    sysfs.write(f"/proc/{pid}/clear_refs", str(value))
+    write(proc_path("clear_refs", pid), str(value))
 
 
 def smaps_path(pid: int | str = "self") -> str:
-    return f"/proc/{pid}/smaps"
+    return proc_path("smaps", pid)
 
 
 def smaps_bytes(pid: int | str = "self") -> bytes:

@@ -1,9 +1,9 @@
 """The one door for writing kernel knobs: sysfs, procfs (/proc/sys, /proc/<pid>/clear_refs), debugfs.
 
-Modelled on damo's ``_damo_fs.py``: ``read`` returns content or None, ``write`` does one
-``write(2)`` of the whole value and raises ``OSError(errno, "<strerror> (writing <value>)",
-<path>)``, so every failure names both path and value. ``HOTBENCH_SYSFS_LOG=1`` in the
-environment echoes every write (including restores) to stderr.
+``read`` returns content or None, ``write`` does one ``write(2)`` of the whole value and
+raises ``OSError(errno, "<strerror> (writing <value>)", <path>)``, so every failure names both
+path and value (``bench.kernel._files``, the low-level door procfs shares).
+``HOTBENCH_SYSFS_LOG=1`` in the environment echoes every write (including restores) to stderr.
 
 ``Knobs`` (tools/testing/selftests/mm/thp_settings.c style) snapshots each declared knob
 before its first write and writes the snapshot back on exit, on exception and at interpreter
@@ -28,42 +28,16 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from bench.kernel.procfs import bracketed_choice, read_text
+from bench.kernel._files import (CPU0_CACHE, CPU0_GOVERNOR, LOG_ENV, NODE_ONLINE, THP_DEFRAG, THP_ENABLED,
+                                 bracketed_choice, read_text, write)
 
-__all__ = ["LOG_ENV", "read", "write", "restorable", "Knobs"]
-
-LOG_ENV = "HOTBENCH_SYSFS_LOG"
-
-
-def _logging() -> bool:
-    return os.environ.get(LOG_ENV, "") not in ("", "0")
+__all__ = ["LOG_ENV", "read", "write", "restorable", "Knobs", "THP_ENABLED", "THP_DEFRAG", "CPU0_CACHE",
+           "CPU0_GOVERNOR", "NODE_ONLINE"]
 
 
 def read(path: str | Path) -> str | None:
     """Content of *path* stripped of surrounding whitespace, or None if it is absent or unreadable."""
     return read_text(path)
-
-
-def write(path: str | Path, value: str | int | bytes) -> None:
-    """Write *value* to the existing file *path* in a single ``write(2)``.
-
-    Never creates files (a mistyped knob must fail, not appear). Raises OSError whose
-    message names the value and whose ``filename`` is *path*.
-    """
-    path = str(path)
-    data = value if isinstance(value, bytes) else str(value).encode()
-    if _logging():
-        print(f"hotbench sysfs: {path} <- {data.decode(errors='replace')!r}", file=sys.stderr, flush=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CLOEXEC)
-        try:
-            n = os.write(fd, data)
-        finally:
-            os.close(fd)
-    except OSError as e:
-        raise OSError(e.errno, f"{e.strerror} (writing {data.decode(errors='replace')!r})", path) from None
-    if n != len(data):
-        raise OSError(0, f"short write {n}/{len(data)} bytes (writing {data.decode(errors='replace')!r})", path)
 
 
 def restorable(text: str) -> str:

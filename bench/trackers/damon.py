@@ -282,7 +282,7 @@ class DamonPaddrTracker(_DamonTracker):
     def _target(self):
         self._pfns = self._read_pfns()
         if not (self._pfns > 0).any():
-            raise OSError(errno.EPERM, "pagemap shows no PFN for the arena (needs CAP_SYS_ADMIN)", "/proc/self/pagemap")
+            raise OSError(errno.EPERM, "pagemap shows no PFN for the arena (needs CAP_SYS_ADMIN)", pagemap.pagemap_path())
         self._ranges, self._foreign = physical_ranges(self._pfns, self.options["max_nr_regions"])
         return None, self._byte_ranges()
 

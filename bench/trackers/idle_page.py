@@ -80,7 +80,7 @@ class IdlePageTracker(Tracker):
         super().start(arena)
         try:
             self._bitmap = os.open(page_idle.PAGE_IDLE_BITMAP, os.O_RDWR | os.O_CLOEXEC)
-            self._pagemap = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+            self._pagemap = pagemap.open_pagemap()
             self._kpageflags = os.open(page_idle.KPAGEFLAGS, os.O_RDONLY | os.O_CLOEXEC)
         except BaseException:
             self.stop()

@@ -263,7 +263,7 @@ class MprotectTracker(Tracker):
             err = int(_state[_H_ERRNO])
             extra["mprotect_errno"] = err
             if err == errno.ENOMEM:
-                limit = procfs.read_text("/proc/sys/vm/max_map_count") or "?"
+                limit = procfs.read_text(procfs.MAX_MAP_COUNT) or "?"
                 reasons.append(f"map-count-limit: saw {seen} pages before vm.max_map_count ({limit}) "
                                f"was reached; later accesses invisible")
             else:

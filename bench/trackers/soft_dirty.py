@@ -87,7 +87,7 @@ class SoftDirtyTracker(Tracker):
             self._scanner = pagemap.Scanner()
             pagemap.regions_to_bitmap(self._scanner.vec[:0], arena.addr, 1)  # load the compiled expander now, untimed
         else:
-            self._pagemap_fd = os.open("/proc/self/pagemap", os.O_RDONLY | os.O_CLOEXEC)
+            self._pagemap_fd = pagemap.open_pagemap()
 
     def arm(self) -> None:
         if self.arena is None:
