@@ -8,8 +8,9 @@ is released by closing *stack*.
 
 Each mechanism's cases live in its tracker (``Tracker.micro_cases``), built from the pieces
 here (``Case``, ``new_arena``, ``touch``, ``pages``, ``timed``, ``fault_arena``, ``timed_touch``,
-``placed``); ``cases()`` (``CASES``) gathers them from the registry, arm cases first, then scan,
-then fault, with the plain-memory cases that belong to no mechanism (first touch) last.
+``placed``); ``bench.micro.cases()`` gathers them from the registry with the plain-memory cases
+that belong to no mechanism (``plain_cases``: first touch) and puts them in table order
+(``ordered``: arm, then scan, then fault).
 
 Names (see ``bench/micro.py`` for units):
   arm/<primitive>/<P>/4k               one arm of the whole arena, P of its pages accessed
@@ -36,7 +37,6 @@ seeded random set of pages.
 from __future__ import annotations
 
 import contextlib
-import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +47,7 @@ import numpy as np
 from bench.arena import BASE_PAGE, Arena, backing_unavailable
 from bench.kernel import _libc, procfs
 
-__all__ = ["Case", "CASES", "cases", "fault_cases", "PERCENTS", "STATE_PERCENTS", "ARM_FRACTION", "PLACEMENTS",
+__all__ = ["Case", "plain_cases", "ordered", "fault_cases", "PERCENTS", "STATE_PERCENTS", "ARM_FRACTION", "PLACEMENTS",
            "new_arena", "touch", "pages", "timed", "fault_arena", "timed_touch", "placed", "zap_refault"]
 
 PERCENTS = {"0pct": 0.0, "1pct": 0.01, "100pct": 1.0}
@@ -90,14 +90,9 @@ class Case:
         return (f"{needed:,} VMAs for its scattered opened pages, {in_use:,} in use (with slack) and "
                 f"vm.max_map_count {limit:,}: raise it or use a smaller --size")
 
-    def unavailable(self) -> str | None:
-        """None when this primitive exists on the running kernel, else the one-line reason."""
-        if self.mechanism is not None:
-            from bench.trackers import probe
-
-            result = probe(self.mechanism)
-            if not result.available:
-                return f"{self.mechanism}: {result.reason}"
+    def backing_unavailable(self) -> str | None:
+        """None when this kernel gives the case's backing, else the one-line reason (whether its
+        mechanism is here is the registry's answer: ``bench.micro.unavailable``)."""
         reason = backing_unavailable(self.backing)
         if reason:
             return f"{self.backing} memory: {reason}"
@@ -200,29 +195,17 @@ def fault_cases(kind: str, mechanism: str | None, backings: tuple[str, ...], wha
 
 # ---------------------------------------------------------------- the table
 
-def _plain_cases() -> list[Case]:
+def plain_cases() -> list[Case]:
     """Cases of plain memory, no mechanism's: the yardstick of every fault."""
     return fault_cases("first-touch", None, ("anon", "thp"), "first write to freshly unpopulated anonymous memory",
                        partial(zap_refault, prefault=False))
 
 
-@functools.cache
-def cases() -> list[Case]:
-    """Every tracker's cases (``Tracker.micro_cases``, in listing order; a case two trackers of one
-    mechanism share counted once), then the plain ones, ordered arm, scan, fault."""
-    from bench import trackers
-
+def ordered(cases: list[Case]) -> list[Case]:
+    """*cases* in table order: arm, then scan, then fault, each in the order given; a name given
+    twice (a case two trackers of one mechanism share) counted once."""
     found: dict[str, Case] = {}
-    for cls in trackers.in_order():
-        for case in cls.micro_cases():
-            found.setdefault(case.name, case)
-    for case in _plain_cases():
+    for case in cases:
         found.setdefault(case.name, case)
     kind = {k: i for i, k in enumerate(_KINDS)}
     return sorted(found.values(), key=lambda c: kind.get(c.name.partition("/")[0], len(_KINDS)))
-
-
-def __getattr__(name: str):
-    if name == "CASES":  # derived from the registry on first use: tracker modules import this one
-        return cases()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import re
 import sys
@@ -190,6 +191,27 @@ def check_options(argv: list[str]) -> None:
     select([], args.bench)  # compiles the regex
 
 
+@functools.cache
+def cases() -> list:
+    """Every tracker's cases (``Tracker.micro_cases``, in listing order), then the plain-memory
+    ones, in table order (``_micro_cases.ordered``)."""
+    from bench import _micro_cases, trackers
+
+    return _micro_cases.ordered([case for cls in trackers.in_order() for case in cls.micro_cases()]
+                                + _micro_cases.plain_cases())
+
+
+def unavailable(case) -> str | None:
+    """None when *case*'s primitive exists on the running kernel, else the one-line reason."""
+    if case.mechanism is not None:
+        from bench import trackers
+
+        result = trackers.probe(case.mechanism)
+        if not result.available:
+            return f"{case.mechanism}: {result.reason}"
+    return case.backing_unavailable()
+
+
 def select(cases, pattern: str | None) -> tuple[list, list[tuple[str, str]]]:
     """(cases to run, [(name, reason)] of matching cases this kernel lacks), in table order."""
     try:
@@ -200,7 +222,7 @@ def select(cases, pattern: str | None) -> tuple[list, list[tuple[str, str]]]:
     for case in cases:
         if regex and not regex.search(case.name):
             continue
-        reason = case.unavailable()
+        reason = unavailable(case)
         if reason:
             skipped.append((case.name, reason))
         else:
@@ -328,7 +350,7 @@ def plan(cases, sizes: list[int], fault_size: int) -> list[tuple[str, object, in
 
 def _planned(names: str, sizes: list[int], fault_size: int) -> list[tuple[str, object, int]]:
     """The worker's side of ``plan``: the manager's exact benchmark names back to (name, case, arena)."""
-    by_name = {case.name: case for case in _cases_module().CASES}
+    by_name = {case.name: case for case in cases()}
     out = []
     for name in names.split(","):
         case_name, _, at = name.partition("@")
@@ -339,12 +361,6 @@ def _planned(names: str, sizes: list[int], fault_size: int) -> list[tuple[str, o
     return out
 
 
-def _cases_module():
-    from bench import _micro_cases
-
-    return _micro_cases
-
-
 def _too_big(planned: tuple[str, object, int], skipped: list[tuple[str, str]]) -> bool:
     name, case, arena = planned
     reason = case.too_big(arena)
@@ -353,9 +369,9 @@ def _too_big(planned: tuple[str, object, int], skipped: list[tuple[str, str]]) -
     return bool(reason)
 
 
-def _print_list(cases, fault_size: int, sizes: list[int]) -> None:
-    for case in cases:
-        reason = case.unavailable()
+def _print_list(chosen, fault_size: int, sizes: list[int]) -> None:
+    for case in chosen:
+        reason = unavailable(case)
         arena = ", ".join(format_size(s) for s in sizes) if case.per == "GiB" else format_size(fault_size)
         status = f"skip: {reason}" if reason else f"{UNITS[case.per]}, {case.backing} arena of {arena}"
         print(f"{case.name:42} {status}")
@@ -374,8 +390,6 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Run the suite with pyperf's Runner; *argv* are Runner options plus ours (None: sys.argv)."""
     import pyperf
 
-    from bench import _micro_cases
-
     worker_options: list[str] = []
     runner = pyperf.Runner(processes=PROCESSES, values=VALUES, program_args=("-m", "bench.micro"),
                            add_cmdline_args=lambda cmd, args: cmd.extend(worker_options),
@@ -392,10 +406,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         planned = _planned(args.micro_selected or "", sizes, fault_size)
     else:
         if args.list:
-            _print_list(_micro_cases.CASES, fault_size, sizes)
+            _print_list(cases(), fault_size, sizes)
             return 0
         _check_outputs(args)
-        chosen, skipped = select(_micro_cases.CASES, args.bench)
+        chosen, skipped = select(cases(), args.bench)
         planned = [p for p in plan(chosen, sizes, fault_size) if not _too_big(p, skipped)]
         for name, reason in skipped:
             print(f"skip {name}: {reason}", file=sys.stderr)
@@ -448,10 +462,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
 
 
 def _main() -> int:
-    from bench.cli import _numba_cache_dir
+    from bench import numba_cache
 
     interrupts.install()
-    _numba_cache_dir()
+    numba_cache.ensure_writable()
     try:
         return main()
     except HotbenchError as e:

@@ -120,9 +120,9 @@ def changes_global_state(suite: Suite, trackers: list[str] | None = None) -> boo
 
 
 def _micro_selection(suite: Suite, bench: str | None):
-    from bench import _micro_cases, micro
+    from bench import micro
 
-    return micro.select(_micro_cases.CASES, bench or suite.sections["micro"]["bench"])
+    return micro.select(micro.cases(), bench or suite.sections["micro"]["bench"])
 
 
 def estimate_seconds(suite: Suite, bench: str | None = None, trackers: list[str] | None = None) -> float:

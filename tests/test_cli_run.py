@@ -40,8 +40,8 @@ def test_bad_input_is_one_line(tmp_path, args, message):
 
 DROP_PRIVILEGES = """
 import os, sys
-import bench.cli
-bench.cli._numba_cache_dir()  # what main() does first; here before the imports that compile
+import bench.numba_cache
+bench.numba_cache.ensure_writable()  # what main() does first; here before the imports that compile
 import bench.cli.run, bench.cli.run, bench.runner, bench.environment, bench.results, bench.trackers, workloads
 bench.trackers.registry(); workloads.names()  # import every plug-in module while /root is still readable
 bench.runner.check_inputs(["uffd-wp"], list(bench.runner.DEFAULT_WORKLOADS), ["auto"], [256 << 20], 1, 1)  # numba's too

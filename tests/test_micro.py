@@ -55,13 +55,13 @@ def check_suite(path: Path, expected: set[str]) -> pyperf.BenchmarkSuite:
 def test_names_follow_the_documented_shapes():
     import re
 
-    from bench._micro_cases import CASES
+    from bench.micro import cases
 
-    names = [case.name for case in CASES]
+    names = [case.name for case in cases()]
     assert len(names) == len(set(names))
     for name in names:
         assert any(re.match(shape, name) for shape in NAME_SHAPES), name
-    assert {case.per for case in CASES} == {"GiB", "page"}
+    assert {case.per for case in cases()} == {"GiB", "page"}
 
 
 def test_help_lists_ours_and_pyperfs_options():
@@ -173,13 +173,13 @@ def test_idle_bitmap_cases_drive_the_bitmap_file(tmp_path, monkeypatch):
 
     import numpy as np
 
-    from bench import _micro_cases
+    from bench import micro
     from bench.kernel import page_idle
 
     stand_in = tmp_path / "bitmap"
     stand_in.write_bytes(b"")
     monkeypatch.setattr(page_idle, "PAGE_IDLE_BITMAP", str(stand_in))
-    cases = {case.name: case for case in _micro_cases.CASES}
+    cases = {case.name: case for case in micro.cases()}
     for name in ("arm/idle_bitmap_set/1pct/4k", "scan/idle_bitmap/read/1pct/4k"):
         with contextlib.ExitStack() as stack:
             once = cases[name].setup(2 << 20, stack)
@@ -312,9 +312,8 @@ def test_plan_and_bad_size_lists():
     import argparse
 
     from bench import micro
-    from bench._micro_cases import CASES
 
-    by_per = {case.per: case for case in CASES}
+    by_per = {case.per: case for case in micro.cases()}
     one = micro.plan([by_per["GiB"], by_per["page"]], [micro.GIB], 2 << 20)
     assert [(name, arena) for name, _, arena in one] == [(by_per["GiB"].name, micro.GIB),
                                                           (by_per["page"].name, 2 << 20)]
@@ -327,10 +326,10 @@ def test_plan_and_bad_size_lists():
 def test_an_mprotect_state_past_the_map_count_limit_is_skipped_not_measured(monkeypatch):
     """At 16 GiB, 1 % scattered opened pages need more VMAs than the default vm.max_map_count: the
     handler would open the whole arena and the restore would time an arena with nothing to merge."""
-    from bench import _micro_cases, micro
+    from bench import micro
     from bench.kernel import procfs
 
-    cases = {case.name: case for case in _micro_cases.CASES}
+    cases = {case.name: case for case in micro.cases()}
     restore, scan = cases["scan/mprotect/restore/1pct/4k"], cases["scan/pagemap_scan/wp_matching/1pct/4k"]
     real = procfs.read_text
     monkeypatch.setattr(procfs, "read_text",

@@ -15,10 +15,8 @@ import importlib
 import os
 import signal
 import sys
-import tempfile
-from pathlib import Path
 
-from bench import __version__, interrupts
+from bench import __version__, interrupts, numba_cache
 from bench.errors import HotbenchError, Interrupted
 
 # (name, module under bench.cli, one-line help), grouped by purpose.
@@ -61,31 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _numba_cache_dir() -> None:
-    """Give numba a writable cache when the checkout is not ours (a user running a root-owned install).
-
-    Without one, numba refuses to compile ``cache=True`` functions at import time.
-    """
-    if "NUMBA_CACHE_DIR" in os.environ or os.access(Path(__file__).resolve().parents[2] / "workloads", os.W_OK):
-        return
-    import platformdirs
-
-    for base in (platformdirs.user_cache_dir(), tempfile.gettempdir()):
-        if not base:
-            continue
-        target = Path(base) / f"hotbench-numba-{os.getuid()}"
-        try:
-            target.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(target, os.W_OK):
-            os.environ["NUMBA_CACHE_DIR"] = str(target)
-            return
-
-
 def main(argv: list[str] | None = None) -> int:
     interrupts.install()
-    _numba_cache_dir()
+    numba_cache.ensure_writable()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_module", None):
