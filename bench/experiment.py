@@ -9,16 +9,14 @@ the report names a ``hotbench vm`` kernel that has them. ``OUT/experiment.json``
 rewritten atomically before and after each, with the experiment's own status and owner, so
 an interrupted experiment leaves a valid partial record and a killed one reads as killed.
 
-Every step's arguments are checked (``check_step``: the step command's own parser and
-checks) before the output directory exists. SIGINT, SIGTERM and SIGHUP are passed on to the
+Every step's arguments are checked (``bench.cli.experiment.check_step``: the step command's
+own parser and checks) before the output directory exists. SIGINT, SIGTERM and SIGHUP are passed on to the
 step in progress, which stops at its own safe point; the experiment then stops too, with
 the signal's exit status.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import signal
 import subprocess
 import sys
@@ -50,7 +48,8 @@ def _flag(key: str, value) -> list[str]:
     return [flag] if value is True else [flag, str(value)]
 
 
-def _argv(options: dict) -> list[str]:
+def step_argv(options: dict) -> list[str]:
+    """The command-line arguments of a step's *options* (``Step.options``)."""
     return [arg for key, value in options.items() for arg in _flag(key, value)]
 
 
@@ -111,47 +110,15 @@ def _filter_sizes(options: dict, record: StepRecord) -> dict:
     return {**options, "size": ",".join(keep)} if keep else {}
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):
-        raise HotbenchError(message)
-
-
-def _parsed(command: str, argv: list[str]) -> argparse.Namespace:
-    module = importlib.import_module(f"bench.cli.{command}")
-    parser = _Parser(prog=f"hotbench {command}")
-    module.set_argparser(parser)
-    return parser.parse_args(argv)
-
-
-def check_step(step: experiments.Step, quick: bool) -> None:
-    """Every argument of *step* as its command would check it, before anything exists; a
-    HotbenchError names the step. (Trackers and variants the kernel lacks are not errors:
-    they are dropped when the step runs.)"""
-    from bench import micro
-    from bench.cli import evict as evict_cli
-    from bench.cli import run as run_cli
-
-    argv = _argv(step.options(quick))
-    try:
-        if step.command == "run":
-            run_cli.check(_parsed("run", argv + ["--out", "unused"]), here=False)
-        elif step.command == "evict":
-            evict_cli.check(_parsed("evict", argv))
-        else:
-            micro.check_options(argv)
-    except HotbenchError as e:
-        raise HotbenchError(f"step {step.name} ({step.command}): {e}") from None
-
-
 def _command(step: experiments.Step, options: dict, step_dir: Path) -> tuple[list[str], Path | None]:
     """argv of the child and, for evict/micro, the run directory this module writes a manifest into."""
     base = [sys.executable, "-m", "bench", step.command]
     if step.command == "run":
-        return base + _argv(options) + ["--out", str(step_dir)], None
+        return base + step_argv(options) + ["--out", str(step_dir)], None
     run_dir = results.create_run_dir(step_dir, results.new_run_id())
     if step.command == "evict":
-        return base + _argv(options) + ["--out", str(run_dir / results.EVICTION)], run_dir
-    return base + _argv(options) + ["-o", str(run_dir / results.MICRO)], run_dir
+        return base + step_argv(options) + ["--out", str(run_dir / results.EVICTION)], run_dir
+    return base + step_argv(options) + ["-o", str(run_dir / results.MICRO)], run_dir
 
 
 def _run_step(step: experiments.Step, quick: bool, out: Path) -> StepRecord:
@@ -245,11 +212,10 @@ def _run_status(step_status: str) -> str:
 
 
 def run(spec: experiments.Spec, out: Path, quick: bool, log=sys.stderr) -> dict:
-    """Run every step of *spec* into *out*; returns the experiment record (also in OUT/experiment.json)."""
+    """Run every step of *spec* into *out*; returns the experiment record (also in OUT/experiment.json).
+    The caller has checked every step's arguments (``bench.cli.experiment.check_step``)."""
     from bench import environment
 
-    for step in spec.steps:
-        check_step(step, quick)
     if out.exists() and any(out.iterdir()):
         raise HotbenchError(f"{out} is not empty; hotbench never overwrites results: choose another --out")
     results.create_out_dir(out)

@@ -14,6 +14,7 @@ failed; 2 when nothing at all could run on this kernel; 130 when interrupted.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -55,6 +56,9 @@ def main(args: argparse.Namespace) -> int:
     from bench import experiment, experiments, results
 
     spec = experiments.load(args.name)
+    if not args.sources:
+        for step in spec.steps:
+            check_step(step, args.quick)
     if args.sources:
         quick = any(experiment.load_record(src).get("quick") for src in args.sources)
         out = args.out or args.sources[0]
@@ -66,6 +70,38 @@ def main(args: argparse.Namespace) -> int:
     if all(s.startswith("skipped") for s in statuses):
         return 2
     return 1 if any(s.startswith("failed") for s in statuses) else status
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise HotbenchError(message)
+
+
+def _parsed(command: str, argv: list[str]) -> argparse.Namespace:
+    module = importlib.import_module(f"bench.cli.{command}")
+    parser = _Parser(prog=f"hotbench {command}")
+    module.set_argparser(parser)
+    return parser.parse_args(argv)
+
+
+def check_step(step, quick: bool) -> None:
+    """Every argument of *step* (a ``bench.experiments.Step``) as its command would check it,
+    before anything exists; a HotbenchError names the step. (Trackers and variants the kernel
+    lacks are not errors: they are dropped when the step runs.)"""
+    from bench import experiment, micro
+    from bench.cli import evict as evict_cli
+    from bench.cli import run as run_cli
+
+    argv = experiment.step_argv(step.options(quick))
+    try:
+        if step.command == "run":
+            run_cli.check(_parsed("run", argv + ["--out", "unused"]), here=False)
+        elif step.command == "evict":
+            evict_cli.check(_parsed("evict", argv))
+        else:
+            micro.check_options(argv)
+    except HotbenchError as e:
+        raise HotbenchError(f"step {step.name} ({step.command}): {e}") from None
 
 
 def _report(spec, sources: list[Path], out: Path, quick: bool) -> int:
