@@ -48,7 +48,7 @@ from bench.arena import BASE_PAGE, Arena, backing_unavailable
 from bench.kernel import _libc, procfs
 
 __all__ = ["Case", "plain_cases", "ordered", "fault_cases", "PERCENTS", "STATE_PERCENTS", "ARM_FRACTION", "PLACEMENTS",
-           "new_arena", "touch", "pages", "timed", "fault_arena", "timed_touch", "placed", "zap_refault"]
+           "new_arena", "touch", "pages", "timed", "fault_arena", "timed_touch", "touch_after", "placed", "zap_refault"]
 
 PERCENTS = {"0pct": 0.0, "1pct": 0.01, "100pct": 1.0}
 ARM_FRACTION = 0.01
@@ -173,14 +173,19 @@ def placed(stack: contextlib.ExitStack, name: str):
     return placement
 
 
+def touch_after(loops, arena: Arena, rearm: Callable[[], object]) -> Callable[[], float]:
+    """A fault case's ``once``: *rearm* (untimed: protect or zap the whole arena again), then one
+    timed nogil pass writing every 4 KiB page."""
+    def once():
+        rearm()
+        return timed_touch(loops, arena)
+    return once
+
+
 def zap_refault(size, stack, backing, prefault=True):
     """Refault after MADV_DONTNEED: shmem keeps its pages in the page cache, anon frees them."""
     arena, loops = fault_arena(stack, size, backing, prefault)
-
-    def once():
-        _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)
-        return timed_touch(loops, arena)
-    return once
+    return touch_after(loops, arena, partial(_libc.madvise, arena.addr, arena.size, _libc.MADV_DONTNEED))
 
 
 def fault_cases(kind: str, mechanism: str | None, backings: tuple[str, ...], what: str, setup,

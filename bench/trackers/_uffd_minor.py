@@ -93,8 +93,4 @@ def _fault_served(size, stack, backing, placement="unpinned"):
                                           kit.placed(stack, placement).server)
     stack.callback(server.stop)
     stack.callback(u.close)  # unregister first, so no fault can wait with nobody to resolve it
-
-    def once():
-        _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)
-        return kit.timed_touch(loops, arena)
-    return once
+    return kit.touch_after(loops, arena, partial(_libc.madvise, arena.addr, arena.size, _libc.MADV_DONTNEED))

@@ -189,11 +189,7 @@ def _scan_accessed(size, stack, fraction):
 def _fault_async(size, stack, backing):
     arena, loops = kit.fault_arena(stack, size, backing)
     u = _registered(stack, arena)
-
-    def once():
-        u.rwprotect(arena.addr, arena.size, True)
-        return kit.timed_touch(loops, arena)
-    return once
+    return kit.touch_after(loops, arena, partial(u.rwprotect, arena.addr, arena.size, True))
 
 
 def _fault_sync(size, stack, backing, placement="unpinned"):
@@ -202,11 +198,7 @@ def _fault_sync(size, stack, backing, placement="unpinned"):
     server = loops.RwpServer(u, arena.page_size, kit.placed(stack, placement).server)
     stack.callback(server.stop)
     stack.callback(u.close)  # unregister first, so no fault can wait with nobody to resolve it
-
-    def once():
-        u.rwprotect(arena.addr, arena.size, True)
-        return kit.timed_touch(loops, arena)
-    return once
+    return kit.touch_after(loops, arena, partial(u.rwprotect, arena.addr, arena.size, True))
 
 
 def _cases(mechanism: str) -> list[kit.Case]:

@@ -147,11 +147,7 @@ def _scan_pagemap_read(size, stack, fraction):
 def _fault_write(size, stack, backing):
     arena, loops = kit.fault_arena(stack, size, backing)
     u = _armed(stack, arena)
-
-    def once():
-        u.writeprotect(arena.addr, arena.size, True)
-        return kit.timed_touch(loops, arena)
-    return once
+    return kit.touch_after(loops, arena, partial(u.writeprotect, arena.addr, arena.size, True))
 
 
 def _cases(mechanism: str) -> list[kit.Case]:
