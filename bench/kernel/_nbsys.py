@@ -34,7 +34,7 @@ read = types.ExternalFunction("read", types.intp(types.int32, types.voidptr, typ
 poll = types.ExternalFunction("poll", types.int32(types.voidptr, types.uint64, types.int32))
 ioctl = types.ExternalFunction("ioctl", types.int32(types.int32, types.uint64, types.voidptr))
 mprotect = types.ExternalFunction("mprotect", types.int32(types.voidptr, types.uintp, types.int32))
-# Added for the eviction workflow (bench/evict.py): write-out, drop, handler acknowledgements, timestamps.
+# Added for the eviction workflow (bench/evict/): write-out, drop, handler acknowledgements, timestamps.
 write = types.ExternalFunction("write", types.intp(types.int32, types.voidptr, types.uintp))
 pwrite = types.ExternalFunction("pwrite", types.intp(types.int32, types.voidptr, types.uintp, types.int64))
 fallocate = types.ExternalFunction("fallocate", types.int32(types.int32, types.int32, types.int64, types.int64))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bench import _evict_core as core
+from bench.evict import _core as core
 
 
 def pct(values: np.ndarray) -> tuple:

@@ -15,8 +15,8 @@ checksum; the vCPUs keep their own record). Every round::
 The VMM writes out through an unregistered view: a second mapping of the arena's memfd
 (shmem, the documented two-mapping design), or the vCPUs' own mapping (anon: readable
 while write-protected; RWP on anon has no such view and is not offered). A compiled fault
-handler (``bench._evict_core``) serves the userfaultfd; every vCPU access runs in nogil
-code. Variants (``bench._evict_variants``, exact ioctl sequences there and in
+handler (``bench.evict._core``) serves the userfaultfd; every vCPU access runs in nogil
+code. Variants (``bench.evict.variants``, exact ioctl sequences there and in
 ``--list``): ``rwp-sync`` (7.3, blocks reads and writes), ``uffd-wp`` (blocks writes only),
 ``shmem-minor`` (MINOR faults block reads and writes), ``racy`` (no interception; must
 lose data) and ``none`` (decides, evicts nothing: the stall floor of this machine). A
@@ -29,7 +29,7 @@ After the last round and one more interval (to see its refaults) the vCPUs stop,
 evicted page is copied back, and every page is verified against the record.
 
 Measured per (variant, round) -- one dict per row, pandas-friendly (attribution rules in
-``bench._evict_stats``); every row also carries the parameters and the run-level columns:
+``bench.evict._stats``); every row also carries the parameters and the run-level columns:
   hot/cold/evicted/rescued_pages the decision, and what was dropped
   evicted_per_s                  evicted pages / (window - hold)
   bytes_written, runs            write-out volume and the cold runs
@@ -65,16 +65,16 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from bench import _evict_core as core
 from bench import clock, fault_path, interrupts
-from bench._evict_stats import pct, round_rows, summarize
-from bench._evict_variants import UFFD_TRACKERS, VARIANTS, Variant
+from bench.evict import _core as core
+from bench.evict._stats import pct, round_rows, summarize
+from bench.evict.variants import UFFD_TRACKERS, VARIANTS, Variant
 from bench.arena import Arena, backing_unavailable, parse_size
 from bench.errors import HotbenchError
 from bench.kernel import _libc, pagemap, uffd, uffd_server
 
-__all__ = ["EvictParams", "EvictResult", "VARIANTS", "variant_names", "unavailable", "detector_for", "run",
-           "run_matrix", "summarize"]
+__all__ = ["EvictParams", "EvictResult", "VARIANTS", "variant_names", "unavailable", "detector_for", "placement_of",
+           "run", "run_matrix", "summarize"]
 
 LOG_SLOTS = 1 << 18      # handler log entries per run (refaults and blocked faults)
 

@@ -24,7 +24,7 @@ from typing import ClassVar
 import numpy as np
 
 from bench.kernel import _libc, pagemap, uffd
-from bench import _evict_core as core
+from bench.evict import _core as core
 
 # Trackers that register the arena with their own userfaultfd cannot share it with the eviction's.
 UFFD_TRACKERS = ("uffd-wp", "uffd-minor", "rwp", "rwp-rfc")

@@ -1,4 +1,4 @@
-"""The eviction workflow (bench/evict.py) and its integrity checker (workloads/integrity.py).
+"""The eviction workflow (bench/evict/) and its integrity checker (workloads/integrity.py).
 
 Pure: the checker flags each kind of hand-made corruption and passes a page set hammered by
 concurrent writers; the rwp-sync ioctl sequence against the documented 7.3 workflow (fake
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from bench import evict
-from bench._evict_core import runs_of
-from bench._evict_variants import RwpSync
+from bench.evict._core import runs_of
+from bench.evict.variants import RwpSync
 from bench.arena import Arena
 from bench.kernel import pagemap, uffd
 from tests.trackers._fake_ioctl import FakeKernel
