@@ -150,12 +150,12 @@ def _minor_served(arena: Arena, placement: Placement):
 
 @contextlib.contextmanager
 def _rwp_sync_served(arena: Arena, placement: Placement):
-    from bench import _micro_loops
+    from bench.micro import loops
 
     u = uffd.Userfaultfd(uffd.UFFD_FEATURE_RWP)  # without RWP_ASYNC: every fault waits for the server
     try:
         u.register(arena.addr, arena.size, uffd.UFFDIO_REGISTER_MODE_RWP)
-        server = _micro_loops.RwpServer(u, arena.page_size, placement.server)
+        server = loops.RwpServer(u, arena.page_size, placement.server)
         try:
             yield (lambda: u.rwprotect(arena.addr, arena.size, True)), server.native_id
         finally:
@@ -170,16 +170,16 @@ KINDS = {"uffd-minor": ("shmem", _minor_served), "rwp-sync": ("anon", _rwp_sync_
 
 def round_trip(kind: str, placement: Placement, size: int = 16 << 20, rounds: int = 5) -> list[float]:
     """µs per fault of *rounds* passes, each writing every page of a freshly armed arena once."""
-    from bench import _micro_loops
+    from bench.micro import loops
 
     backing, served = KINDS[kind]
-    _micro_loops.warm()
+    loops.warm()
     out = []
     with pinned(placement), Arena(size, backing) as arena, served(arena, placement) as (arm, _):
         for _ in range(rounds):
             arm()
             t0 = time.perf_counter_ns()
-            _micro_loops.touch_every(arena.view, BASE_PAGE)
+            loops.touch_every(arena.view, BASE_PAGE)
             out.append((time.perf_counter_ns() - t0) / 1e3 / arena.npages)
     return out
 
@@ -198,17 +198,17 @@ def breakdown(kind: str, placement: Placement, size: int = 4 << 20) -> dict:
     """Per-fault means (µs) of each segment in ``SEGMENTS`` (they add up to the traced round
     trip), the median of the split faults' totals, how many faults were split, and the
     traced round trip (µs per page of the whole traced pass)."""
-    from bench import _micro_loops
+    from bench.micro import loops
 
     backing, served = KINDS[kind]
-    _micro_loops.warm()
+    loops.warm()
     with pinned(placement), Arena(size, backing) as arena, served(arena, placement) as (arm, server):
         toucher = threading.get_native_id()
         with tracefs.Session(_events(toucher, server), clock="x86-tsc") as trace:
             arm()
             trace.start()
             t0 = time.perf_counter_ns()
-            _micro_loops.touch_every(arena.view, BASE_PAGE)
+            loops.touch_every(arena.view, BASE_PAGE)
             traced = (time.perf_counter_ns() - t0) / 1e3 / arena.npages
             events = trace.stop()
         span = range(arena.addr, arena.end)

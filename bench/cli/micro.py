@@ -1,4 +1,4 @@
-"""``hotbench micro``: pyperf benchmarks of every primitive this kernel has (``bench/micro.py``).
+"""``hotbench micro``: pyperf benchmarks of every primitive this kernel has (``bench/micro/``).
 
 Everything after ``micro`` goes to pyperf's Runner unchanged — ``--fast``, ``-o FILE.json``,
 ``-p/--processes``, ``-n/--values``, ``-l/--loops``, ``--affinity``… plus ours (``--bench REGEX``,

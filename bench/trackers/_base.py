@@ -145,7 +145,7 @@ class Tracker:
 
     @classmethod
     def micro_cases(cls) -> list:
-        """The pyperf micro-benchmarks of this mechanism's primitives (``bench._micro_cases.Case``)."""
+        """The pyperf micro-benchmarks of this mechanism's primitives (``bench.micro.kit.Case``)."""
         return []
 
     @classmethod

@@ -5,7 +5,7 @@ shmem-zap, shmem-zap-minor and uffd-minor arm with (``Tracker.cost_model``)."""
 
 from __future__ import annotations
 
-from bench import _micro_cases as kit
+from bench.micro import kit
 from bench.kernel import _libc, procfs
 from bench.trackers._base import BEFORE, FIRST, LATER, CostMatch, RawPrimitive
 

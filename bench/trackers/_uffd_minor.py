@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench import _micro_cases as kit
+from bench.micro import kit
 from bench.kernel import _libc, probe, uffd
 from bench.trackers._base import Tracker
 

@@ -32,9 +32,9 @@ from functools import partial
 
 import numpy as np
 
-from bench import _micro_cases as kit
 from bench.errors import HotbenchError
 from bench.kernel import mglru, mm_events, page_idle, pagemap, probe, procfs
+from bench.micro import kit
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, RawPrimitive, Tracker
 
 

@@ -48,7 +48,7 @@ from functools import partial
 
 import numpy as np
 
-from bench import _micro_cases as kit
+from bench.micro import kit
 from bench.errors import HotbenchError
 from bench.kernel import _libc, mm_events, probe, procfs, signals
 from bench.trackers import _primitives

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench import _micro_cases as kit
+from bench.micro import kit
 from bench.arena import BASE_PAGE
 from bench.kernel import mm_events, probe, procfs
 from bench.trackers import _primitives, _vma

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench import _micro_cases as kit
+from bench.micro import kit
 from bench.kernel import _libc, mm_events, pagemap, probe
 from bench.trackers import _primitives
 from bench.trackers._base import PAGE, READS_AND_WRITES, REPORTED, CostMatch, Observation, Tracker

@@ -32,7 +32,7 @@ from functools import partial
 
 import numpy as np
 
-from bench import _micro_cases as kit
+from bench.micro import kit
 from bench.kernel import mm_events, pagemap, probe, procfs
 from bench.trackers import _primitives, _vma
 from bench.trackers._base import PAGE, WRITES, Observation, Tracker

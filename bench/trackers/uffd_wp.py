@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from functools import partial
 
-from bench import _micro_cases as kit
 from bench.kernel import mm_events, pagemap, probe, uffd
+from bench.micro import kit
 from bench.trackers._base import FIRST, PAGE, REPORTED, WRITES, CostMatch, Observation, RawPrimitive, Tracker
 
 _WP = "scan/pagemap_scan/wp_matching/{}/4k"

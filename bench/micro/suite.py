@@ -1,6 +1,6 @@
 """``hotbench micro``: pyperf benchmarks of every hotness-tracking primitive the running kernel has.
 
-Each primitive (``bench._micro_cases``) is one pyperf benchmark run by ``pyperf.Runner``:
+Each primitive (``bench.micro.kit``) is one pyperf benchmark run by ``pyperf.Runner``:
 worker processes, loop calibration, JSON that ``python -m pyperf compare_to`` reads.
 Values are times, always positive:
 
@@ -34,7 +34,7 @@ re-prepares its arena untimed, which at 16 GiB made one benchmark take minutes.
 back to back on the same arena, so its page tables and struct pages stay cache-warm, while a
 tracker's arm and collect run after the workload has been through the caches. With --cold each
 worker allocates a scratch buffer of BYTES once and writes one byte of each 64-byte line of it
-immediately before every timed region of a case (each ``_micro_cases.timed``: after the case's
+immediately before every timed region of a case (each ``bench.micro.kit.timed``: after the case's
 untimed preparation, so that cannot re-warm what the timed call walks), outside the timed
 region. That costs ~0.1 s per call, so --cold implies ``--loops 1`` (each value is one call)
 unless -l/--loops is given. Recorded as ``hotbench_cold_bytes`` (0: warm) in each benchmark.
@@ -55,7 +55,8 @@ from bench.arena import BASE_PAGE, HUGE_PAGE, format_size, parse_size
 from bench.errors import HotbenchError, Interrupted
 from bench.kernel import sysfs
 
-__all__ = ["main", "plan", "GIB", "DEFAULT_SIZE", "FAST_SIZE", "DEFAULT_FAULT_SIZE", "FAST_FAULT_SIZE"]
+__all__ = ["main", "plan", "cases", "select", "unavailable", "check_options", "GIB", "DEFAULT_SIZE", "FAST_SIZE",
+           "DEFAULT_FAULT_SIZE", "FAST_FAULT_SIZE", "UNITS"]
 
 GIB = 1 << 30
 DEFAULT_SIZE, FAST_SIZE = GIB, 256 << 20  # arena of the per-GiB primitives
@@ -194,11 +195,11 @@ def check_options(argv: list[str]) -> None:
 @functools.cache
 def cases() -> list:
     """Every tracker's cases (``Tracker.micro_cases``, in listing order), then the plain-memory
-    ones, in table order (``_micro_cases.ordered``)."""
-    from bench import _micro_cases, trackers
+    ones, in table order (``bench.micro.kit.ordered``)."""
+    from bench import trackers
+    from bench.micro import kit
 
-    return _micro_cases.ordered([case for cls in trackers.in_order() for case in cls.micro_cases()]
-                                + _micro_cases.plain_cases())
+    return kit.ordered([case for cls in trackers.in_order() for case in cls.micro_cases()] + kit.plain_cases())
 
 
 def unavailable(case) -> str | None:
@@ -300,24 +301,24 @@ class _Benchmark:
 
 @contextlib.contextmanager
 def _evict_before_timed(scratch: Scratch):
-    """Within: every timed region of a case (``_micro_cases.timed``) starts with ``scratch.evict()``, untimed.
+    """Within: every timed region of a case (``bench.micro.kit.timed``) starts with ``scratch.evict()``, untimed.
 
     Hooked there rather than before ``once()`` because ``once()`` first restores the state its
     primitive expects (e.g. mprotect(PROT_NONE) of the whole arena before the timed restore),
     which walks the same page tables and would warm them again.
     """
-    from bench import _micro_cases
+    from bench.micro import kit
 
-    _micro_cases.before_timed = scratch.evict
+    kit.before_timed = scratch.evict
     try:
         yield
     finally:
-        _micro_cases.before_timed = None
+        kit.before_timed = None
 
 
 def _worker_environment(args: argparse.Namespace) -> None:
     """Let workers import ``bench`` from any directory and see the variables they need."""
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if root not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
@@ -461,7 +462,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     return 0
 
 
-def _main() -> int:
+def console_main() -> int:
+    """``python -m bench.micro``: the pyperf program (manager and workers)."""
     from bench import numba_cache
 
     interrupts.install()
@@ -475,6 +477,3 @@ def _main() -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_status
 
-
-if __name__ == "__main__":
-    sys.exit(_main())

@@ -12,7 +12,7 @@ here (``Case``, ``new_arena``, ``touch``, ``pages``, ``timed``, ``fault_arena``,
 that belong to no mechanism (``plain_cases``: first touch) and puts them in table order
 (``ordered``: arm, then scan, then fault).
 
-Names (see ``bench/micro.py`` for units):
+Names (see ``bench/micro/suite.py`` for units):
   arm/<primitive>/<P>/4k               one arm of the whole arena, P of its pages accessed
                                        since the previous arm: 1pct for every primitive (the
                                        steady state of a tracker whose working set is 1 %);
@@ -28,7 +28,7 @@ Names (see ``bench/micro.py`` for units):
                                        <kind>-other-cpu with toucher and server pinned
                                        (bench.fault_path: the placement decides the cost)
 
-Timed touches (the fault benchmarks) run in numba ``nogil`` loops (``_micro_loops``):
+Timed touches (the fault benchmarks) run in numba ``nogil`` loops (``bench.micro.loops``):
 synchronous userfaultfd faults block the toucher until a compiled server thread resolves
 them. The untimed touches of arm/scan setups use numpy (see ``touch``). The 1 % is a fixed
 seeded random set of pages.
@@ -129,10 +129,10 @@ def touch(arena: Arena, which: np.ndarray) -> None:
 
 def fault_arena(stack: contextlib.ExitStack, size: int, backing: str, prefault: bool = True):
     """(arena, the compiled loops module) for a fault benchmark, the loops loaded before any timing."""
-    from bench import _micro_loops
+    from bench.micro import loops
 
-    _micro_loops.warm()
-    return new_arena(stack, size, backing, prefault), _micro_loops
+    loops.warm()
+    return new_arena(stack, size, backing, prefault), loops
 
 
 def timed_touch(loops, arena: Arena) -> float:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyperf
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--size", "8M", "--fault-size", "2M", "--warmups", "0", "--loops", "1"]
 # One per family: a per-GiB scan, a per-GiB arm and a per-page fault, all on 6.7+ host kernels.
 PICK = r"^(scan/pagemap_scan/wp_matching/1pct/4k|arm/mprotect/1pct/4k|fault/first-touch/4k)$"
@@ -173,7 +173,7 @@ def test_idle_bitmap_cases_drive_the_bitmap_file(tmp_path, monkeypatch):
 
     import numpy as np
 
-    from bench import micro
+    from bench.micro import suite as micro
     from bench.kernel import page_idle
 
     stand_in = tmp_path / "bitmap"
@@ -195,7 +195,7 @@ def test_idle_bitmap_cases_drive_the_bitmap_file(tmp_path, monkeypatch):
 def test_cold_option_parsing(tmp_path):
     import argparse
 
-    from bench import micro
+    from bench.micro import suite as micro
 
     assert micro._cold_size("512M") == 512 << 20
     assert micro._cold_size("4096") == 4096
@@ -224,7 +224,8 @@ def test_cold_eviction_runs_before_each_timed_region_and_is_not_timed(monkeypatc
     """A stand-in case whose once() has an untimed preparation and a timed region of constant
     length: with --cold, the scratch is written once per timed region, after the preparation,
     and time_func's total is still loops x that constant (the writes are not in it)."""
-    from bench import _micro_cases, micro
+    from bench.micro import kit
+    from bench.micro import suite as micro
 
     order = []
     constant = 1e-3
@@ -240,12 +241,12 @@ def test_cold_eviction_runs_before_each_timed_region_and_is_not_timed(monkeypatc
     def setup(size, stack):
         def once():
             order.append("prepare")
-            return _micro_cases.timed(order.append, "timed")
+            return kit.timed(order.append, "timed")
         return once
 
-    monkeypatch.setattr(_micro_cases, "time", Clock())
+    monkeypatch.setattr(kit, "time", Clock())
     monkeypatch.setattr(micro, "_scratch", None)
-    case = _micro_cases.Case("scan/fake/read/1pct/4k", "GiB", None, "anon", "nothing", setup)
+    case = kit.Case("scan/fake/read/1pct/4k", "GiB", None, "anon", "nothing", setup)
     bench = micro._Benchmark(case, micro.GIB, cold_bytes=4 << 20)
     evict = micro.Scratch.evict
 
@@ -259,7 +260,7 @@ def test_cold_eviction_runs_before_each_timed_region_and_is_not_timed(monkeypatc
     assert bench.scratch.evictions == loops
     assert (bench.scratch.buffer[::micro.COLD_STRIDE] == 1 + loops).all()  # every line written each time
     assert (bench.scratch.buffer[1::micro.COLD_STRIDE] == 1).all()
-    assert _micro_cases.before_timed is None  # the hook is gone after time_func
+    assert kit.before_timed is None  # the hook is gone after time_func
     assert bench.metadata()["hotbench_cold_bytes"] == 4 << 20
 
     # warm: no scratch, no eviction
@@ -311,7 +312,7 @@ def test_a_size_list_runs_each_per_gib_case_at_every_size(tmp_path):
 def test_plan_and_bad_size_lists():
     import argparse
 
-    from bench import micro
+    from bench.micro import suite as micro
 
     by_per = {case.per: case for case in micro.cases()}
     one = micro.plan([by_per["GiB"], by_per["page"]], [micro.GIB], 2 << 20)
@@ -326,7 +327,7 @@ def test_plan_and_bad_size_lists():
 def test_an_mprotect_state_past_the_map_count_limit_is_skipped_not_measured(monkeypatch):
     """At 16 GiB, 1 % scattered opened pages need more VMAs than the default vm.max_map_count: the
     handler would open the whole arena and the restore would time an arena with nothing to merge."""
-    from bench import micro
+    from bench.micro import suite as micro
     from bench.kernel import procfs
 
     cases = {case.name: case for case in micro.cases()}
