@@ -29,9 +29,9 @@ _HOW = {"debian": "hotbench kernel fetch debian:{v}", "build": "hotbench kernel 
 
 
 def find_kernel(spec: str):
-    """(the newest cached ``bench.kernels.Kernel`` for *spec*, None) or (None, the reason and the
+    """(the newest cached ``bench.vm.kernels.Kernel`` for *spec*, None) or (None, the reason and the
     command that caches it). Raises HotbenchError for a spec that is neither kind."""
-    from bench import kernels
+    from bench.vm import kernels
 
     kind, _, version = spec.partition(":")
     if kind not in _HOW or not version:

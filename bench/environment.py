@@ -46,7 +46,7 @@ def _clock_fields() -> dict:
 def _vm_boot() -> dict | None:
     """Which boot of 'hotbench vm' ran this and why the earlier ones died before the command
     started ({"attempts": N, "earlier_failures": [...]}); None outside a hotbench guest."""
-    text = os.environ.get("HOTBENCH_VM_BOOT")  # bench.vm.BOOT_ENV
+    text = os.environ.get("HOTBENCH_VM_BOOT")  # bench.vm.launch.BOOT_ENV
     try:
         return json.loads(text) if text else None
     except ValueError:

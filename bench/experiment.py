@@ -261,7 +261,7 @@ def vm_hint(spec: experiments.Spec, missing: list[str], quick: bool, out: Path) 
         return None
     # --icount: the guest's costs are then exact instruction counts, not emulated time (docs/icount.md)
     name, options = spec.name, "".join(f" {o}" for o in ["--icount", *spec.vm_options])
-    from bench import kernels
+    from bench.vm import kernels
 
     need = set(missing)
     have = [k for k in kernels.entries() if need <= set(k.mechanisms())]

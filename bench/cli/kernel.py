@@ -44,7 +44,7 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
 def _list(as_json: bool) -> int:
     import json
 
-    from bench import kernels
+    from bench.vm import kernels
 
     found = kernels.entries()
     if as_json:
@@ -66,11 +66,11 @@ def main(args: argparse.Namespace) -> int:
     if args.kernel_command == "list":
         return _list(args.json)
     if args.kernel_command == "fetch":
-        from bench.kernels import debian
+        from bench.vm.kernels import debian
 
         kernel = debian.fetch(args.spec)
     else:
-        from bench.kernels import build
+        from bench.vm.kernels import build
 
         if args.jobs is not None and args.jobs < 1:
             raise HotbenchError(f"--jobs must be at least 1, not {args.jobs}")

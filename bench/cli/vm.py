@@ -112,7 +112,7 @@ def resolve_image(text: str | None) -> Path:
     """The image to boot, from whatever 'hotbench kernel fetch/build/list' print: a cache key,
     a cached kernel's directory, a kernel tree (its bzImage) or an image file. None: the
     bzImage of the kernel tree in the current directory, as virtme-ng does."""
-    from bench import kernels
+    from bench.vm import kernels
 
     if text is None:
         if TREE_IMAGE.is_file():
@@ -144,7 +144,7 @@ def resolve_require(spec: str | None, image: Path, modules: Path | None) -> list
     if "auto" not in names:
         return names
     from bench import vm
-    from bench.kernels import kconfig
+    from bench.vm.kernels import kconfig
 
     release = vm.kernel_release(image)
     config = vm.find_config(image, release, vm.find_modules(image, release, modules))

@@ -5,7 +5,7 @@ import is recorded with its reason, so ``hotbench run`` can say why it is missin
 
 Every table about mechanisms is derived from here, never kept beside it: the mechanisms and
 their probes (``mechanisms``, ``probe``, ``probe_all``), plot styles (``styles``), cost
-models (``cost_models``); ``bench.kernels.kconfig``, ``bench.harness``, ``bench.interference``
+models (``cost_models``); ``bench.vm.kernels.kconfig``, ``bench.harness``, ``bench.interference``
 and ``bench.micro`` read the other facts off the classes (``Tracker``).
 """
 

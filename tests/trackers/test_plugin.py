@@ -118,7 +118,7 @@ def test_run_list_shows_the_plugin(plugin_env):
 def test_kconfig_check_needs_the_plugins_options(plugin_env):
     found = _python(plugin_env, textwrap.dedent(f"""
         import json
-        from bench.kernels import kconfig
+        from bench.vm.kernels import kconfig
         config = {{o: "y" for o in {KCONFIG!r}}}
         partial = {{o: "y" for o in {KCONFIG[:-1]!r}}}
         print(json.dumps([kconfig.mechanism_options()[{NAME!r}], kconfig.mechanisms(config),

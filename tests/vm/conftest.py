@@ -78,7 +78,7 @@ def say(request):
 @pytest.fixture(scope="session")
 def debian_kernel(request):
     """Debian's newest 7.3 kernel from trixie-backports."""
-    from bench.kernels import debian
+    from bench.vm.kernels import debian
 
     return _stage(request, "fetch debian:7.3", lambda: debian.fetch("debian:7.3"))
 
@@ -86,6 +86,6 @@ def debian_kernel(request):
 @pytest.fixture(scope="session")
 def built_kernel(request):
     """Debian's linux-source-7.3 built with bench/kernel/hotbench.config."""
-    from bench.kernels import build
+    from bench.vm.kernels import build
 
     return _stage(request, "build linux-source-7.3 + hotbench.config", lambda: build.build_debian("7.3"))

@@ -119,7 +119,7 @@ def test_built_73_tiny_run_results_on_host(built_boot):
 
 
 def test_built_73_config_has_every_fragment_option(built_kernel):
-    from bench.kernels import kconfig
+    from bench.vm.kernels import kconfig
 
     verdict = kconfig.verify(kconfig.parse_fragment(kconfig.fragment_text()), kconfig.read_config(built_kernel.config),
                              None)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import _vm_init, vm
+from bench.vm import _guest
+from bench.vm import launch as vm
 from tests.vm.test_vm_launcher import fake_bzimage, hotbench
 
 # Debian's 7.3.4 under QEMU 7.2's multi-threaded TCG while a static key was flipped (abridged):
@@ -91,14 +92,14 @@ def fake_qemu(tmp_path, monkeypatch):
     bindir = tmp_path / "bin"
     bindir.mkdir()
     qemu = bindir / vm.QEMU
-    qemu.write_text(FAKE_QEMU.format(python=sys.executable, started=_vm_init.STARTED, status=_vm_init.STATUS,
-                                     sysrq=SYSRQ_PANIC, init_error=_vm_init.INIT_ERROR))
+    qemu.write_text(FAKE_QEMU.format(python=sys.executable, started=_guest.STARTED, status=_guest.STATUS,
+                                     sysrq=SYSRQ_PANIC, init_error=_guest.INIT_ERROR))
     qemu.chmod(0o755)
     (tmp_path / "oops").write_text(INT3_OOPS)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_QEMU_DIR", str(tmp_path))
     # The initramfs is never read by the stand-in: no busybox or cpio needed.
-    monkeypatch.setattr(_vm_init, "build_initramfs", lambda dest, modules, init: dest)
+    monkeypatch.setattr(_guest, "build_initramfs", lambda dest, modules, init: dest)
     image = fake_bzimage(tmp_path / "bzImage")
 
     def boot(plan, **kw):

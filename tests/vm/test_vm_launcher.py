@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import _vm_init, vm
+from bench.vm import _guest
+from bench.vm import launch as vm
 from bench.errors import HotbenchError
-from bench.kernels import _apt, debian, kconfig
+from bench.vm.kernels import _apt, debian, kconfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +68,7 @@ def test_kernel_release_refuses_non_bzimage_and_missing(tmp_path):
 
 def test_qemu_command_line(tmp_path):
     machine = vm.VM(image=Path("/k/bzImage"), initrd=Path("/t/initrd"), ctl_dir=Path("/t/ctl"), accel="tcg",
-                    mem="1G", cpus=2, shares=[_vm_init.Share("hbshare0", "/work/main")])
+                    mem="1G", cpus=2, shares=[_guest.Share("hbshare0", "/work/main")])
     cmd = vm.qemu_command(machine, "qemu")
     joined = " ".join(cmd)
     assert cmd[:9] == ["qemu", "-machine", "q35", "-cpu", "max,avx2=off", "-accel", "tcg,thread=multi", "-m", "1G"]
@@ -77,7 +78,7 @@ def test_qemu_command_line(tmp_path):
     assert "damon_stat.enabled=N" in append  # else DAMON_STAT holds DAMON and no kdamond can start
     # the host root read-only; control and shares writable, each under its own tag
     assert "local,id=fs0,path=/,security_model=none,multidevs=remap,readonly=on" in joined
-    assert f"mount_tag={_vm_init.ROOT_TAG}" in joined and f"mount_tag={_vm_init.CTL_TAG}" in joined
+    assert f"mount_tag={_guest.ROOT_TAG}" in joined and f"mount_tag={_guest.CTL_TAG}" in joined
     assert "path=/work/main,security_model=none,multidevs=remap -device" in joined
     assert "mount_tag=hbshare0" in joined
     kvm = vm.qemu_command(vm.VM(image=Path("k"), initrd=Path("i"), ctl_dir=Path("c"), accel="kvm"))
@@ -168,7 +169,7 @@ def test_accel_choice(monkeypatch):
 def test_lost_vm_reasons():
     panic = ["[ 3.1] sysrq: Trigger a crash", "[ 3.2] Kernel panic - not syncing: sysrq triggered crash"]
     assert vm._lost_reason(panic, 0) == "kernel panic: sysrq triggered crash"
-    init = [f"{_vm_init.INIT_ERROR} cannot mount the host root over 9p: ...", "[ 2.0] reboot: Power down"]
+    init = [f"{_guest.INIT_ERROR} cannot mount the host root over 9p: ...", "[ 2.0] reboot: Power down"]
     assert vm._lost_reason(init, 0).startswith("guest init failed: cannot mount the host root")
     assert vm._lost_reason(["qemu-system-x86_64: -m 99T: cannot set up guest memory"], 1).startswith(
         "QEMU exited with status 1: qemu-system-x86_64: -m 99T")
@@ -178,8 +179,8 @@ def test_lost_vm_reasons():
 # ---------------------------------------------------------------- modules and init
 
 def test_modinfo_depends():
-    assert _vm_init.modinfo_depends(fake_module("9pnet,netfs")) == ["9pnet", "netfs"]
-    assert _vm_init.modinfo_depends(fake_module("")) == []
+    assert _guest.modinfo_depends(fake_module("9pnet,netfs")) == ["9pnet", "netfs"]
+    assert _guest.modinfo_depends(fake_module("")) == []
 
 
 def test_needed_modules_dependencies_first_and_builtins_skipped(tmp_path):
@@ -194,11 +195,11 @@ def test_needed_modules_dependencies_first_and_builtins_skipped(tmp_path):
     (tree / "kernel" / "net" / "9pnet_virtio.ko.xz").write_bytes(lzma.compress(fake_module("9pnet")))
     (fs / "overlayfs" / "overlay.ko.xz").write_bytes(lzma.compress(fake_module("")))
     (tree / "modules.builtin").write_text("kernel/drivers/virtio/virtio_pci.ko\nkernel/fs/overlayfs/overlay.ko\n")
-    got = _vm_init.needed_modules(tree)
+    got = _guest.needed_modules(tree)
     names = [n for n, _ in got]
     assert names == ["9pnet", "9pnet_virtio", "netfs", "9p"]  # overlay is built in here
     assert all(elf.startswith(b"\x7fELF") for _, elf in got)  # decompressed for busybox insmod
-    assert _vm_init.needed_modules(None) == []
+    assert _guest.needed_modules(None) == []
     assert vm.find_modules(tmp_path / "vmlinuz", "7.3.4-test", tmp_path) == tree
     assert vm.find_modules(tmp_path / "vmlinuz", "7.3.4-test", tree) == tree
     with pytest.raises(HotbenchError, match="no module tree there"):
@@ -206,7 +207,7 @@ def test_needed_modules_dependencies_first_and_builtins_skipped(tmp_path):
 
 
 def test_init_script_order_and_status():
-    init = _vm_init.init_script(["netfs", "9p"], [_vm_init.Share("hbshare0", "/tmp/results dir")],
+    init = _guest.init_script(["netfs", "9p"], [_guest.Share("hbshare0", "/tmp/results dir")],
                                 ("7.3.4-test", "/c/lib/modules/7.3.4-test"), "/c/config", "7.3.4-test")
     lines = init.splitlines()
     assert lines[0] == "#!/bin/busybox sh"
@@ -216,7 +217,7 @@ def test_init_script_order_and_status():
     assert init.index("tmpfs tmp;") < init.index("hbshare0 .'/tmp/results dir'")
     assert "mount --bind /mnt/lower/c/lib/modules/7.3.4-test lib/modules/7.3.4-test" in init
     assert init.index("chroot /newroot") < init.index("/status") < init.index("poweroff -f\n")
-    script = _vm_init.run_script(["hotbench", "run", "--out", "a b"], {"HOTBENCH_ACCEL": "tcg"}, "/w", "/c")
+    script = _guest.run_script(["hotbench", "run", "--out", "a b"], {"HOTBENCH_ACCEL": "tcg"}, "/w", "/c")
     assert "export HOTBENCH_ACCEL=tcg" in script and "hotbench run --out 'a b'" in script
 
 

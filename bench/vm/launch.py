@@ -1,7 +1,7 @@
 """Boot a kernel image under QEMU with this checkout visible and run one command inside
 (drgn's vmtest shape): the host root read-only over 9p under a tmpfs overlay, the checkout,
 the numba cache and any ``share`` directories read-write at their host paths, a busybox
-initramfs (``bench/_vm_init.py``) that chroots and writes the command's exit status to a
+initramfs (``bench/vm/_guest.py``) that chroots and writes the command's exit status to a
 control directory. The console streams to the caller.
 
 Failures: setup problems (no QEMU, unreadable image, no busybox) raise ``HotbenchError``;
@@ -9,7 +9,7 @@ a guest that never reports a status â€” kernel panic, init failure, QEMU crash â
 ``LostVMError`` (exit status 125), a timeout ``VMTimeoutError`` (124): "VM lost" is kept
 apart from "the command failed", whose status is returned as is.
 
-A guest that dies before its command starts (the init's handshake, ``_vm_init.STARTED``) is
+A guest that dies before its command starts (the init's handshake, ``_guest.STARTED``) is
 booted again, up to ``boot_retries`` times: QEMU 7.2's multi-threaded TCG sometimes runs
 kernel code that text patching has already rewritten (an ``int3`` oops where a NOP was patched
 early in boot), which says nothing about the kernel under test. A crash after the command
@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from bench import _vm_init, clock
+from bench import clock
+from bench.vm import _guest
 from bench.errors import HotbenchError
 from bench.kernel import procfs
 
@@ -47,7 +48,7 @@ __all__ = ["LostVMError", "VMTimeoutError", "VM", "kernel_release", "choose_acce
            "warm_numba_cache", "run", "CHECKOUT"]
 
 QEMU = "qemu-system-x86_64"
-CHECKOUT = Path(__file__).resolve().parents[1]
+CHECKOUT = Path(__file__).resolve().parents[2]
 LOST_STATUS, TIMEOUT_STATUS = 125, 124
 BOOT_ENV = "HOTBENCH_VM_BOOT"  # JSON {"attempts": N, "earlier_failures": [reason, ...]} in the guest
 _PANIC = re.compile(r"Kernel panic - not syncing: (.*)")
@@ -74,7 +75,7 @@ class VMTimeoutError(LostVMError):
 
 def numba_cache_dir() -> Path:
     """numba's cache shared by host and guest; both compile for NUMBA_CPU_NAME=generic."""
-    from bench.kernels import cache_dir
+    from bench.vm.kernels import cache_dir
 
     return cache_dir() / "numba-generic"
 
@@ -195,7 +196,7 @@ class VM:
     accel: str = "tcg"
     mem: str = "2G"
     cpus: int = 2
-    shares: list[_vm_init.Share] = field(default_factory=list)
+    shares: list[_guest.Share] = field(default_factory=list)
     verbose: bool = False
     extra_append: str = ""
     numa_nodes: int = 1
@@ -312,8 +313,8 @@ def qemu_command(vm: VM, qemu: str = QEMU) -> list[str]:
     cmd = [qemu, "-machine", "q35", "-cpu", _cpu_model(vm.accel), *_accel_args(vm), "-m", vm.mem, "-smp", _smp(vm),
            *_numa_args(vm), "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot", "-serial", "stdio",
            "-kernel", str(vm.image), "-initrd", str(vm.initrd), "-append", kernel_cmdline(vm)]
-    cmd += fsdev(0, _vm_init.ROOT_TAG, "/", True)
-    cmd += fsdev(1, _vm_init.CTL_TAG, str(vm.ctl_dir), False)
+    cmd += fsdev(0, _guest.ROOT_TAG, "/", True)
+    cmd += fsdev(1, _guest.CTL_TAG, str(vm.ctl_dir), False)
     for i, share in enumerate(vm.shares, start=2):
         cmd += fsdev(i, share.tag, share.path, False)
     return cmd
@@ -421,8 +422,8 @@ def _stale_int3(oops: list[str]) -> bool:
 
 def _lost_reason(tail: list[str], qemu_status: int) -> str:
     for line in reversed(tail):
-        if _vm_init.INIT_ERROR in line:
-            return "guest init failed: " + line.split(_vm_init.INIT_ERROR, 1)[1].strip()
+        if _guest.INIT_ERROR in line:
+            return "guest init failed: " + line.split(_guest.INIT_ERROR, 1)[1].strip()
     for line in tail:
         if m := _PANIC.search(line):
             oops = oops_summary(tail)
@@ -471,7 +472,7 @@ def run(image: Path, command: list[str], *, modules: Path | None = None, mem: st
         p.mkdir(parents=True, exist_ok=True)
         if not any(p == u or u in p.parents for u in unique):
             unique = [u for u in unique if p not in u.parents] + [p]
-    vm_shares = [_vm_init.Share(f"hbshare{i}", str(p)) for i, p in enumerate(unique)]
+    vm_shares = [_guest.Share(f"hbshare{i}", str(p)) for i, p in enumerate(unique)]
 
     with tempfile.TemporaryDirectory(prefix="hotbench-vm-") as tmp:
         ctl = Path(tmp) / "ctl"
@@ -480,13 +481,13 @@ def run(image: Path, command: list[str], *, modules: Path | None = None, mem: st
         shim.write_text(f'#!/bin/sh\nexec {sys.executable} -m bench "$@"\n')
         shim.chmod(0o755)
         exact = ICOUNT_ENV if icount is not None else {}
-        guest_env = _guest_env(accel, require, f"{_vm_init.GUEST_CTL}/bin",
+        guest_env = _guest_env(accel, require, f"{_guest.GUEST_CTL}/bin",
                                {**clock.guest_env(icount), **exact, **(env or {})})
-        wanted = _vm_init.needed_modules(moddir)
-        init = _vm_init.init_script([m for m, _ in wanted], vm_shares,
+        wanted = _guest.needed_modules(moddir)
+        init = _guest.init_script([m for m, _ in wanted], vm_shares,
                                     (release, str(moddir)) if moddir and release else None,
                                     str(config) if config else None, release)
-        initrd = _vm_init.build_initramfs(Path(tmp) / "initramfs.cpio", wanted, init)
+        initrd = _guest.build_initramfs(Path(tmp) / "initramfs.cpio", wanted, init)
         vm = VM(image=image, initrd=initrd, ctl_dir=ctl, accel=accel, mem=mem, cpus=cpus, shares=vm_shares,
                 verbose=verbose, extra_append=append, numa_nodes=numa_nodes, icount=icount, tcg_threads=threads)
         nodes = "" if numa_nodes == 1 else " over NUMA nodes " + ", ".join(
@@ -532,14 +533,14 @@ def _run_until_started(argv: list[str], ctl: Path, command: list[str], guest_env
 
 def _prepare_ctl(ctl: Path, command: list[str], guest_env: dict[str, str]) -> None:
     """The control share as a fresh boot needs it: this boot's run.sh, no handshake or status left."""
-    for name in (_vm_init.STARTED, _vm_init.STATUS, _vm_init.STATUS + ".tmp"):
+    for name in (_guest.STARTED, _guest.STATUS, _guest.STATUS + ".tmp"):
         (ctl / name).unlink(missing_ok=True)
-    (ctl / "run.sh").write_text(_vm_init.run_script(command, guest_env, os.getcwd(), str(CHECKOUT)))
+    (ctl / "run.sh").write_text(_guest.run_script(command, guest_env, os.getcwd(), str(CHECKOUT)))
 
 
 def _command_status(ctl: Path) -> int | None:
     try:
-        text = (ctl / _vm_init.STATUS).read_text().strip()
+        text = (ctl / _guest.STATUS).read_text().strip()
     except FileNotFoundError:
         return None
     return int(text) if text.isdigit() else None
@@ -548,8 +549,8 @@ def _command_status(ctl: Path) -> int | None:
 def _died_before_command(ctl: Path, tail: list[str], qemu_status: int) -> bool:
     """The guest stopped by itself (under -no-reboot a panic ends QEMU with status 0) before the
     init's handshake, and not because the init gave up (that fails the same way every time)."""
-    return (qemu_status == 0 and not (ctl / _vm_init.STARTED).exists()
-            and not any(_vm_init.INIT_ERROR in line for line in tail))
+    return (qemu_status == 0 and not (ctl / _guest.STARTED).exists()
+            and not any(_guest.INIT_ERROR in line for line in tail))
 
 
 def _emulator_at_fault(reason: str, argv: list[str]) -> str:

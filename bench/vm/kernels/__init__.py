@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.errors import HotbenchError
-from bench.kernels import kconfig
+from bench.vm.kernels import kconfig
 
 __all__ = ["Kernel", "cache_dir", "entries", "lookup", "load_entry", "new_entry", "Stopwatch"]
 

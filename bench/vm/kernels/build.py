@@ -27,7 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bench.errors import HotbenchError
-from bench.kernels import Kernel, Stopwatch, _fmt, cache_dir, kconfig, lookup, new_entry, require_tools
+from bench.vm.kernels import Kernel, Stopwatch, _fmt, cache_dir, kconfig, lookup, new_entry, require_tools
 
 BUILD_TOOLS = ("gcc", "make", "flex", "bison", "bc", "perl", "tar", "xz")
 BUILD_HEADERS = {"/usr/include/gelf.h": "libelf-dev", "/usr/include/openssl/opensslv.h": "libssl-dev"}
@@ -165,7 +165,7 @@ def _build_lock(key: str, watch: Stopwatch) -> Iterator[None]:
 
 def build_debian(version: str, jobs: int | None = None, log=None) -> Kernel:
     """Build Debian's ``linux-source-VERSION``; cached by package version + fragment hash."""
-    from bench.kernels.debian import private_apt
+    from bench.vm.kernels.debian import private_apt
 
     watch = Stopwatch("kernel build", log)
     apt = private_apt()

@@ -4,7 +4,7 @@ import io
 import subprocess
 import sys
 
-from bench.kernels import Stopwatch, build
+from bench.vm.kernels import Stopwatch, build
 
 
 def test_second_build_of_a_key_waits_for_the_first(tmp_path, monkeypatch):

@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from bench.errors import HotbenchError
-from bench.kernels import Kernel, Stopwatch, _apt, cache_dir, lookup, new_entry, require_tools
+from bench.vm.kernels import Kernel, Stopwatch, _apt, cache_dir, lookup, new_entry, require_tools
 
 DEFAULT_VERSION = "7.3"
 FLAVOUR = "amd64"

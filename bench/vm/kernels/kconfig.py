@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-FRAGMENT = Path(__file__).resolve().parents[1] / "kernel" / "hotbench.config"
+FRAGMENT = Path(__file__).resolve().parents[2] / "kernel" / "hotbench.config"
 
 _SET = re.compile(r"^CONFIG_(\w+)=(.*)$")
 _UNSET = re.compile(r"^# CONFIG_(\w+) is not set")
