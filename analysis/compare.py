@@ -135,7 +135,7 @@ class Run:
     def info(self) -> dict:
         env = self.manifest.get("environment") or {}
         suite = (self.manifest.get("nightly") or {}).get("suite") or {}
-        from bench._nightly_store import machine_label
+        from bench.nightly.store import machine_label
 
         return {"run_id": self.run_id, "path": str(self.path), "kernel_release": env.get("kernel_release"),
                 "machine": machine_label(env, (self.manifest.get("nightly") or {}).get("machine")),
@@ -175,7 +175,7 @@ def _micro_rows(run_dir: Path) -> list[dict]:
 def _harness_rows(run_dir: Path) -> list[dict]:
     import json
 
-    path = run_dir / "harness.json"  # bench.nightly.HARNESS_FILE
+    path = run_dir / "harness.json"  # bench.nightly.run.HARNESS_FILE
     return json.loads(path.read_text()) if path.is_file() else []
 
 
@@ -252,13 +252,13 @@ def load_run(ref: str | Path, history: Path | None = None) -> Run:
     """A results directory, or a reference into the history store (run id, prefix, latest, latest~N)."""
     path = Path(ref)
     if not (path / results.MANIFEST).is_file():
-        from bench import _nightly_store
+        from bench.nightly import store as nightly_store
 
-        store = history or _nightly_store.default_history_dir()
+        store = history or nightly_store.default_history_dir()
         if not Path(store).is_dir():
             raise HotbenchError(f"{ref} is not a results directory, and there is no history store at {store} to "
                                 f"look it up in (give --history DIR)")
-        path = _nightly_store.resolve(store, str(ref))
+        path = nightly_store.resolve(store, str(ref))
     manifest = results.load_manifest(path)
     return Run(path, manifest, run_metrics(path, manifest))
 
@@ -287,7 +287,7 @@ def threshold_for(metric: str, family: str, *sources: dict[str, float]) -> tuple
 
 
 def default_thresholds() -> dict[str, float]:
-    from bench._nightly_suite import load_suite
+    from bench.nightly.suite import load_suite
 
     return load_suite().thresholds
 
@@ -307,7 +307,7 @@ def suite_thresholds(a: Run, b: Run) -> tuple[dict[str, float], str]:
                                         f"({suite.get('variant')}) of {run.run_id}"
     if all(clock.of_manifest(run.manifest).instructions for run in (a, b)):
         # exact counts: the default suite's wall-clock thresholds (2x and more) would hide any regression
-        from bench._nightly_suite import load_suite
+        from bench.nightly.suite import load_suite
 
         return load_suite(ICOUNT_SUITE).thresholds, f"the packaged {ICOUNT_SUITE} suite (instruction-clock runs)"
     return default_thresholds(), "the packaged default suite"

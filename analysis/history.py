@@ -1,7 +1,7 @@
 """Nightly history: every metric over time per machine and kernel, step changes marked, and a
 self-contained HTML page about the latest nightly (``hotbench history``).
 
-Built from the history store alone (``bench/_nightly_store.py``): each complete or partial
+Built from the history store alone (``bench/nightly/store.py``): each complete or partial
 nightly run is read with ``analysis.compare.run_metrics`` — the metrics 'hotbench compare'
 judges — and reduced to one point per run and metric: the median of its values (and, for the
 timing families, the minimum too). A *series* is one machine running one suite version and
@@ -71,10 +71,11 @@ def load(store: Path, metric: str | None = None, kernel: str | None = None) -> H
     import pandas as pd
 
     from analysis.compare import run_metrics
-    from bench import _nightly_store, results
+    from bench import results
+    from bench.nightly import store as nightly_store
 
-    everything = _nightly_store.rebuild_index(store)
-    entries = [e for e in everything if e["status"] in _nightly_store.USABLE]
+    everything = nightly_store.rebuild_index(store)
+    entries = [e for e in everything if e["status"] in nightly_store.USABLE]
     if kernel:
         entries = [e for e in entries if _matches(str(e["kernel_release"]), kernel)]
     if not entries:
@@ -187,9 +188,9 @@ def steps(history: History) -> list[dict]:
 
 
 def _previous(history: History, latest: dict) -> dict | None:
-    from bench import _nightly_store
+    from bench.nightly import store as nightly_store
 
-    same = [e for e in history.entries if _nightly_store.series_key(e) == _nightly_store.series_key(latest)
+    same = [e for e in history.entries if nightly_store.series_key(e) == nightly_store.series_key(latest)
             and e["run_id"] != latest["run_id"] and (e["date"], e["run_id"]) < (latest["date"], latest["run_id"])]
     return same[-1] if same else None
 

@@ -61,7 +61,7 @@ def test_lockstep_rows_carry_the_clock(monkeypatch):
 
 
 def test_icount_runs_are_a_series_of_their_own():
-    from bench._nightly_store import machine_label
+    from bench.nightly.store import machine_label
 
     assert machine_label({"hostname": "box", "accel": "tcg"}) == "box/tcg"
     assert machine_label({"hostname": "box", "accel": "tcg", "clock": "instructions", "icount_shift": 0}) == \

@@ -19,7 +19,7 @@ import pyperf
 import pytest
 
 from bench import results
-from bench._nightly_suite import load_suite
+from bench.nightly.suite import load_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 CELL = "uffd-wp/hotcold/anon/16M"

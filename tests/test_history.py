@@ -16,7 +16,7 @@ import pytest
 
 from analysis import _history_steps
 from bench import results
-from bench._nightly_suite import load_suite
+from bench.nightly.suite import load_suite
 
 VERSION = load_suite("default").version
 

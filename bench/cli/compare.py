@@ -33,7 +33,7 @@ class CompareError(HotbenchError):
 
 
 def _threshold(text: str) -> tuple[str, float]:
-    from bench._nightly_suite import parse_threshold
+    from bench.nightly.suite import parse_threshold
 
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
@@ -46,7 +46,7 @@ def _threshold(text: str) -> tuple[str, float]:
 
 
 def set_argparser(parser: argparse.ArgumentParser) -> None:
-    from bench._nightly_store import default_history_dir
+    from bench.nightly.store import default_history_dir
 
     parser.add_argument("a", metavar="A", help="reference run: a results directory or a history entry")
     parser.add_argument("b", metavar="B", help="run under test: a results directory or a history entry")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def set_argparser(parser: argparse.ArgumentParser) -> None:
-    from bench._nightly_store import default_history_dir
+    from bench.nightly.store import default_history_dir
 
     parser.add_argument("--history", type=Path, metavar="DIR",
                         help=f"history store (default $HOTBENCH_HISTORY, else {default_history_dir()})")
@@ -30,9 +30,9 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
 
 def _list(store: Path) -> int:
     from analysis.tables import format_table
-    from bench import _nightly_store
+    from bench.nightly import store as nightly_store
 
-    entries = _nightly_store.rebuild_index(store)
+    entries = nightly_store.rebuild_index(store)
     rows = [[e["date"], e["machine"], str(e["kernel_release"]), f"{e['suite']} v{e['suite_version']}",
              str(e["variant"]), str(e["status"]), f"{e['seconds'] or 0:.0f}", e["run_id"]] for e in entries]
     print(format_table(["date (UTC)", "machine", "kernel", "suite", "variant", "status", "s", "run"], rows,
@@ -43,9 +43,9 @@ def _list(store: Path) -> int:
 def main(args: argparse.Namespace) -> int:
     from analysis import history
     from analysis.tables import format_table
-    from bench import _nightly_store
+    from bench.nightly import store as nightly_store
 
-    store = args.history or _nightly_store.default_history_dir()
+    store = args.history or nightly_store.default_history_dir()
     if args.list:
         return _list(store)
     built = history.build(store, args.out, args.metric, args.kernel)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 
 def set_argparser(parser: argparse.ArgumentParser) -> None:
-    from bench._nightly_store import default_history_dir
-    from bench._nightly_suite import DEFAULT_SUITE
+    from bench.nightly.store import default_history_dir
+    from bench.nightly.suite import DEFAULT_SUITE
 
     parser.add_argument("--suite", default=DEFAULT_SUITE, metavar="NAME|FILE",
                         help=f"a suite shipped in bench/suites/ or a path to a .toml file (default {DEFAULT_SUITE})")
@@ -65,7 +65,7 @@ def _phase_line(name: str, phase: dict) -> list[str]:
 
 def _in_guests(suite, history: Path, args: argparse.Namespace) -> int:
     from analysis.tables import format_table
-    from bench import _nightly_vm
+    from bench.nightly import guests
 
     if args.estimate:
         kernels = ", ".join(suite.vm["kernels"])
@@ -73,7 +73,7 @@ def _in_guests(suite, history: Path, args: argparse.Namespace) -> int:
               "not estimated: under emulation its duration follows the host's load (each guest's exit line "
               "says how long it took and how much CPU QEMU used)")
         return 0
-    outcomes = _nightly_vm.run_in_guests(suite, history, args.quick, args.bench, args.trackers)
+    outcomes = guests.run_in_guests(suite, history, args.quick, args.bench, args.trackers)
     rows = [[o["kernel"], o["key"] or "-", "ok" if o["status"] == 0 else f"exit {o['status']}", o["reason"] or ""]
             for o in outcomes]
     print(format_table(["kernel", "cache key", "status", "why"], rows, right=[False] * 4))
@@ -82,11 +82,13 @@ def _in_guests(suite, history: Path, args: argparse.Namespace) -> int:
 
 def main(args: argparse.Namespace) -> int:
     from analysis.tables import format_table
-    from bench import _nightly_store, clock, nightly
-    from bench._nightly_suite import load_suite
+    from bench import clock
+    from bench.nightly import run as nightly
+    from bench.nightly import store as nightly_store
+    from bench.nightly.suite import load_suite
 
     suite = load_suite(args.suite, quick=args.quick)
-    history = args.history or _nightly_store.default_history_dir()
+    history = args.history or nightly_store.default_history_dir()
     if suite.vm and not os.environ.get("HOTBENCH_IN_VM"):  # the suite runs inside guests of its kernels
         return _in_guests(suite, history, args)
     if args.estimate:
@@ -101,7 +103,7 @@ def main(args: argparse.Namespace) -> int:
     run = nightly.run_nightly(suite, history, bench=args.bench, trackers=args.trackers)
     manifest = run.manifest
     env = manifest["environment"]
-    machine = _nightly_store.machine_label(env, manifest["nightly"].get("machine"))
+    machine = nightly_store.machine_label(env, manifest["nightly"].get("machine"))
     print(f"nightly: suite {suite.name} v{suite.version} ({suite.variant}), kernel {env['kernel_release']} on "
           f"{machine}: {run.status} in {_seconds(manifest['nightly']['seconds'])}"
           + (" (the host's time: the 'hotbench vm' exit line)" if clock.current().instructions else ""))
@@ -110,12 +112,12 @@ def main(args: argparse.Namespace) -> int:
     for name, phase in run.phases.items():
         for line in phase.get("errors", []):
             print(f"{name}: {line}", file=sys.stderr)
-    entries = _nightly_store.entries(history)
+    entries = nightly_store.entries(history)
     this = next(e for e in entries if e["run_id"] == manifest["run_id"])
-    before = [e for e in entries if e["status"] in _nightly_store.USABLE and e["run_id"] != this["run_id"]
-              and _nightly_store.series_key(e) == _nightly_store.series_key(this) and e["date"] <= this["date"]]
+    before = [e for e in entries if e["status"] in nightly_store.USABLE and e["run_id"] != this["run_id"]
+              and nightly_store.series_key(e) == nightly_store.series_key(this) and e["date"] <= this["date"]]
     print(f"run:     {run.run_dir}")
-    print(f"history: {history} ({len(entries)} run(s); {_nightly_store.INDEX})")
+    print(f"history: {history} ({len(entries)} run(s); {nightly_store.INDEX})")
     if before:
         print(f"compare: hotbench compare --history {history} {before[-1]['run_id']} {this['run_id']}")
     return 0 if run.status == "complete" else 1

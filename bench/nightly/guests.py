@@ -24,7 +24,7 @@ from bench.errors import HotbenchError
 
 __all__ = ["find_kernel", "guest_machine", "run_in_guests"]
 
-_CHECKOUT = Path(__file__).resolve().parent.parent
+_CHECKOUT = Path(__file__).resolve().parents[2]
 _HOW = {"debian": "hotbench kernel fetch debian:{v}", "build": "hotbench kernel build --debian {v}"}
 
 

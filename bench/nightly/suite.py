@@ -7,7 +7,7 @@ an optional ``[harness]`` ('hotbench harness' with these settings: its ratios ar
 any other metric, so a harness regression fails the nightly as a kernel regression does),
 and ``[thresholds]`` (regression thresholds, read by ``analysis.compare``; ``[quick.thresholds]``
 replaces or adds keys for the quick variant). An optional ``[vm]`` table runs the suite inside
-``hotbench vm`` guests of cached kernels instead (``bench/_nightly_vm.py``). Unknown keys are
+``hotbench vm`` guests of cached kernels instead (``bench/nightly/guests.py``). Unknown keys are
 refused by name, so a typo never silently changes what a nightly measures.
 
 Beside a suite, ``<name>.floors.toml`` holds its noise floors per clock, learnt from A/A runs
@@ -26,7 +26,7 @@ from bench.errors import HotbenchError
 
 __all__ = ["Suite", "SUITES_DIR", "DEFAULT_SUITE", "load_suite", "suite_names", "parse_threshold"]
 
-SUITES_DIR = Path(__file__).resolve().parent / "suites"
+SUITES_DIR = Path(__file__).resolve().parents[1] / "suites"
 DEFAULT_SUITE = "default"
 
 # section -> {key: (type or tuple of types, required)}
@@ -42,7 +42,7 @@ _SECTIONS: dict[str, dict[str, tuple]] = {
 _OPTIONAL = {"harness": {"size": (str, False), "accesses": (int, False), "patterns": (list, False),
                          "collect_size": (str, False), "fraction": ((int, float), False), "repeats": (int, False),
                          "fault_size": (str, False), "fault_accesses": (int, False), "faults": (bool, False)}}
-# [vm]: run the suite inside 'hotbench vm' guests of these cached kernels (bench/_nightly_vm.py)
+# [vm]: run the suite inside 'hotbench vm' guests of these cached kernels (bench/nightly/guests.py)
 _VM = {"kernels": (list, True), "icount": (int, False), "mem": (str, False), "cpus": (int, False),
        "timeout": ((int, float), False)}
 _TOP = {"name", "version", "description", "quick", "thresholds", "vm", *_SECTIONS, *_OPTIONAL}

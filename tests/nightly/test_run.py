@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 
 from bench import results
-from bench._nightly_suite import load_suite
+from bench.nightly.suite import load_suite
 from bench.errors import HotbenchError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--quick", "--bench", r"^scan/pagemap_scan/(plain|wp_matching)/1pct/4k$",
          "--trackers", "uffd-wp"]
 CELL = "uffd-wp/hotcold/anon/16M"

@@ -1,5 +1,5 @@
 """``hotbench nightly``: one fixed, versioned suite (``bench/suites/*.toml``) run on the
-mechanisms this kernel has, appended to a history store (``bench/_nightly_store.py``).
+mechanisms this kernel has, appended to a history store (``bench/nightly/store.py``).
 
 A nightly run is one ordinary results directory, readable by 'hotbench report' and 'plot':
 
@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import TextIO
 
 from bench import interrupts, results
-from bench._nightly_suite import Suite
 from bench.errors import HotbenchError, Interrupted
 from bench.kernel import procfs
+from bench.nightly.suite import Suite
 
 __all__ = ["MICRO_FILE", "NightlyRun", "run_nightly", "estimate_seconds"]
 
@@ -48,7 +48,7 @@ MICRO_FILE = "micro.json"
 HARNESS_FILE = "harness.json"
 PHASES = ("micro", "accuracy", "overhead", "harness")
 MICRO_SECONDS_PER_BENCHMARK = 8.0  # --fast on this class of machine: 3 worker processes + calibration
-_CHECKOUT = Path(__file__).resolve().parent.parent
+_CHECKOUT = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -226,7 +226,8 @@ def run_nightly(suite: Suite, history: Path, *, bench: str | None = None, tracke
     Raises ``Interrupted`` (after writing what was measured) on SIGINT/SIGTERM/SIGHUP, and
     ``HotbenchError`` when nothing at all can run here.
     """
-    from bench import _nightly_store, environment
+    from bench import environment
+    from bench.nightly import store as nightly_store
 
     lockstep, concurrent, overhead = _plans(suite, trackers)
     chosen, _ = _micro_selection(suite, bench)
@@ -257,7 +258,7 @@ def run_nightly(suite: Suite, history: Path, *, bench: str | None = None, tracke
     run = NightlyRun(run_dir, manifest)
     results.stamp_progress(manifest, phases_total=len(PHASES), phases_done=0)
     results.write_manifest(run_dir, manifest)
-    _nightly_store.rebuild_index(history)
+    nightly_store.rebuild_index(history)
     status = "complete"
     try:
         with interrupts.deferred("finishing the current interval or benchmark"):
@@ -300,6 +301,6 @@ def run_nightly(suite: Suite, history: Path, *, bench: str | None = None, tracke
         results.stamp_progress(manifest)
         results.write_manifest(run_dir, manifest)
         _cleanup_stages(run)
-        _nightly_store.rebuild_index(history)
+        nightly_store.rebuild_index(history)
     run.phases = manifest["nightly"]["phases"]
     return run

@@ -3,7 +3,7 @@
     <history>/
       index.json              rebuilt from the run directories on every read and write
       <run-id>/               manifest.json (with a "nightly" block), samples.parquet,
-      <run-id>/                 latency.parquet, micro.json — see bench/nightly.py
+      <run-id>/                 latency.parquet, micro.json — see bench/nightly/run.py
       ...
 
 The run directories are the truth; ``index.json`` is a cache for people and other tools

@@ -1,4 +1,4 @@
-"""Nightly suites run in guests (bench/_nightly_vm.py): which cached kernel a [vm] spec names,
+"""Nightly suites run in guests (bench/nightly/guests.py): which cached kernel a [vm] spec names,
 the 'hotbench vm --icount' command line, and a kernel missing from the cache."""
 
 import io
@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bench import _nightly_vm
-from bench._nightly_suite import load_suite
+from bench.nightly import guests
+from bench.nightly.suite import load_suite
 from bench.errors import HotbenchError
 
 
@@ -29,19 +29,19 @@ def cache(tmp_path, monkeypatch):
 
 
 def test_a_spec_names_the_newest_cached_kernel_of_its_kind_and_version(cache):
-    assert _nightly_vm.find_kernel("debian:7.3")[0].key == "debian-new"
-    assert _nightly_vm.find_kernel("build:7.3")[0].key == "build-73"
-    kernel, reason = _nightly_vm.find_kernel("build:6.18")
+    assert guests.find_kernel("debian:7.3")[0].key == "debian-new"
+    assert guests.find_kernel("build:7.3")[0].key == "build-73"
+    kernel, reason = guests.find_kernel("build:6.18")
     assert kernel is None and "hotbench kernel build --debian 6.18" in reason
     with pytest.raises(HotbenchError, match="debian:VERSION"):
-        _nightly_vm.find_kernel("mainline:7.3")
+        guests.find_kernel("mainline:7.3")
 
 
 def test_the_guest_runs_the_suite_by_name_under_icount_filed_as_its_own_machine(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("HOTBENCH_MACHINE", "box")
     suite = load_suite("icount", quick=True)
-    kernel, _ = _nightly_vm.find_kernel("debian:7.3")
-    argv = _nightly_vm.vm_argv(suite, "debian:7.3", kernel, tmp_path / "history", quick=True)
+    kernel, _ = guests.find_kernel("debian:7.3")
+    argv = guests.vm_argv(suite, "debian:7.3", kernel, tmp_path / "history", quick=True)
     vm, guest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
     assert vm[1:4] == ["-m", "bench", "vm"] and "--icount=0" in vm and "HOTBENCH_MACHINE=box-debian-7.3" in vm
     assert vm[vm.index("--kernel") + 1] == "debian-new"
@@ -64,11 +64,11 @@ def test_a_kernel_missing_from_the_cache_is_reported_and_the_others_still_run(ca
         def send_signal(self, signum):
             pass
 
-    monkeypatch.setattr(_nightly_vm.subprocess, "Popen", Booted)
+    monkeypatch.setattr(guests.subprocess, "Popen", Booted)
     suite = load_suite("icount")
     suite = type(suite)(**{**suite.__dict__, "vm": {**suite.vm, "kernels": ["build:6.18", "debian:7.3"]}})
     log = io.StringIO()
-    outcomes = _nightly_vm.run_in_guests(suite, tmp_path / "history", log=log)
+    outcomes = guests.run_in_guests(suite, tmp_path / "history", log=log)
     assert [(o["kernel"], o["status"]) for o in outcomes] == [("build:6.18", 1), ("debian:7.3", 0)]
     assert "not in the kernel cache" in outcomes[0]["reason"] and "build:6.18" in log.getvalue()
     assert len(booted) == 1 and "debian-new" in booted[0]
