@@ -5,8 +5,8 @@ shmem-zap, shmem-zap-minor and uffd-minor arm with (``Tracker.cost_model``)."""
 
 from __future__ import annotations
 
-from bench.micro import kit
 from bench.kernel import _libc, procfs
+from bench.micro import kit
 from bench.trackers._base import BEFORE, FIRST, LATER, CostMatch, RawPrimitive
 
 

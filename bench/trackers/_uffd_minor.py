@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench.micro import kit
 from bench.kernel import _libc, probe, uffd
+from bench.micro import kit
 from bench.trackers._base import Tracker
 
 

@@ -48,9 +48,9 @@ from functools import partial
 
 import numpy as np
 
-from bench.micro import kit
 from bench.errors import HotbenchError
 from bench.kernel import _libc, mm_events, probe, procfs, signals
+from bench.micro import kit
 from bench.trackers import _primitives
 from bench.trackers._base import PAGE, READS_AND_WRITES, RUNS, CostMatch, Observation, Tracker, TrackerUnavailable
 

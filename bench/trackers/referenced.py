@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench.micro import kit
 from bench.arena import BASE_PAGE
 from bench.kernel import mm_events, probe, procfs
+from bench.micro import kit
 from bench.trackers import _primitives, _vma
 from bench.trackers._base import (AGGREGATE, BEFORE, READS_AND_WRITES, REPORTED, CostMatch, Observation, RawPrimitive,
                                   Tracker)

@@ -32,8 +32,8 @@ from functools import partial
 
 import numpy as np
 
-from bench.micro import kit
 from bench.kernel import mm_events, pagemap, probe, uffd
+from bench.micro import kit
 from bench.trackers import _primitives
 from bench.trackers._base import PAGE, READS_AND_WRITES, Observation, RawPrimitive, Tracker, TrackerUnavailable
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench.micro import kit
 from bench.kernel import _libc, mm_events, pagemap, probe
+from bench.micro import kit
 from bench.trackers import _primitives
 from bench.trackers._base import PAGE, READS_AND_WRITES, REPORTED, CostMatch, Observation, Tracker
 from bench.trackers._uffd_minor import MinorServed

@@ -32,8 +32,8 @@ from functools import partial
 
 import numpy as np
 
-from bench.micro import kit
 from bench.kernel import mm_events, pagemap, probe, procfs
+from bench.micro import kit
 from bench.trackers import _primitives, _vma
 from bench.trackers._base import PAGE, WRITES, Observation, Tracker
 

@@ -6,7 +6,7 @@ kernel); unavailable variants are skipped with the probe's reason. Live (root): 
 variant available here, on a small arena under concurrent writes, several times — the
 safe ones lose nothing, the racy one is caught losing data, and every run records vCPU
 stall times. rwp-sync needs a 7.3 kernel: ``hotbench vm --kernel <7.3> -- env
-HOTBENCH_REQUIRE=rwp python3 -m pytest -q tests/test_evict.py -k rwp``.
+HOTBENCH_REQUIRE=rwp python3 -m pytest -q tests/evict/test_workflow.py -k rwp``.
 """
 
 import os

@@ -14,7 +14,7 @@ import pytest
 
 from bench import runlock
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _holder(state: Path, mode: str) -> subprocess.Popen:

@@ -13,7 +13,7 @@ import pytest
 from bench import experiments
 from bench.errors import HotbenchError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ["idle-vs-rwp", "mglru-vs-idle", "eviction-read-blocking", "damon-vs-exact", "tlb-missed-accesses",
            "shmem-faultaround", "thp-granularity", "numa-balancing-rwp", "scaling", "sweep-vs-micro"]
 

@@ -21,7 +21,7 @@ import pytest
 from bench import results
 from bench.nightly.suite import load_suite
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CELL = "uffd-wp/hotcold/anon/16M"
 MICRO = {"fault/first-touch/4k": 2.0e-6, "scan/pagemap_scan/wp_matching/1pct/4k": 1.5e-3}
 

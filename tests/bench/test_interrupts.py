@@ -12,7 +12,7 @@ import pytest
 
 from bench import interrupts
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _script(body: str) -> subprocess.CompletedProcess:

@@ -13,7 +13,7 @@ import pytest
 
 from bench import results
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def hotbench(*args, timeout=300, **kw):

@@ -1,7 +1,7 @@
 """``hotbench history`` from a history store alone: figures per metric family, step changes
 found and marked, a self-contained HTML index of the latest nightly, stores merged by copying
 directories; and the step detector on its own. Synthetic nightly runs (no kernel needed);
-test_nightly.py builds the same from real quick runs."""
+tests/nightly/test_run.py builds the same from real quick runs."""
 
 import json
 import re
@@ -20,7 +20,7 @@ from bench.nightly.suite import load_suite
 
 VERSION = load_suite("default").version
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CELL = "uffd-wp/hotcold/anon/16M"
 
 

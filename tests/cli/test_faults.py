@@ -23,7 +23,7 @@ import pytest
 
 from bench import results, runlock
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 THP = "/sys/kernel/mm/transparent_hugepage/enabled"
 NUMA = "/proc/sys/kernel/numa_balancing"
 LONG_RUN = ["run", "--trackers", "uffd-wp", "--workloads", "uniform", "--size", "16M", "--intervals", "100000",

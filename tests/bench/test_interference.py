@@ -34,9 +34,9 @@ from bench.kernel import cgroup, mglru, procfs, sysfs
 from bench.runner import Cell, _interval, make_plan, run_cell
 from bench.trackers import registry
 from bench.trackers._base import Observation
-from conftest import skip_unless_in_vm
+from tests.conftest import skip_unless_in_vm  # a plain function; the repository root is on sys.path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TCG = os.environ.get("HOTBENCH_ACCEL") == "tcg"  # set by hotbench vm
 
 
