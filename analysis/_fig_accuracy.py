@@ -6,7 +6,7 @@ import numpy as np
 
 from analysis import stats, style
 from analysis.data import Data
-from analysis.figures import (Skip, chunks, ci_note, env_caption, largest_size, legend, ordered_trackers,
+from analysis._fig_kit import (Skip, chunks, ci_note, env_caption, largest_size, legend, ordered_trackers,
                               ordered_workloads, size_note, stem, nested_size, value_ticks)
 
 MIB = float(1 << 20)

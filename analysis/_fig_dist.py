@@ -7,7 +7,7 @@ import numpy as np
 
 from analysis import stats, style
 from analysis.data import Data, unpack_bits
-from analysis.figures import (Skip, chunks, env_caption, label_handles, largest_size, legend, ordered_trackers,
+from analysis._fig_kit import (Skip, chunks, env_caption, label_handles, largest_size, legend, ordered_trackers,
                               plain_log_ticks, size_note, stem)
 
 MIB = float(1 << 20)

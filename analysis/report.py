@@ -102,9 +102,9 @@ def _mean_sd(rec: dict, metric: str, fmts) -> str:
 
 def _order(frame, data: Data):
     """Rows by label order, tracker (style order), workload, backing, size."""
-    from analysis.figures import ordered_trackers
+    from analysis._fig_kit import ordered_trackers
 
-    from analysis.figures import natural_key
+    from analysis._fig_kit import natural_key
 
     trackers = ordered_trackers(frame) if len(frame) else []
     workloads = sorted(frame["workload_label"].astype(str).unique(), key=natural_key) if len(frame) else []
