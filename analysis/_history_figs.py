@@ -18,7 +18,7 @@ import numpy as np
 
 from analysis import _history_steps, style
 from analysis.compare import FAMILIES
-from analysis.history import transform
+from analysis._history_steps import transform
 from bench import clock as clock_mod
 from bench.clock import Clock
 

@@ -105,7 +105,7 @@ def _steps(steps: list[dict]) -> str:
 
 
 def _series(history) -> str:
-    from analysis.history import series_label
+    from bench.nightly.store import series_label
 
     groups: dict[str, list[dict]] = {}
     for entry in history.entries:

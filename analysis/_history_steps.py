@@ -28,6 +28,8 @@ import math
 
 import numpy as np
 
+from analysis.compare import FAMILIES
+
 __all__ = ["MIN_SIZE", "PENALTY", "noise_scale", "detect", "levels"]
 
 MIN_SIZE = 2
@@ -85,3 +87,14 @@ def levels(y, cuts: list[int]) -> np.ndarray:
     for lo, hi in zip(bounds, bounds[1:]):
         out[lo:hi] = np.median(y[lo:hi])
     return out
+
+
+def transform(family: str, medians: np.ndarray, minimums: np.ndarray):
+    """(forward, inverse) applied to a series before step detection: logs for the timing families
+    (a step is then a ratio; slowdowns as log(1 + s)), the values themselves for accuracy."""
+    kind = FAMILIES[family].kind
+    if kind == "relative" and (medians > 0).all() and (minimums > 0).all():
+        return np.log, np.exp
+    if kind == "factor" and (medians > -1).all() and (minimums > -1).all():
+        return np.log1p, np.expm1
+    return (lambda v: v), (lambda v: v)

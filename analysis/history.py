@@ -30,11 +30,13 @@ from pathlib import Path
 import numpy as np
 
 from analysis import _history_steps
+from analysis._history_steps import transform
 from analysis.compare import FAMILIES, threshold_for
 from analysis.compare import bad_change as compare_bad
 from analysis.compare import change as compare_change
 from bench import clock as clock_mod
 from bench.errors import HotbenchError
+from bench.nightly import store as nightly_store
 
 __all__ = ["History", "load", "steps", "build", "select_metrics"]
 
@@ -49,10 +51,6 @@ class History:
     entries: list[dict]  # usable runs after the filters, oldest first
     points: object  # pandas.DataFrame: one row per run x metric
     all_entries: list[dict]  # every nightly run in the store
-
-
-def series_label(entry: dict) -> str:
-    return f"{entry['machine']} · {entry['suite']} v{entry['suite_version']} {entry['variant']}"
 
 
 def _matches(text: str, pattern: str) -> bool:
@@ -72,7 +70,6 @@ def load(store: Path, metric: str | None = None, kernel: str | None = None) -> H
 
     from analysis.compare import run_metrics
     from bench import results
-    from bench.nightly import store as nightly_store
 
     everything = nightly_store.rebuild_index(store)
     entries = [e for e in everything if e["status"] in nightly_store.USABLE]
@@ -93,7 +90,7 @@ def load(store: Path, metric: str | None = None, kernel: str | None = None) -> H
         summary = summary.reset_index().rename(columns={"count": "n"})
         clk = clock_mod.of_manifest(manifest)  # instruction counts are drawn apart from ns (bench/clock.py)
         frames.append(summary.assign(run_id=entry["run_id"], date=entry["date"], machine=entry["machine"],
-                                     kernel=entry["kernel_release"], series=series_label(entry),
+                                     kernel=entry["kernel_release"], series=nightly_store.series_label(entry),
                                      clock=clk.kind, icount_shift=clk.shift))
     points = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["metric", "family", "median", "min", "n", "run_id", "date", "machine", "kernel", "series",
@@ -120,8 +117,8 @@ def _thresholds(history: History) -> dict[str, tuple[dict[str, float], object, s
         manifest = results.load_manifest(history.store / entry["dir"])
         suite = (manifest.get("nightly") or {}).get("suite") or {}
         floors = floors_mod.from_manifest(manifest) or load_suite().floors
-        out[series_label(entry)] = (suite.get("thresholds") or default_thresholds(), floors,
-                                    floors_mod.clock_of(manifest))
+        out[nightly_store.series_label(entry)] = (suite.get("thresholds") or default_thresholds(), floors,
+                                                  floors_mod.clock_of(manifest))
     return out
 
 
@@ -131,17 +128,6 @@ def _change(family: str, before: float, after: float) -> float:
 
 def _bad(family: str, before: float, after: float) -> float:
     return compare_bad(FAMILIES[family], before, after)
-
-
-def transform(family: str, medians: np.ndarray, minimums: np.ndarray):
-    """(forward, inverse) applied to a series before step detection: logs for the timing families
-    (a step is then a ratio; slowdowns as log(1 + s)), the values themselves for accuracy."""
-    kind = FAMILIES[family].kind
-    if kind == "relative" and (medians > 0).all() and (minimums > 0).all():
-        return np.log, np.exp
-    if kind == "factor" and (medians > -1).all() and (minimums > -1).all():
-        return np.log1p, np.expm1
-    return (lambda v: v), (lambda v: v)
 
 
 def steps(history: History) -> list[dict]:
@@ -188,7 +174,6 @@ def steps(history: History) -> list[dict]:
 
 
 def _previous(history: History, latest: dict) -> dict | None:
-    from bench.nightly import store as nightly_store
 
     same = [e for e in history.entries if nightly_store.series_key(e) == nightly_store.series_key(latest)
             and e["run_id"] != latest["run_id"] and (e["date"], e["run_id"]) < (latest["date"], latest["run_id"])]

@@ -27,7 +27,7 @@ from bench import clock as clock_mod
 from bench import results
 from bench.errors import HotbenchError
 
-__all__ = ["INDEX", "INDEX_VERSION", "default_history_dir", "entries", "rebuild_index", "resolve", "series_key",
+__all__ = ["INDEX", "INDEX_VERSION", "default_history_dir", "entries", "rebuild_index", "resolve", "series_key", "series_label",
            "USABLE"]
 
 INDEX = results.INDEX
@@ -82,6 +82,11 @@ def _entry(run_dir: Path, manifest: dict) -> dict | None:
 def series_key(entry: dict) -> tuple:
     """Runs whose numbers form one line over time: same machine, suite, suite version and variant."""
     return entry["machine"], entry["suite"], entry["suite_version"], entry["variant"]
+
+
+def series_label(entry: dict) -> str:
+    """A series as a person reads it: 'machine · suite vN variant'."""
+    return f"{entry['machine']} · {entry['suite']} v{entry['suite_version']} {entry['variant']}"
 
 
 def entries(history: Path) -> list[dict]:
