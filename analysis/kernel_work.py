@@ -131,7 +131,7 @@ def set_shares(profile, name: str):
 def _num(v) -> str:
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
-    from analysis.report import _num as fmt
+    from analysis.tables import _num as fmt
 
     return fmt(float(v))
 
@@ -141,8 +141,8 @@ def _pct(v) -> str:
 
 
 def tables(data):
-    """The report's kernel-work tables (``analysis.report.Table``), lockstep then concurrent."""
-    from analysis.report import Table
+    """The report's kernel-work tables (``analysis.tables.Table``), lockstep then concurrent."""
+    from analysis.tables import Table
 
     out = []
     multi = len(data.labels) > 1

@@ -12,14 +12,13 @@ from __future__ import annotations
 import base64
 import html
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from analysis import catalog, stats
 from analysis.data import CONCURRENT, Data, format_size, load
 from bench import clock as clock_mod
 from bench.clock import Clock
-from analysis.tables import format_table
+from analysis.tables import Table, _num, format_table  # noqa: F401 (Table: the answers take it from here)
 from bench import results
 
 REPORT_MD = "report.md"
@@ -31,17 +30,6 @@ KEYS = ["label", "tracker", "workload_label", "backing", "size_bytes"]
 
 def _fixed(digits: int):
     return lambda v, like=None: f"{v:.{digits}f}"
-
-
-def _decimals(v: float) -> int:
-    """Decimals for three significant digits, none beyond the units for values of 100 and more."""
-    a = abs(v)
-    return 0 if a >= 100 or a == 0 else max(2 - math.floor(math.log10(a)), 0)
-
-
-def _num(v: float, like: float | None = None) -> str:
-    """Three significant digits, no exponent; a spread takes the decimals of its mean (*like*)."""
-    return f"{v:.{_decimals(v if like is None else like)}f}"
 
 
 def _pct(v: float, like=None) -> str:
@@ -75,19 +63,6 @@ OVERHEAD = {
 }
 TIMING = set(COST) | set(OVERHEAD) - {"slowdown"}
 HEADERS = {**{m: h for m, (h, _, _) in {**ACCURACY, **COST, **OVERHEAD}.items()}}
-
-
-@dataclass
-class Table:
-    name: str  # CSV file stem
-    headers: list[str]
-    rows: list[list[str]]
-    right: list[bool]
-    frame: object  # the numbers behind it, for the CSV (pandas.DataFrame)
-    notes: list[str] = field(default_factory=list)
-
-    def text(self) -> str:
-        return format_table(self.headers, self.rows, self.right)
 
 
 # ---- tables --------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 from analysis.data import in_clock_units
 from analysis.metrics import add_rates
@@ -123,3 +124,27 @@ def overhead_text(samples) -> str:
                   for c, (_, fmt) in OVERHEAD_COLUMNS.items()]
         rows.append(cells)
     return format_table(headers, rows)
+
+
+def _decimals(v: float) -> int:
+    """Decimals for three significant digits, none beyond the units for values of 100 and more."""
+    a = abs(v)
+    return 0 if a >= 100 or a == 0 else max(2 - math.floor(math.log10(a)), 0)
+
+
+def _num(v: float, like: float | None = None) -> str:
+    """Three significant digits, no exponent; a spread takes the decimals of its mean (*like*)."""
+    return f"{v:.{_decimals(v if like is None else like)}f}"
+
+
+@dataclass
+class Table:
+    name: str  # CSV file stem
+    headers: list[str]
+    rows: list[list[str]]
+    right: list[bool]
+    frame: object  # the numbers behind it, for the CSV (pandas.DataFrame)
+    notes: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return format_table(self.headers, self.rows, self.right)
