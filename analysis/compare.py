@@ -455,7 +455,7 @@ def run_floors(a: Run, b: Run) -> Floors:
         embedded = floors_mod.from_manifest(run.manifest)
         if embedded is not None:
             return floors_mod.Floors(embedded.clocks, f"{embedded.source} (embedded in {run.run_id})")
-    from bench._nightly_suite import load_suite
+    from bench.nightly.suite import load_suite
 
     return load_suite().floors
 

@@ -110,7 +110,7 @@ def _thresholds(history: History) -> dict[str, tuple[dict[str, float], object, s
     from analysis import floors as floors_mod
     from analysis.compare import default_thresholds
     from bench import results
-    from bench._nightly_suite import load_suite
+    from bench.nightly.suite import load_suite
 
     out = {}
     for entry in history.entries:  # oldest first: the latest run of each series wins

@@ -37,7 +37,7 @@ def test_readme_names_every_tracker_and_workload():
 
 
 def test_nightly_docs_show_the_current_suite_version():
-    from bench._nightly_suite import load_suite
+    from bench.nightly.suite import load_suite
 
     docs = (ROOT / "docs/nightly.md").read_text()
     version = load_suite("default").version

@@ -25,8 +25,8 @@ from bench.errors import HotbenchError
 
 def set_argparser(parser: argparse.ArgumentParser) -> None:
     from analysis.floors import MARGIN
-    from bench._nightly_store import default_history_dir
-    from bench._nightly_suite import DEFAULT_SUITE
+    from bench.nightly.store import default_history_dir
+    from bench.nightly.suite import DEFAULT_SUITE
 
     parser.add_argument("runs", nargs="*", metavar="RUN", help="A/A runs of one build (default: every complete run "
                         "of the history store)")
@@ -50,16 +50,16 @@ class FloorsError(HotbenchError):
 
 
 def _run_dirs(args: argparse.Namespace) -> list[Path]:
-    from bench import _nightly_store
+    from bench.nightly import store as nightly_store
 
-    store = args.history or _nightly_store.default_history_dir()
+    store = args.history or nightly_store.default_history_dir()
     if args.runs:
         from analysis.compare import load_run
 
         return [load_run(ref, store).path for ref in args.runs]
     if not Path(store).is_dir():
         raise FloorsError(f"no runs given and no history store at {store} (give RUN... or --history DIR)")
-    entries = [e for e in _nightly_store.rebuild_index(store) if e["status"] == "complete"]
+    entries = [e for e in nightly_store.rebuild_index(store) if e["status"] == "complete"]
     return [Path(store) / e["dir"] for e in entries]
 
 
@@ -67,7 +67,7 @@ def _learn(args: argparse.Namespace, run_dirs: list[Path]) -> int:
     from analysis import floors
     from analysis.compare import load_run
     from analysis.tables import format_table
-    from bench._nightly_suite import load_suite
+    from bench.nightly.suite import load_suite
 
     if args.margin < 1:
         raise FloorsError(f"--margin {args.margin:g}: a floor below the largest A/A change would call noise a change")
@@ -94,7 +94,7 @@ def _learn(args: argparse.Namespace, run_dirs: list[Path]) -> int:
 def _check(args: argparse.Namespace, run_dirs: list[Path]) -> int:
     from analysis import aa, floors
     from analysis.tables import format_table
-    from bench._nightly_suite import load_suite
+    from bench.nightly.suite import load_suite
 
     if len(run_dirs) < 2:
         raise FloorsError("--check needs at least two runs (pairs: 1-2, 3-4, ...)")

@@ -11,7 +11,7 @@ import pytest
 
 from analysis import aa, compare, floors
 from bench import results
-from bench._nightly_suite import load_suite
+from bench.nightly.suite import load_suite
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "aa"
 RUNS = results.run_dirs(FIXTURES)
