@@ -5,6 +5,7 @@ import json
 import os
 import stat
 import subprocess
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +13,8 @@ import pytest
 from bench import results
 from bench._owner import Owner
 from bench.errors import HotbenchError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 DEAD = {"pid": 1, "start": -1, "boot_id": "", "host": os.uname().nodename}  # no process started at tick -1
 
@@ -137,6 +140,6 @@ def test_nothing_else_writes_a_results_file():
     """The rule of one results module, checked on the source: parquet and CSV are written by
     bench/results.py only."""
     out = subprocess.run(["git", "grep", "-n", "-E", r"to_parquet\(|\.to_csv\(|write_table\(", "--", "bench",
-                          "workloads"], capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+                          "workloads"], capture_output=True, text=True, cwd=ROOT)
     offenders = [line for line in out.stdout.splitlines() if not line.startswith("bench/results.py:")]
     assert offenders == [], offenders

@@ -54,7 +54,7 @@ def knob():
         if not os.path.exists(path):
             pytest.skip(f"no {path} on this kernel")
         if machine_lock.mode is None:
-            machine_lock.acquire(exclusive=True, what="tests/test_faults.py (changes THP or NUMA balancing)")
+            machine_lock.acquire(exclusive=True, what="tests/cli/test_faults.py (changes THP or NUMA balancing)")
         before = _read(path)
         saved[path] = before
         if name == "thp":

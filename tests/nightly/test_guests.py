@@ -80,7 +80,7 @@ def test_estimate_of_a_guest_suite_says_it_is_not_estimated(tmp_path):
     from pathlib import Path
 
     out = subprocess.run([sys.executable, "-m", "bench", "nightly", "--suite", "icount", "--estimate",
-                          "--history", str(tmp_path)], cwd=Path(__file__).resolve().parents[1],
+                          "--history", str(tmp_path)], cwd=Path(__file__).resolve().parents[2],
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "guests of debian:7.3, build:7.3" in out.stdout and "not estimated" in out.stdout
