@@ -25,7 +25,7 @@ The error model. The table shows, per run, the mean ± the standard deviation as
 percentage of the mean and the change of the means (LKP's layout); the verdict is one of
 regression, improvement, changed, inconclusive, unchanged (``judge``), from three numbers:
 
-* the *effect*, measured robustly (``analysis.floors.effect``): for the timing families
+* the *effect*, measured robustly (``effect``): for the timing families
   (micro, arm_ns, collect_ns, arm_cpu_ns, collect_cpu_ns, p99_ratio, cycle_cpu_ns; relative)
   and slowdown (judged as the cost factor 1 + s: from +5 % to +30 % is +24 %) the smaller of
   the change of the medians and of the best (minimum) values, nothing when they disagree —
@@ -33,9 +33,9 @@ regression, improvement, changed, inconclusive, unchanged (``judge``), from thre
   accuracy families (precision, recall, wss_error; absolute) the change of the means over
   repeats. Equal values are no effect: precision 1.000 against 1.000 is "unchanged".
 * the *noise floor*: the largest effect two runs of the same build showed on this clock
-  (learnt from A/A runs, stored with the suite: ``analysis.floors``). An effect within it is
-  "unchanged" whatever the test says: on a shared machine the load moves whole runs, and
-  a rank test on 14 values calls such a shift significant.
+  (learnt from A/A runs, ``analysis.floors``; stored with the suite, ``bench.nightly.floors``).
+  An effect within it is "unchanged" whatever the test says: on a shared machine the load
+  moves whole runs, and a rank test on 14 values calls such a shift significant.
 * *significance*: the two-sided Mann-Whitney U test on the timing values
   (``scipy.stats.mannwhitneyu``; it keeps its power under outliers 3-60x their neighbours,
   where Welch's or pyperf's t-test call even an exact 2x copy "not significant"), Welch's
@@ -62,7 +62,6 @@ Metrics only one run has are explained by what differs (``analysis._compare_miss
 
 from __future__ import annotations
 
-import fnmatch
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -70,13 +69,13 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import floors as floors_mod
-from analysis.floors import Floors
 from bench import results
 from bench.errors import HotbenchError
+from bench.nightly import floors as floors_mod
+from bench.nightly.floors import Floors, threshold_for
 
 __all__ = ["Family", "FAMILIES", "ALPHA", "VERDICTS", "Run", "Comparison", "load_run", "run_metrics",
-           "threshold_for", "summarise", "change", "bad_change", "judge", "compare", "text", "as_json"]
+           "threshold_for", "summarise", "change", "bad_change", "effect", "judge", "compare", "text", "as_json"]
 
 ALPHA = 0.05
 FORMAT = "hotbench-compare"
@@ -265,27 +264,6 @@ def load_run(ref: str | Path, history: Path | None = None) -> Run:
 
 # ---------------------------------------------------------------- thresholds
 
-def _specificity(key: str, metric: str, family: str) -> int | None:
-    """3 an exact name, 2 + length a glob over names, 1 a family; None when *key* does not apply."""
-    if key == metric:
-        return 1_000_000
-    if any(ch in key for ch in "*?[") and fnmatch.fnmatchcase(metric, key):
-        return 1000 + len(key.replace("*", ""))
-    if key == family:
-        return 1
-    return None
-
-
-def threshold_for(metric: str, family: str, *sources: dict[str, float]) -> tuple[float | None, str | None]:
-    """(threshold, the key that gave it): the first source with a matching key wins, and within
-    a source the most specific key (exact name > glob > family)."""
-    for source in sources:
-        best = max(((s, k) for k in source if (s := _specificity(k, metric, family)) is not None), default=None)
-        if best:
-            return source[best[1]], best[1]
-    return None, None
-
-
 def default_thresholds() -> dict[str, float]:
     from bench.nightly.suite import load_suite
 
@@ -337,6 +315,22 @@ def bad_change(fam: Family, a: float, b: float) -> float:
         return abs(b) - abs(a)
     moved = change(fam, a, b)
     return moved if fam.worse == "up" else -moved
+
+
+def effect(family: Family, a: dict, b: dict) -> tuple[float, float]:
+    """(how much worse B is than A, how much better), both >= 0 and at most one positive.
+
+    *a* and *b* summarise each side (mean, median, min). Timing: the smaller of the median's
+    and the best value's change, zero when they disagree; accuracy: the change of the means.
+    "Better" swaps the runs, so halving a cost is as large as doubling it.
+    """
+    if family.test == "rank":
+        bad = min(bad_change(family, a["median"], b["median"]), bad_change(family, a["min"], b["min"]))
+        good = min(bad_change(family, b["median"], a["median"]), bad_change(family, b["min"], a["min"]))
+    else:
+        bad, good = bad_change(family, a["mean"], b["mean"]), bad_change(family, b["mean"], a["mean"])
+    bad, good = (0.0 if not math.isfinite(x) else max(x, 0.0) for x in (bad, good))
+    return (bad, 0.0) if bad >= good else (0.0, good)
 
 
 def _rank_test_can_decide(na: int, nb: int, alpha: float) -> bool:
@@ -491,7 +485,7 @@ def compare(a: Run, b: Run, overrides: dict[str, float] | None = None, alpha: fl
         if fam.unit == "ns" and same_clock:  # instructions under icount (ns >> shift), else ns unchanged
             va, vb = b.clock.to_units(va), b.clock.to_units(vb)
         sa, sb = summarise(va), summarise(vb)
-        bad, good = floors_mod.effect(fam, sa, sb)
+        bad, good = effect(fam, sa, sb)
         by_threshold = exact and fam.test == "rank"
         test, p = (EXACT, math.nan) if by_threshold else _test(fam, va, vb, alpha)
         threshold, key = threshold_for(metric, fam.name, overrides, suite, fallback)

@@ -107,9 +107,9 @@ def load(store: Path, metric: str | None = None, kernel: str | None = None) -> H
 def _thresholds(history: History) -> dict[str, tuple[dict[str, float], object, str]]:
     """series -> the thresholds and noise floors of the suite its latest run embedded (else
     the packaged suite's), and the run's clock."""
-    from analysis import floors as floors_mod
     from analysis.compare import default_thresholds
     from bench import results
+    from bench.nightly import floors as floors_mod
     from bench.nightly.suite import load_suite
 
     out = {}

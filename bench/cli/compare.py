@@ -82,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"warning: A and B are the same run ({a.run_id})", file=sys.stderr)
     floors = None
     if args.floors:
-        from analysis import floors as floors_mod
+        from bench.nightly import floors as floors_mod
 
         if not args.floors.is_file():
             raise CompareError(f"--floors {args.floors}: no such file")

@@ -1,5 +1,5 @@
 """``hotbench floors``: learn the noise floors 'hotbench compare' judges by, from A/A runs, and
-check them on others (``analysis/floors.py``, ``analysis/aa.py``).
+check them on others (``analysis/floors.py``, ``analysis/aa.py``; the file: ``bench/nightly/floors.py``).
 
     hotbench nightly --quick --history ~/aa        # ten times, one build, nothing else changed
     hotbench floors --history ~/aa                 # learn: every metric's floor, per family the largest
@@ -64,15 +64,16 @@ def _run_dirs(args: argparse.Namespace) -> list[Path]:
 
 
 def _learn(args: argparse.Namespace, run_dirs: list[Path]) -> int:
-    from analysis import floors
     from analysis.compare import load_run
+    from analysis.floors import learn
     from analysis.tables import format_table
+    from bench.nightly import floors
     from bench.nightly.suite import load_suite
 
     if args.margin < 1:
         raise FloorsError(f"--margin {args.margin:g}: a floor below the largest A/A change would call noise a change")
     runs = [load_run(d) for d in run_dirs]
-    clock, table = floors.learn(runs, args.margin)
+    clock, table = learn(runs, args.margin)
     learnt = table["floors"]
     families = [k for k in learnt if ":" not in k]
     rows = [[f, f"{learnt[f]:.3g}", str(sum(k.startswith(f + ":") for k in learnt))] for f in families]
@@ -92,8 +93,9 @@ def _learn(args: argparse.Namespace, run_dirs: list[Path]) -> int:
 
 
 def _check(args: argparse.Namespace, run_dirs: list[Path]) -> int:
-    from analysis import aa, floors
+    from analysis import aa
     from analysis.tables import format_table
+    from bench.nightly import floors
     from bench.nightly.suite import load_suite
 
     if len(run_dirs) < 2:

@@ -11,7 +11,8 @@ replaces or adds keys for the quick variant). An optional ``[vm]`` table runs th
 refused by name, so a typo never silently changes what a nightly measures.
 
 Beside a suite, ``<name>.floors.toml`` holds its noise floors per clock, learnt from A/A runs
-by 'hotbench floors' (``analysis/floors.py``); a run embeds them with the thresholds.
+by 'hotbench floors' (``analysis/floors.py``, kept as ``bench/nightly/floors.py`` reads them); a run
+embeds them with the thresholds.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.errors import HotbenchError
+from bench.nightly import floors
 
 __all__ = ["Suite", "SUITES_DIR", "DEFAULT_SUITE", "load_suite", "suite_names", "parse_threshold"]
 
@@ -59,7 +61,7 @@ class Suite:
     sha256: str  # of the file's bytes
     vm: dict = field(default_factory=dict)  # [vm]: the guests it runs in (empty: this kernel)
     path: Path | None = None
-    floors: object = field(default=None, compare=False)  # analysis.floors.Floors (from <name>.floors.toml)
+    floors: object = field(default=None, compare=False)  # floors.Floors (from <name>.floors.toml)
 
     @property
     def variant(self) -> str:
@@ -163,8 +165,6 @@ def load_suite(name_or_path: str = DEFAULT_SUITE, quick: bool = False) -> Suite:
     if quick:  # the quick variant's own thresholds replace (or add to) the full variant's
         thresholds.update({str(k): parse_threshold(v, f"{where}: [quick.thresholds] {k}")
                            for k, v in (quick_tables.get("thresholds") or {}).items()})
-    from analysis import floors
-
     return Suite(name=raw["name"], version=raw["version"], quick=quick, sections=sections, thresholds=thresholds,
                  source=path.name if path.parent == SUITES_DIR else str(path.resolve()),
                  sha256=hashlib.sha256(raw_bytes).hexdigest(), vm=copy.deepcopy(vm), path=path.resolve(),

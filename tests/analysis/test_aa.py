@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis import aa, compare, floors
+from analysis import aa, compare
+from bench.nightly import floors
 from bench import results
 from bench.nightly.suite import load_suite
 

@@ -208,7 +208,8 @@ def test_identical_accuracy_is_unchanged_and_one_repeat_is_inconclusive(tmp_path
     a = make_run(tmp_path, "a", seed=1, repeats=1)
     same = make_run(tmp_path, "b", seed=1, repeats=1)
     worse = rewrite(a, tmp_path / "worse", recall=0.8)
-    from analysis import compare, floors
+    from analysis import compare
+    from bench.nightly import floors
 
     judged_by = floors.load(floors_file)
     rows = {r["metric"]: r for r in compare.compare(compare.load_run(a), compare.load_run(same),
@@ -304,23 +305,9 @@ def test_instruction_clock_runs_without_a_suite_are_judged_by_the_icount_suite(t
     assert compare.compare(wall, wall).thresholds_from == "the packaged default suite"
 
 
-def test_floor_resolution_per_clock(tmp_path):
-    from analysis import floors
-
-    path = tmp_path / "f.floors.toml"
-    path.write_text('format = 1\n[wall.floors]\ncollect_ns = 0.8\n"collect_ns:x/y/anon/16M" = 0.3\n'
-                    '[wall.priors]\n"recall:damon-*" = 0.3\n[instructions.floors]\ncollect_ns = 0.01\n')
-    f = floors.load(path)
-    assert f.floor_for("collect_ns:x/y/anon/16M", "collect_ns", "wall") == (0.3, "collect_ns:x/y/anon/16M")
-    assert f.floor_for("collect_ns:x/y/anon/64M", "collect_ns", "wall") == (0.8, "collect_ns (family)")
-    assert f.floor_for("recall:damon-paddr/zipf/anon/16M", "recall", "wall") == (0.3, "recall:damon-* (prior)")
-    assert f.floor_for("collect_ns:x/y/anon/16M", "collect_ns", "instructions") == (0.01, "collect_ns (family)")
-    assert f.floor_for("collect_ns:x/y/anon/16M", "collect_ns", "cycles") == (None, None)
-    assert f.floor_for("recall:uffd-wp/y/anon/16M", "recall", "wall") == (None, None)
-
-
 def test_learning_keeps_priors_and_other_clocks(tmp_path):
     from analysis import compare, floors
+    from bench.nightly.floors import write
 
     path = tmp_path / "f.floors.toml"
     path.write_text('format = 1\n[instructions.floors]\ncollect_ns = 0.01\n[wall.priors]\n"recall:damon-*" = 0.3\n')
@@ -328,7 +315,7 @@ def test_learning_keeps_priors_and_other_clocks(tmp_path):
     clock, table = floors.learn(runs, 1.5)
     assert clock == "wall" and table["runs"] == 3 and table["pairs"] == 3
     assert table["floors"]["collect_ns"] == max(v for k, v in table["floors"].items() if k.startswith("collect_ns:"))
-    written = floors.write(path, clock, table, "test")
+    written = write(path, clock, table, "test")
     assert written.clocks["instructions"]["floors"] == {"collect_ns": 0.01}
     assert written.clocks["wall"]["priors"] == {"recall:damon-*": 0.3}
     assert written.clocks["wall"]["floors"] == table["floors"]
