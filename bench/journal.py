@@ -18,14 +18,12 @@ boot, host) and what to put back. Kinds:
   cgroup   a scratch memory cgroup (``cgroup.ScratchMemcg``): its directory, and the
            ``cgroup.subtree_control`` it wrote ``+memory`` to, if any
 
-The entry is removed once the change is undone. ``recover()`` — which every command that
-changes or reads such state runs first — undoes the entries of owners that are gone, one
-line each (what, from what, to what, whose), and reports those of live owners, which it
-leaves alone. An undo never clobbers someone else's later change: a knob is written back
-only while it still holds what hotbench set; a kdamond is removed only while it is provably
-the one hotbench created (the same index, ``nr_kdamonds``, operations, target and, when on,
-kthread pid) — any other kdamond, such as a machine's own, is never touched; a cgroup is
-removed only when empty.
+The entry is removed once the change is undone. ``bench.recovery.recover()`` — which every
+command that changes or reads such state runs first — undoes the entries of owners that are
+gone, one line each (what, from what, to what, whose), and reports those of live owners,
+which it leaves alone (see there: an undo never clobbers someone else's later change). This
+module only writes and reads entries, so the modules that make the changes record them
+without importing what undoes them.
 
 ``Journal(directory, root)``: every path an entry names must lie under *root* (``/`` for
 the real journal), so a test journal over a fake tree can never reach the real one.
@@ -35,16 +33,14 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, TextIO
 
 from bench._owner import Owner
 
-__all__ = ["DIR_ENV", "DEFAULT_DIR", "default_dir", "Entry", "Journal", "default", "recover", "KNOB", "MOUNT",
-           "KDAMOND", "CGROUP", "TRACE_INSTANCE"]
+__all__ = ["DIR_ENV", "DEFAULT_DIR", "default_dir", "Entry", "Journal", "default", "KNOB", "MOUNT", "KDAMOND",
+           "CGROUP", "TRACE_INSTANCE"]
 
 DIR_ENV = "HOTBENCH_STATE_DIR"
 DEFAULT_DIR = "/run/hotbench"
@@ -104,7 +100,8 @@ class Journal:
 
     # ------------------------------------------------------------ writing
 
-    def _check_paths(self, fields: dict) -> None:
+    def check_paths(self, fields: dict) -> None:
+        """Refuse a path outside this journal's root (a test journal never reaches the real tree)."""
         for key in _PATH_FIELDS:
             value = fields.get(key)
             if value is None:
@@ -130,7 +127,7 @@ class Journal:
 
     def record(self, kind: str, **fields) -> Entry:
         """Write the entry down (durably) — call before making the change it describes."""
-        self._check_paths(fields)
+        self.check_paths(fields)
         try:
             self.entries_dir.mkdir(parents=True, exist_ok=True, mode=0o755)
         except OSError as e:
@@ -150,7 +147,7 @@ class Journal:
 
     def update(self, entry: Entry, **fields) -> None:
         """Add what became known after the change (a value read back, a kthread's pid)."""
-        self._check_paths(fields)
+        self.check_paths(fields)
         entry.fields.update(fields)
         self._save(entry)
 
@@ -190,99 +187,6 @@ class Journal:
             (dead if entry.owner.alive() is False else live).append(entry)
         return dead, live
 
-    # ------------------------------------------------------------ undoing
-
-    def undo(self, entry: Entry) -> str:
-        """Undo one entry of a dead owner; returns the line that says what was done. The entry is
-        removed when done or moot; it stays (for the next attempt) when undoing failed."""
-        self._check_paths(entry.fields)
-        whose = f"left by {entry.owner.describe()}, which is gone"
-        try:
-            what = _UNDO[entry.kind](self, entry)
-        except KeyError:
-            return f"kept journal entry {entry.file.name}: kind {entry.kind!r} is unknown to this hotbench"
-        except OSError as e:
-            return f"could not restore {entry.describe()} ({whose}): {e}; the entry is kept for the next attempt"
-        self.remove(entry)
-        return f"{what} ({whose})"
-
-
-def _undo_knob(journal: Journal, entry: Entry) -> str:
-    from bench.kernel import sysfs
-
-    path, old, now = entry["path"], entry["old"], entry["now"]
-    current = sysfs.read(path)
-    if current is None:
-        return f"{path} is gone; nothing to restore (was {old})"
-    current = sysfs.restorable(current)
-    if current == old:
-        return f"{path} is {old} already; nothing to restore"
-    if now is not None and current != now:
-        return f"left {path} at {current}: it was changed again after hotbench set {now} (was {old})"
-    sysfs.write(path, old)
-    return f"restored {path}: {current} -> {old}"
-
-
-def _undo_mount(journal: Journal, entry: Entry) -> str:
-    from bench import settings
-
-    target, fstype = entry["target"], entry["fstype"]
-    if settings.mounted(target, fstype):
-        settings.unmount(target)
-        done = f"unmounted {fstype} from {target}: mounted -> not mounted"
-    else:
-        done = f"{fstype} at {target} is not mounted any more; nothing to unmount"
-    if entry["made_dir"] and os.path.isdir(target) and not os.listdir(target):
-        os.rmdir(target)
-    return done
-
-
-def _undo_trace_instance(journal: Journal, entry: Entry) -> str:
-    path = entry["path"]
-    if not os.path.isdir(path):
-        return f"tracefs instance {path} is gone; nothing to remove"
-    os.rmdir(path)  # the kernel disables the instance's events and frees its buffer as it removes it
-    return f"removed tracefs instance {path}: exists -> removed"
-
-
-def _undo_kdamond(journal: Journal, entry: Entry) -> str:
-    from bench.kernel import damon_sysfs
-
-    return damon_sysfs.OwnedKdamond.adopt(entry.fields).remove_orphan()
-
-
-def _undo_cgroup(journal: Journal, entry: Entry) -> str:
-    from bench.kernel import cgroup
-
-    return cgroup.remove_scratch(entry["dir"], entry["enabled_in"])
-
-
-_UNDO: dict[str, Callable[[Journal, Entry], str]] = {KNOB: _undo_knob, MOUNT: _undo_mount, KDAMOND: _undo_kdamond,
-                                                    CGROUP: _undo_cgroup, TRACE_INSTANCE: _undo_trace_instance}
-
-
 def default() -> Journal:
     """The journal of this machine (or of ``$HOTBENCH_STATE_DIR``)."""
     return Journal()
-
-
-def recover(journal: Journal | None = None, *, wait: bool = True, log: TextIO | None = None,
-            report_live: bool = True) -> list[str]:
-    """Undo what dead hotbench processes left behind, and (*report_live*) say what live ones
-    hold. Runs under the exclusive run lock (``bench.runlock``), so no run measures while knobs
-    move; returns the lines printed."""
-    from bench import runlock
-
-    journal, log = journal or default(), log or sys.stderr
-    dead, live = journal.pending()
-    lines = [f"hotbench: {entry.owner.describe()} (still running) holds {entry.describe()}; left alone"
-             for entry in live if report_live]
-    if dead:
-        with runlock.RunLock(journal.dir).held(exclusive=True, wait=wait, what="restore kernel state", log=log):
-            dead, _ = journal.pending()  # again, under the lock: another command may have done it
-            for entry in reversed(dead):  # newest first: a knob changed twice ends at its first value
-                lines.append(f"hotbench: {journal.undo(entry)}")
-    for line in lines:
-        print(line, file=log, flush=True)
-    return lines
-

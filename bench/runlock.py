@@ -8,7 +8,7 @@ state (any other run, micro, evict) holds it shared. A second knob-changing run 
 waits, saying for whom, until the first has restored everything (or refuses in one line
 with ``--no-wait``, or ``$HOTBENCH_NO_WAIT=1``); readers run side by side. The kernel drops
 a flock when its holder dies, even by SIGKILL, so the lock never outlives a run; what the
-dead run changed is then undone from the journal by the next command.
+dead run changed is then undone from the journal by the next command (``bench.recovery``).
 
 Holders describe themselves in ``/run/hotbench/holders/<pid>-<start>.json`` (command, mode),
 so that a waiting command can say who it waits for.
@@ -16,7 +16,6 @@ so that a waiting command can say who it waits for.
 
 from __future__ import annotations
 
-import atexit
 import fcntl
 import json
 import os
@@ -29,7 +28,7 @@ from bench import results
 from bench._owner import Owner
 from bench.errors import HotbenchError
 
-__all__ = ["RunLock", "NO_WAIT_ENV", "no_wait", "command_lock"]
+__all__ = ["RunLock", "NO_WAIT_ENV", "no_wait"]
 
 NO_WAIT_ENV = "HOTBENCH_NO_WAIT"
 
@@ -138,16 +137,3 @@ class RunLock:
             yield self
         finally:
             self.release()
-
-
-def command_lock(*, exclusive: bool, wait: bool = True, what: str = "", log: TextIO | None = None) -> RunLock:
-    """What every command that changes or reads kernel state does first: undo what dead
-    hotbench processes left (``bench.journal.recover``), then take the run lock, held until
-    the process exits (or ``release()``)."""
-    from bench import journal
-
-    journal.recover(wait=wait, log=log, report_live=False)  # a live holder is named if we must wait
-    lock = RunLock()
-    lock.acquire(exclusive=exclusive, wait=wait, what=what, log=log)
-    atexit.register(lock.release)  # the flock goes with the process; its description must go too
-    return lock

@@ -134,15 +134,15 @@ def check(args: argparse.Namespace):
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench import interrupts, results, runlock, trackers
+    from bench import interrupts, recovery, results, runlock, trackers
     from bench.evict import placement_of, run_matrix, summarize
 
     params, variants = check(args)
     if args.list:
         return _list(params)
     detector = trackers.get(args.detector) if args.detector != "auto" else None
-    runlock.command_lock(exclusive=bool(detector and detector.global_state), wait=not runlock.no_wait(args.no_wait),
-                         what="hotbench evict")
+    recovery.command_lock(exclusive=bool(detector and detector.global_state), wait=not runlock.no_wait(args.no_wait),
+                          what="hotbench evict")
     rows: list[dict] = []
     placed = placement_of(params)
     where = {role: "any CPU" if cpus is None else "CPU " + ",".join(map(str, sorted(cpus)))

@@ -34,7 +34,7 @@ def _print(rows: list[dict]) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench import clock, interrupts, runlock, trackers
+    from bench import clock, interrupts, recovery, runlock, trackers
     from bench.errors import HotbenchError
 
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
@@ -42,8 +42,8 @@ def main(args: argparse.Namespace) -> int:
     if unknown or not sections:
         raise HotbenchError(f"--sections: unknown {', '.join(sorted(unknown)) or '(none given)'}; choose from "
                             f"{', '.join(_SECTIONS)}")
-    runlock.command_lock(exclusive=bool(trackers.changing_global_state()), wait=not runlock.no_wait(),
-                         what="hotbench harness")
+    recovery.command_lock(exclusive=bool(trackers.changing_global_state()), wait=not runlock.no_wait(),
+                          what="hotbench harness")
     print(f"clock: {clock.current().describe()}")
     # Deferred: no signal lands while a touch thread still writes to an arena (bench.interrupts);
     # the sections are the safe points.

@@ -29,10 +29,10 @@ def set_argparser(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench import micro, runlock
+    from bench import micro, recovery, runlock
 
     if not {"--list", "-h", "--help"} & set(args.micro_argv):
         # reads THP mode and arms trackers that change nothing global: a shared lock
         # ($HOTBENCH_NO_WAIT=1 refuses instead of waiting: pyperf owns the options)
-        runlock.command_lock(exclusive=False, wait=not runlock.no_wait(), what="hotbench micro")
+        recovery.command_lock(exclusive=False, wait=not runlock.no_wait(), what="hotbench micro")
     return micro.main(args.micro_argv, prog="hotbench micro")

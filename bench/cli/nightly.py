@@ -96,10 +96,10 @@ def main(args: argparse.Namespace) -> int:
         print(f"suite {suite.name} v{suite.version} ({suite.variant}): about {seconds / 60:.1f} min here when the "
               f"machine is idle (a busy one takes up to three times as long)")
         return 0
-    from bench import runlock
+    from bench import recovery, runlock
 
-    runlock.command_lock(exclusive=nightly.changes_global_state(suite, args.trackers),
-                         wait=not runlock.no_wait(args.no_wait), what=f"hotbench nightly {suite.name}")
+    recovery.command_lock(exclusive=nightly.changes_global_state(suite, args.trackers),
+                          wait=not runlock.no_wait(args.no_wait), what=f"hotbench nightly {suite.name}")
     run = nightly.run_nightly(suite, history, bench=args.bench, trackers=args.trackers)
     manifest = run.manifest
     env = manifest["environment"]

@@ -34,12 +34,12 @@ def _show(journal) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from bench import journal, runlock
+    from bench import journal, recovery, runlock
 
     state = journal.default()
     if args.list:
         return _show(state)
-    lines = journal.recover(state, wait=not runlock.no_wait(args.no_wait))
+    lines = recovery.recover(state, wait=not runlock.no_wait(args.no_wait))
     dead, _ = state.pending()
     if not lines:
         print(f"nothing to restore ({state.entries_dir} has no entry of a finished process)")

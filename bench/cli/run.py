@@ -286,12 +286,12 @@ def _attribution(args: argparse.Namespace):
 def main(args: argparse.Namespace) -> int:
     if args.list:
         return _list()
-    from bench import interrupts, runlock, settings
+    from bench import interrupts, recovery, runlock, settings
 
     sizes, requested = check(args)
     _pin(args.affinity)
-    runlock.command_lock(exclusive=_changes_global_state(args, requested), wait=not runlock.no_wait(args.no_wait),
-                         what="hotbench run" + "".join(f" --{k} {v}" for k, v in requested.items()))
+    recovery.command_lock(exclusive=_changes_global_state(args, requested), wait=not runlock.no_wait(args.no_wait),
+                          what="hotbench run" + "".join(f" --{k} {v}" for k, v in requested.items()))
     # Deferred: a signal never lands between a knob's change and its restore; the run stops
     # at its next safe point and the settings are restored before the command exits.
     with interrupts.deferred("finishing the current interval"), settings.applied(requested) as applied:

@@ -81,7 +81,7 @@ def _start():
 
 
 def test_a_command_that_exits_leaves_no_description(tmp_path):
-    code = "from bench import runlock; runlock.command_lock(exclusive=False, what='a test command')"
+    code = "from bench import recovery; recovery.command_lock(exclusive=False, what='a test command')"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=120,
                    env={**os.environ, "HOTBENCH_STATE_DIR": str(tmp_path)})
     assert os.listdir(tmp_path / "holders") == []

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench import recovery
 from bench.kernel import sysfs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -205,7 +206,7 @@ def test_a_killed_knob_writer_is_undone_by_the_next_command(knob, journal_dir):
     assert sysfs.read(path) == "0x0007"
     dead, live = journal.Journal(journal_dir).pending()
     assert len(dead) == 1 and not live
-    lines = journal.recover(journal.Journal(journal_dir))
+    lines = recovery.recover(journal.Journal(journal_dir))
     pid = proc.stdout.strip()
     assert lines == [f"hotbench: restored {path}: 0x0007 -> 0x0001 (left by pid {pid}, which is gone)"]
     assert sysfs.read(path) == "0x0001" and journal.Journal(journal_dir).entries() == []
@@ -220,7 +221,7 @@ def test_an_undo_never_clobbers_a_later_change(knob, journal_dir):
     dead_owner = {"pid": 1, "start": -1, "boot_id": "", "host": os.uname().nodename}  # no process started at tick -1
     state._write(entry.file, {"kind": "knob", "owner": dead_owner, "created": 1, "fields": entry.fields})
     Path(path).write_text("always\n")  # someone else changed it after the dead run
-    (line,) = journal.recover(state)
+    (line,) = recovery.recover(state)
     assert f"left {path} at always" in line and sysfs.read(path) == "always"
     assert state.entries() == []
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench import recovery
 from bench.kernel import tracefs
 
 # Lines as the 6.18 host printed them: a counter clock (x86-tsc) and the mono clock.
@@ -79,7 +80,7 @@ def test_a_killed_session_is_removed_by_the_next_command(tmp_path):
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     mount, instance, pid = proc.stdout.split()
     assert Path(instance).is_dir() and f" {mount} tracefs " in Path("/proc/self/mounts").read_text()
-    lines = journal.recover(journal.Journal(state))
+    lines = recovery.recover(journal.Journal(state))
     assert lines == [f"hotbench: removed tracefs instance {instance}: exists -> removed (left by pid {pid}, "
                      f"which is gone)",
                      f"hotbench: unmounted tracefs from {mount}: mounted -> not mounted (left by pid {pid}, "

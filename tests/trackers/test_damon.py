@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench import journal
+from bench import journal, recovery
 from bench.kernel import damon_sysfs, pagemap, sysfs
 from bench.trackers import damon
 from bench.trackers._base import region_dtype
@@ -333,7 +333,7 @@ def test_the_orphan_of_a_killed_run_is_removed_by_the_next_command(tmp_path, mon
     assert entry.kind == journal.KDAMOND and entry["kdamonds"] == str(fake.root) and entry["index"] == 0
     assert (entry["operations"], entry["target_pid"], entry["kdamond_pid"]) == ("fvaddr", str(os.getpid()), 4242)
     _as_if_killed(state)
-    (line,) = journal.recover(state)
+    (line,) = recovery.recover(state)
     assert line == (f"hotbench: removed kdamond 0 under {fake.root} (fvaddr): on -> removed, nr_kdamonds 1 -> 0 "
                     f"(left by pid 1, which is gone)")
     assert fake.log[-2:] == [("0/state", "off"), ("nr_kdamonds", "0")] and state.entries() == []
@@ -351,7 +351,7 @@ def test_a_kdamond_the_killed_run_did_not_create_is_left_exactly_as_it_was(tmp_p
     fake._put(f"{CTX}/targets/nr_targets", "0")
     fake._put("0/pid", "77")
     before, writes = _tree(fake.root), len(fake.log)
-    (line,) = journal.recover(state)
+    (line,) = recovery.recover(state)
     assert "left kdamond 0" in line and "runs as pid 77, not the 4242 hotbench started" in line, line
     assert _tree(fake.root) == before and len(fake.log) == writes and state.entries() == []
 
@@ -371,7 +371,7 @@ def test_no_proof_no_write(tmp_path, monkeypatch, case):
         (entry,) = state.entries()
         state.update(entry, kdamond_pid=None)
     before, writes = _tree(fake.root), len(fake.log)
-    (line,) = journal.recover(state)
+    (line,) = recovery.recover(state)
     assert "left kdamond" in line and _tree(fake.root) == before and len(fake.log) == writes
 
 
@@ -380,7 +380,7 @@ def test_killed_before_configuring_is_still_ours(tmp_path, monkeypatch):
     state = journal.Journal(tmp_path / "state", root=tmp_path)
     damon_sysfs.OwnedKdamond.create(state)  # nr_kdamonds 1, nothing configured, off; then killed
     _as_if_killed(state)
-    (line,) = journal.recover(state)
+    (line,) = recovery.recover(state)
     assert "removed kdamond 0" in line and fake.log[-1] == ("nr_kdamonds", "0")
 
 
