@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from analysis.metrics import score
 from bench import arena as arena_mod
 from bench import attribution, clock
 from bench import interference as interference_mod
@@ -32,6 +31,7 @@ from bench import fault_path, interrupts, results, trackers
 from bench._progress import Progress
 from bench.errors import HotbenchError, Interrupted
 from bench.kernel import pagemap, procfs
+from bench.scoring import score
 from bench.watchdog import CellTimeout, Watchdog
 
 DEFAULT_WORKLOADS = ("uniform", "zipf", "hotcold", "phase")
@@ -316,7 +316,7 @@ def _profile_key(base: dict) -> dict:
 def _page_bits(base: dict, i: int, observation, truth, npages: int) -> dict:
     import numpy as np
 
-    from analysis.metrics import regions_to_pages
+    from bench.scoring import regions_to_pages
 
     def packed(bits):
         return None if bits is None else np.packbits(bits, bitorder="little").tobytes()

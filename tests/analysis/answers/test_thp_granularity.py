@@ -8,7 +8,7 @@ import pytest
 from analysis.answers import Context, NoData
 from analysis.answers import thp_granularity as ans
 from analysis.data import load
-from analysis.metrics import score
+from bench.scoring import score
 from bench import results
 from bench.trackers import Observation
 from workloads._base import Truth
