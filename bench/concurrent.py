@@ -44,7 +44,7 @@ def _kthread_cpu_ns(pid: int | None) -> int:
 def _run_workload(workload, arena, seconds: float, batch: int, counters=attribution.NONE):
     """Start the workload threads for *seconds* (each counting its kernel events as phase
     ``workload`` when *counters* count); returns handles for ``_join``."""
-    from workloads._batches import run_for
+    from workloads import run_for
 
     lats = [np.zeros(LATENCY_SLOTS, np.int64) for _ in range(workload.threads)]
     done = [0] * workload.threads

@@ -50,7 +50,7 @@ def _cpu_ns(fn: Callable[[], object]) -> int:
 
 def loop_speed(size: int, patterns: list[str], accesses: int, repeats: int) -> list[dict]:
     import workloads
-    from workloads._kernels import bare_touch
+    from workloads import bare_touch
 
     rows = []
     with Arena(size, "anon") as arena:

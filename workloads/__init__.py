@@ -9,6 +9,9 @@
 A spec is ``name[:key=value[,key=value...]]``. Patterns are found by scanning this package
 (modules without a leading underscore, each naming its classes in ``__all__``), asv style:
 a new pattern is a new file. Importing this package is cheap; numba loads on first lookup.
+Two loops serve the harness beside the patterns: ``run_for`` (a workload thread touching
+batch after batch until a deadline, each batch timed) and ``bare_touch`` (the cheapest loop
+doing the same per-access work, the yardstick of the workloads' speed).
 """
 
 from __future__ import annotations
@@ -21,7 +24,15 @@ from typing import Any
 from workloads._base import COMMON_DEFAULTS, SEED_MAX, Truth, Workload, WorkloadError
 
 __all__ = ["WorkloadError", "Truth", "Workload", "names", "get", "parse_spec", "split_specs", "create",
-           "COMMON_DEFAULTS", "SEED_MAX", "check_seeds"]
+           "COMMON_DEFAULTS", "SEED_MAX", "check_seeds", "run_for", "bare_touch"]
+
+_LOOPS = {"run_for": "workloads._batches", "bare_touch": "workloads._kernels"}  # numba: loaded when first asked for
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LOOPS:
+        return getattr(importlib.import_module(_LOOPS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @functools.cache
