@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from typing import Callable
 
 import numpy as np
 from numba import njit
@@ -103,22 +104,17 @@ def start_server_thread(target, name: str, cpus: set[int] | None) -> threading.T
     return thread
 
 
-class MinorFaultServer:
-    """A thread serving MINOR faults on ``[base, base + npages*4096)`` for one ``Userfaultfd``."""
+class ServerThread:
+    """A compiled serving loop, ``serve(stop_fd)``, on its own thread until ``stop()`` writes
+    its stop eventfd."""
 
-    def __init__(self, uffd: Userfaultfd, base: int, npages: int, page_size: int, cpus: set[int] | None = None):
-        self.seen = np.zeros(npages, np.uint8)
-        self.counters = np.zeros(2, np.int64)
-        self._uffd, self._base, self._page_size = uffd, base, page_size
-        self._stop_fd = os.eventfd(0, os.EFD_CLOEXEC)
-        self._thread = start_server_thread(self._run, "hotbench-uffd-minor", cpus)
+    def __init__(self, serve: Callable[[int], None], name: str, cpus: set[int] | None):
+        self._stop_fd = stop_fd = os.eventfd(0, os.EFD_CLOEXEC)
+        self._thread = start_server_thread(lambda: serve(stop_fd), name, cpus)
 
     @property
     def native_id(self) -> int:
         return self._thread.native_id
-
-    def _run(self) -> None:
-        _serve(self._uffd.fd, self._stop_fd, self._base, self._page_size, self.seen, self.counters)
 
     def stop(self) -> None:
         """Stop the loop (idempotent); unregister or close the uffd first so no fault waits forever."""
@@ -127,6 +123,16 @@ class MinorFaultServer:
             self._thread.join()
             os.close(self._stop_fd)
             self._stop_fd = -1
+
+
+class MinorFaultServer(ServerThread):
+    """A thread serving MINOR faults on ``[base, base + npages*4096)`` for one ``Userfaultfd``."""
+
+    def __init__(self, uffd: Userfaultfd, base: int, npages: int, page_size: int, cpus: set[int] | None = None):
+        self.seen = np.zeros(npages, np.uint8)
+        self.counters = np.zeros(2, np.int64)
+        super().__init__(lambda stop_fd: _serve(uffd.fd, stop_fd, base, page_size, self.seen, self.counters),
+                         "hotbench-uffd-minor", cpus)
 
 
 def warmup() -> None:

@@ -62,7 +62,7 @@ def warm() -> None:
     touch_every(np.zeros(2 * _SCRATCH_PAGE, np.uint8), _SCRATCH_PAGE)
 
 
-class RwpServer:
+class RwpServer(uffd_server.ServerThread):
     """A thread running ``_serve_rwp`` for one sync RWP ``Userfaultfd``."""
 
     def __init__(self, u: uffd.Userfaultfd, page_size: int, cpus: set[int] | None = None):
@@ -72,17 +72,5 @@ class RwpServer:
             _serve_rwp(-1, stop, page_size, self.counters)
         finally:
             os.close(stop)
-        self._stop_fd = os.eventfd(0, os.EFD_CLOEXEC)
-        self._thread = uffd_server.start_server_thread(
-            lambda: _serve_rwp(u.fd, self._stop_fd, page_size, self.counters), "hotbench-micro-rwp", cpus)
-
-    @property
-    def native_id(self) -> int:
-        return self._thread.native_id
-
-    def stop(self) -> None:
-        if self._stop_fd >= 0:
-            os.eventfd_write(self._stop_fd, 1)
-            self._thread.join()
-            os.close(self._stop_fd)
-            self._stop_fd = -1
+        super().__init__(lambda stop_fd: _serve_rwp(u.fd, stop_fd, page_size, self.counters), "hotbench-micro-rwp",
+                         cpus)
