@@ -1,6 +1,6 @@
 """``hotbench micro``: pyperf micro-benchmarks of every primitive the running kernel has.
 
-``suite`` is the pyperf program (``python -m bench.micro``: manager and workers); ``cases``
+``suite`` is the pyperf program (``python -m bench.micro``: manager and workers); ``kit``
 the pieces each tracker builds its cases from (``Tracker.micro_cases``), the plain-memory cases
 and the table order; ``loops`` the compiled nogil touch loop and RWP fault server that fault
 cases (and ``bench.fault_path``) time. Others use the names below.

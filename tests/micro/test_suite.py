@@ -352,9 +352,9 @@ def test_an_mprotect_state_past_the_map_count_limit_is_skipped_not_measured(monk
 
 def test_an_other_cpu_case_on_one_cpu_is_skipped_with_the_reason():
     # a one-vCPU guest (the icount suite's) ran fault/rwp-sync-other-cpu and its worker failed
-    from bench import _micro_cases as kit
+    from bench import micro
 
-    case = next(c for c in kit.cases() if c.placement == "other-cpu")
+    case = next(c for c in micro.cases() if c.placement == "other-cpu")
     pinned = os.sched_getaffinity(0)
     try:
         os.sched_setaffinity(0, {min(pinned)})
