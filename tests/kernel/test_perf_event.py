@@ -108,7 +108,9 @@ def test_first_touch_faults_equal_pages():
         counts = _count([mm_events.FAULT_USER, mm_events.FAULT_KERNEL], region.touch)
     finally:
         region.close()
-    assert counts["fault_user"] == 4096
+    # every page faults once (no fault-around on anon memory, no THP in Region); the interpreter's
+    # own pages may add a few between start and stop (seen: 2-3 on a loaded machine)
+    assert 4096 <= counts["fault_user"] <= 4096 + 16
     assert counts["fault_kernel"] == 0
 
 
