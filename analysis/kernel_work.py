@@ -129,11 +129,12 @@ def set_shares(profile, name: str):
 
 
 def _num(v) -> str:
+    """Three significant digits; "-" where there is no finite value."""
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "-"
-    from analysis.tables import _num as fmt
+    from analysis.tables import three_significant
 
-    return fmt(float(v))
+    return three_significant(float(v))
 
 
 def _pct(v) -> str:

@@ -18,7 +18,7 @@ from analysis import catalog, stats
 from analysis.data import CONCURRENT, Data, format_size, load
 from bench import clock as clock_mod
 from bench.clock import Clock
-from analysis.tables import Table, _num, format_table  # noqa: F401 (Table: the answers take it from here)
+from analysis.tables import Table, three_significant, format_table  # noqa: F401 (Table: the answers take it from here)
 from bench import results
 
 REPORT_MD = "report.md"
@@ -50,16 +50,16 @@ ACCURACY = {
     "cold_fp_rate": ("cold FP", _pct, _pct),
 }
 COST = {
-    "collect_ms_per_gib": ("collect ms/GiB", _num, _num),
-    "arm_ms_per_gib": ("arm ms/GiB", _num, _num),
-    "tracker_cpu_ms_per_gib": ("CPU ms/GiB", _num, _num),
+    "collect_ms_per_gib": ("collect ms/GiB", three_significant, three_significant),
+    "arm_ms_per_gib": ("arm ms/GiB", three_significant, three_significant),
+    "tracker_cpu_ms_per_gib": ("CPU ms/GiB", three_significant, three_significant),
 }
 OVERHEAD = {
     "slowdown": ("slowdown", _fixed(3), _fixed(3)),
-    "lat_p50_us": ("p50 µs", _num, _num),
-    "lat_p99_us": ("p99 stall µs", _num, _num),
-    "lat_p999_us": ("p99.9 µs", _num, _num),
-    "tracker_cpu_ms_per_cycle": ("CPU ms/cycle", _num, _num),
+    "lat_p50_us": ("p50 µs", three_significant, three_significant),
+    "lat_p99_us": ("p99 stall µs", three_significant, three_significant),
+    "lat_p999_us": ("p99.9 µs", three_significant, three_significant),
+    "tracker_cpu_ms_per_cycle": ("CPU ms/cycle", three_significant, three_significant),
 }
 TIMING = set(COST) | set(OVERHEAD) - {"slowdown"}
 HEADERS = {**{m: h for m, (h, _, _) in {**ACCURACY, **COST, **OVERHEAD}.items()}}
@@ -257,7 +257,7 @@ def _scaling(data: Data, clock: Clock = Clock()) -> Table | None:
                                                clock.relabel("ms/GiB"), clock.relabel("fixed ms"), "r²", "sizes"]
     rows = [([rec["label"]] if multi else []) + [rec["tracker"], rec["workload_label"], rec["backing"],
                                                  COST_METRICS[rec["metric"]], f"{rec['exponent']:.2f}",
-                                                 _num(rec["ms_per_gib"]), _num(rec["intercept_ms"]),
+                                                 three_significant(rec["ms_per_gib"]), three_significant(rec["intercept_ms"]),
                                                  f"{rec['r2']:.2f}", str(rec["sizes"])]
             for rec in fits.to_dict("records")]
     right = [False] * (len(headers) - 5) + [True] * 5
@@ -281,7 +281,7 @@ def _growth(data: Data, clock: Clock = Clock()) -> Table | None:
         value = rec.get(name)
         if value is None or value != value:
             return "-"
-        return f"{_num(value)} ± {_num(rec[name + '_se'])}"
+        return f"{three_significant(value)} ± {three_significant(rec[name + '_se'])}"
 
     headers = ["tracker", "backing", "cost", clock.relabel("ms/GiB memory"), clock.relabel("ms/GiB touched"), "r²",
                "n", "grows with"]
@@ -291,7 +291,7 @@ def _growth(data: Data, clock: Clock = Clock()) -> Table | None:
     return Table("growth", headers, rows, [False] * 3 + [True] * 4 + [False], table)
 
 
-def _micro_match(data: Data, clock: Clock = Clock()) -> Table | None:
+def micro_match_table(data: Data, clock: Clock = Clock()) -> Table | None:
     """Each tracker phase's fitted slopes against the micro-benchmarks of its primitive (analysis._micro_match)."""
     from analysis._micro_match import ALL, micro_comparison
 
@@ -303,7 +303,7 @@ def _micro_match(data: Data, clock: Clock = Clock()) -> Table | None:
     multi = len(data.labels) > 1
 
     def num(value):
-        return "-" if value != value else _num(value)
+        return "-" if value != value else three_significant(value)
 
     headers = (["kernel"] if multi else []) + ["tracker", "phase", "slope", clock.relabel("fitted ms/GiB"),
                                                clock.relabel("micro ms/GiB"), "micro", "ratio", "n", "verdict"]
@@ -311,7 +311,7 @@ def _micro_match(data: Data, clock: Clock = Clock()) -> Table | None:
         rec["tracker"], rec["phase"], rec["coefficient"] + (f" ({rec['state']})" if rec.get("state") else "")
         + (f" [{rec['rows']}]" if rec.get("rows") not in (None, ALL) and rec.get("rows") == rec.get("rows") else ""),
         "-" if rec.get("fit_ms_per_gib") != rec.get("fit_ms_per_gib") else
-        f"{_num(rec['fit_ms_per_gib'])} ± {_num(rec['fit_se'], rec['fit_ms_per_gib'])}",
+        f"{three_significant(rec['fit_ms_per_gib'])} ± {three_significant(rec['fit_se'], rec['fit_ms_per_gib'])}",
         num(rec.get("micro_ms_per_gib", float("nan"))), rec.get("micro_at") or "-",
         "-" if rec.get("ratio") != rec.get("ratio") else f"{rec['ratio']:.2f}", str(rec["n"]), rec["verdict"]]
         for rec in table.to_dict("records")]
@@ -412,7 +412,7 @@ def _cost_sections(data: Data, clock: Clock, heading: str, deg: set) -> list[tup
                    "Least-squares fit per tracker over every interval (or concurrent cycle): cost = fixed + "
                    "a × arena GiB + b × touched GiB, ± standard errors; a slope counts when it exceeds twice "
                    "its standard error. A physical-memory tracker follows a, a per-mm hot-set scan follows b.")
-    out += _fitted("micro_match", _micro_match(data, clock), clock, heading, "Sweep against micro-benchmarks",
+    out += _fitted("micro_match", micro_match_table(data, clock), clock, heading, "Sweep against micro-benchmarks",
                    "Per tracker phase, the tracker thread's CPU time fitted over every interval as c0 + "
                    "a × arena GiB + b × state GiB [+ c × blocks GiB], where the state is the pages (or runs of "
                    "pages) the phase's primitive works on (reported: this collect's; reported before: the "

@@ -132,7 +132,7 @@ def _decimals(v: float) -> int:
     return 0 if a >= 100 or a == 0 else max(2 - math.floor(math.log10(a)), 0)
 
 
-def _num(v: float, like: float | None = None) -> str:
+def three_significant(v: float, like: float | None = None) -> str:
     """Three significant digits, no exponent; a spread takes the decimals of its mean (*like*)."""
     return f"{v:.{_decimals(v if like is None else like)}f}"
 

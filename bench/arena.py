@@ -16,7 +16,7 @@ import re
 import numpy as np
 
 from bench.errors import HotbenchError
-from bench.kernel import _libc, procfs
+from bench.kernel import libc, procfs
 
 __all__ = ["Arena", "BACKINGS", "parse_size", "format_size", "backing_unavailable", "size_problem"]
 
@@ -118,37 +118,37 @@ class Arena:
                                 f"{available >> 20} MiB available; choose a smaller --size")
 
     def _map(self) -> None:
-        prot = _libc.PROT_READ | _libc.PROT_WRITE
+        prot = libc.PROT_READ | libc.PROT_WRITE
         if self.backing == "shmem":
-            self.fd = _libc.memfd_create("hotbench-arena", _libc.MFD_CLOEXEC)
+            self.fd = libc.memfd_create("hotbench-arena", libc.MFD_CLOEXEC)
             os.ftruncate(self.fd, self.size)
-            self.addr = _libc.mmap(self.size, prot, _libc.MAP_SHARED, self.fd)
+            self.addr = libc.mmap(self.size, prot, libc.MAP_SHARED, self.fd)
         elif self.backing == "hugetlb":
-            self.addr = _libc.mmap(self.size, prot, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS | _libc.MAP_HUGETLB)
+            self.addr = libc.mmap(self.size, prot, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_HUGETLB)
         elif self.backing == "thp":
             self.addr = self._map_aligned(prot)
         else:
-            self.addr = _libc.mmap(self.size, prot, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
+            self.addr = libc.mmap(self.size, prot, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
         if self.backing in ("anon", "shmem"):
-            _libc.madvise(self.addr, self.size, _libc.MADV_NOHUGEPAGE)
+            libc.madvise(self.addr, self.size, libc.MADV_NOHUGEPAGE)
         elif self.backing == "thp":
-            _libc.madvise(self.addr, self.size, _libc.MADV_HUGEPAGE)
+            libc.madvise(self.addr, self.size, libc.MADV_HUGEPAGE)
 
     def _map_aligned(self, prot: int) -> int:
         """A 2 MiB-aligned anonymous mapping (over-map, then trim both ends)."""
-        raw = _libc.mmap(self.size + HUGE_PAGE, prot, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
+        raw = libc.mmap(self.size + HUGE_PAGE, prot, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
         addr = (raw + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1)
         if addr > raw:
-            _libc.munmap(raw, addr - raw)
+            libc.munmap(raw, addr - raw)
         tail = raw + self.size + HUGE_PAGE - (addr + self.size)
         if tail:
-            _libc.munmap(addr + self.size, tail)
+            libc.munmap(addr + self.size, tail)
         return addr
 
     def prefault(self) -> None:
         """Populate every page writable, so the first measured interval sees no first-touch faults."""
         try:
-            _libc.madvise(self.addr, self.size, _libc.MADV_POPULATE_WRITE)
+            libc.madvise(self.addr, self.size, libc.MADV_POPULATE_WRITE)
         except OSError:  # before 5.14: touch one byte per page
             view = np.ctypeslib.as_array((ctypes.c_uint8 * self.size).from_address(self.addr))
             view[:: BASE_PAGE] = 0
@@ -161,9 +161,9 @@ class Arena:
         new memcg the arena has to be allocated anew there.
         """
         if self.fd >= 0:
-            _libc.fallocate(self.fd, _libc.FALLOC_FL_PUNCH_HOLE | _libc.FALLOC_FL_KEEP_SIZE, 0, self.size)
+            libc.fallocate(self.fd, libc.FALLOC_FL_PUNCH_HOLE | libc.FALLOC_FL_KEEP_SIZE, 0, self.size)
         else:
-            _libc.madvise(self.addr, self.size, _libc.MADV_DONTNEED)
+            libc.madvise(self.addr, self.size, libc.MADV_DONTNEED)
         self.prefault()
 
     def huge_bytes(self) -> int | None:
@@ -188,7 +188,7 @@ class Arena:
 
     def close(self) -> None:
         if self.addr:
-            _libc.munmap(self.addr, self.size)
+            libc.munmap(self.addr, self.size)
             self.addr = 0
             self.view = None
         if self.fd >= 0:

@@ -40,7 +40,7 @@ import os
 import threading
 from dataclasses import dataclass, field
 
-from bench.kernel import _libc, mm_events
+from bench.kernel import libc, mm_events
 from bench.kernel import perf_event as pe
 from bench.kernel_profile import Profiling
 
@@ -108,7 +108,7 @@ class Counters:
 
     def _ioctl(self, request: int, what: str) -> None:
         for group in self._groups.values():
-            _libc.ioctl(group[0][1], request, pe.PERF_IOC_FLAG_GROUP, what)
+            libc.ioctl(group[0][1], request, pe.PERF_IOC_FLAG_GROUP, what)
 
     def start(self) -> None:
         self._before = self._read()

@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.arena import BASE_PAGE, Arena
-from bench.kernel import _libc, tracefs, uffd, uffd_server
+from bench.kernel import libc, tracefs, uffd, uffd_server
 
 __all__ = ["PLACEMENTS", "AUTO", "SEGMENTS", "Placement", "placement_cpus", "resolve", "pin", "unpin", "pinned",
            "describe_all",
@@ -142,7 +142,7 @@ def _minor_served(arena: Arena, placement: Placement):
         u.register(arena.addr, arena.size, uffd.UFFDIO_REGISTER_MODE_MINOR)
         server = uffd_server.MinorFaultServer(u, arena.addr, arena.npages, arena.page_size, placement.server)
         try:
-            yield (lambda: _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)), server.native_id
+            yield (lambda: libc.madvise(arena.addr, arena.size, libc.MADV_DONTNEED)), server.native_id
         finally:
             u.unregister(arena.addr, arena.size)
             server.stop()

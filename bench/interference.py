@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from bench.errors import HotbenchError
-from bench.kernel import _libc, cgroup, mglru, procfs
+from bench.kernel import libc, cgroup, mglru, procfs
 
 __all__ = ["AFTER_ARM", "AFTER_TOUCH", "NONE", "Outcome", "Interference", "REGISTRY", "names", "get",
            "find_memcg", "aging_commands", "own_memcg_path"]
@@ -155,9 +155,9 @@ class TlbFlush(Interference):
     refusal = "tlb-flush is a control for accessed-bit trackers"
 
     def apply(self, arena) -> dict:
-        _libc.mprotect(arena.addr, arena.size, _libc.PROT_READ)
+        libc.mprotect(arena.addr, arena.size, libc.PROT_READ)
         try:
-            _libc.mprotect(arena.addr, arena.size, _libc.PROT_READ | _libc.PROT_WRITE)
+            libc.mprotect(arena.addr, arena.size, libc.PROT_READ | libc.PROT_WRITE)
         except OSError as e:  # a read-only arena would SIGSEGV the workload's next write
             raise ArenaLeftChanged(e.errno, f"tlb-flush left the arena read-only: {e.strerror}") from None
         return {}

@@ -14,7 +14,7 @@ import time
 import numpy as np
 from numba import njit
 
-from bench.kernel._nbsys import monotonic_ns
+from bench.kernel.nbsys import monotonic_ns
 
 KEYS_PER_THREAD = 1024  # distinct batch streams per thread, reused cyclically
 

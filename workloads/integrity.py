@@ -61,7 +61,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from bench.kernel._nbsys import atomic_load, monotonic_ns
+from bench.kernel.nbsys import atomic_load, monotonic_ns
 
 __all__ = ["PAGE_BYTES", "PAGE_WORDS", "STATUS_NAMES", "IntegrityWorkload", "Verdict", "page_array",
            "init_pages", "write_page", "verify", "checksum", "VERSION"]

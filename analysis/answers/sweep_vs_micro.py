@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from analysis._micro_match import ALL
 from analysis.answers import Answer, Context, NoData, sizes
-from analysis.report import _micro_match
+from analysis.report import micro_match_table
 
 
 def _judged(table, memory: bool):
@@ -61,7 +61,7 @@ def answer(ctx: Context) -> Answer:
         raise NoData("no micro-benchmark results (the micro step)")
     if not len(ctx.lockstep) or ctx.lockstep["size_bytes"].nunique() < 2:
         raise NoData("no lockstep sweep over two or more sizes (the sweep step)")
-    table = _micro_match(data)
+    table = micro_match_table(data)
     if table is None:
         raise NoData("no tracker phase of the sweep maps to a micro case that ran")
     frame = table.frame

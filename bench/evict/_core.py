@@ -2,7 +2,7 @@
 per-run loops (write-out, drop, range ioctls, final restore).
 
 Everything that can block a vCPU, or runs while vCPUs are blocked, is numba ``nogil`` code
-calling libc directly (``bench.kernel._nbsys``), so no step of a fault's resolution needs the
+calling libc directly (``bench.kernel.nbsys``), so no step of a fault's resolution needs the
 GIL and the measured costs are the kernel's, not the interpreter's.
 
 The handler (``serve``) owns the userfaultfd's message queue for a whole run:
@@ -29,9 +29,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from bench.kernel import _nbsys
+from bench.kernel import nbsys
 from bench.kernel.uffd_server import read_messages, wait_either
-from bench.kernel._libc import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MADV_DONTNEED
+from bench.kernel.libc import FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, MADV_DONTNEED
 from bench.kernel.uffd import (UFFD_EVENT_PAGEFAULT, UFFD_PAGEFAULT_FLAG_MINOR, UFFD_PAGEFAULT_FLAG_RWP,
                                UFFD_PAGEFAULT_FLAG_WP, UFFDIO_CONTINUE, UFFDIO_COPY, UFFDIO_WAKE)
 
@@ -77,7 +77,7 @@ def _process(uffd, msgs, n, mode, base, npages, store_addr, ctl, resident, touch
     """Handle the *n* bytes of messages in *msgs* in *mode*; bufs = [copy(5) | continue(4) | range(2)]."""
     copy, cont, rng = bufs[0:5], bufs[5:9], bufs[9:11]
     for i in range(max(n, 0) // 32):
-        t0 = _nbsys.monotonic_ns(ts)
+        t0 = nbsys.monotonic_ns(ts)
         if msgs[4 * i] & 0xFF != UFFD_EVENT_PAGEFAULT:
             ctl[C_OTHER] += 1
             continue
@@ -102,7 +102,7 @@ def _process(uffd, msgs, n, mode, base, npages, store_addr, ctl, resident, touch
             cont[1] = PAGE
             cont[2] = 0
             cont[3] = 0
-            if _nbsys.ioctl(uffd, UFFDIO_CONTINUE, _nbsys.voidptr(cont.ctypes.data)) != 0:
+            if nbsys.ioctl(uffd, UFFDIO_CONTINUE, nbsys.voidptr(cont.ctypes.data)) != 0:
                 if _benign(cont[3]):
                     ctl[C_RETRY] += 1
                 else:
@@ -110,9 +110,9 @@ def _process(uffd, msgs, n, mode, base, npages, store_addr, ctl, resident, touch
                     ctl[C_LAST_ERR] = cont[3]
                 rng[0] = addr
                 rng[1] = PAGE
-                _nbsys.ioctl(uffd, UFFDIO_WAKE, _nbsys.voidptr(rng.ctypes.data))
+                nbsys.ioctl(uffd, UFFDIO_WAKE, nbsys.voidptr(rng.ctypes.data))
             ctl[C_MINOR] += 1
-            ctl[C_MINOR_NS] += _nbsys.monotonic_ns(ts) - t0
+            ctl[C_MINOR_NS] += nbsys.monotonic_ns(ts) - t0
             continue
         # MISSING: the page was evicted; fetch it back from the store.
         copy[0] = addr
@@ -120,10 +120,10 @@ def _process(uffd, msgs, n, mode, base, npages, store_addr, ctl, resident, touch
         copy[2] = PAGE
         copy[3] = 0
         copy[4] = 0
-        if _nbsys.ioctl(uffd, UFFDIO_COPY, _nbsys.voidptr(copy.ctypes.data)) == 0 and copy[4] == PAGE:
+        if nbsys.ioctl(uffd, UFFDIO_COPY, nbsys.voidptr(copy.ctypes.data)) == 0 and copy[4] == PAGE:
             resident[page] = 1
             ctl[C_MISSING] += 1
-            _log(log, ctl, t0, _nbsys.monotonic_ns(ts), page, K_REFAULT | (flags << 8))
+            _log(log, ctl, t0, nbsys.monotonic_ns(ts), page, K_REFAULT | (flags << 8))
             continue
         kind = K_RETRY
         if _benign(copy[4]):
@@ -134,8 +134,8 @@ def _process(uffd, msgs, n, mode, base, npages, store_addr, ctl, resident, touch
             ctl[C_LAST_ERR] = copy[4]
         rng[0] = addr
         rng[1] = PAGE
-        _nbsys.ioctl(uffd, UFFDIO_WAKE, _nbsys.voidptr(rng.ctypes.data))
-        _log(log, ctl, t0, _nbsys.monotonic_ns(ts), page, kind | (flags << 8))
+        nbsys.ioctl(uffd, UFFDIO_WAKE, nbsys.voidptr(rng.ctypes.data))
+        _log(log, ctl, t0, nbsys.monotonic_ns(ts), page, kind | (flags << 8))
 
 
 @njit(nogil=True, cache=True)
@@ -156,11 +156,11 @@ def serve(uffd, cmd_fd, ack_fd, base, npages, store_addr, ctl, resident, touched
     while True:
         faults, command = wait_either(uffd, cmd_fd, pfd)
         if command:
-            _nbsys.read(cmd_fd, _nbsys.voidptr(ev.ctypes.data), 8)
-            cmd = _nbsys.atomic_load(cmd_addr)
+            nbsys.read(cmd_fd, nbsys.voidptr(ev.ctypes.data), 8)
+            cmd = nbsys.atomic_load(cmd_addr)
             ev[0] = 1
             if cmd == STOP:
-                _nbsys.write(ack_fd, _nbsys.voidptr(ev.ctypes.data), 8)
+                nbsys.write(ack_fd, nbsys.voidptr(ev.ctypes.data), 8)
                 return
             if mode == HOLD and cmd != HOLD:
                 while True:  # the fd is non-blocking: read until the queue is empty
@@ -170,7 +170,7 @@ def serve(uffd, cmd_fd, ack_fd, base, npages, store_addr, ctl, resident, touched
                     _process(uffd, msgs, n, HOLD, base, npages, store_addr, ctl, resident, touched, log, bufs, ts)
             mode = cmd
             ctl[C_MODE] = mode
-            _nbsys.write(ack_fd, _nbsys.voidptr(ev.ctypes.data), 8)
+            nbsys.write(ack_fd, nbsys.voidptr(ev.ctypes.data), 8)
         if not faults:
             continue
         n = read_messages(uffd, msgs)
@@ -188,7 +188,7 @@ def range_ioctl(uffd, request, runs, base, mode):
         arg[0] = base + runs[i, 0] * PAGE
         arg[1] = runs[i, 1] * PAGE
         arg[2] = mode
-        if _nbsys.ioctl(uffd, request, _nbsys.voidptr(arg.ctypes.data)) != 0:
+        if nbsys.ioctl(uffd, request, nbsys.voidptr(arg.ctypes.data)) != 0:
             return -(i + 1)
     return runs.shape[0]
 
@@ -203,7 +203,7 @@ def write_out(runs, src, store_fd):
     for i in range(runs.shape[0]):
         off = runs[i, 0] * PAGE
         n = runs[i, 1] * PAGE
-        if _nbsys.pwrite(store_fd, _nbsys.voidptr(src + off), n, off) != n:
+        if nbsys.pwrite(store_fd, nbsys.voidptr(src + off), n, off) != n:
             return -(i + 1)
         total += n
     return total
@@ -212,8 +212,8 @@ def write_out(runs, src, store_fd):
 @njit(nogil=True, cache=True)
 def _drop_span(fd, addr, first, count, punch):
     if punch:
-        return _nbsys.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, first * PAGE, count * PAGE)
-    return _nbsys.madvise(_nbsys.voidptr(addr + first * PAGE), count * PAGE, MADV_DONTNEED)
+        return nbsys.fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, first * PAGE, count * PAGE)
+    return nbsys.madvise(nbsys.voidptr(addr + first * PAGE), count * PAGE, MADV_DONTNEED)
 
 
 @njit(nogil=True, cache=True)
@@ -267,7 +267,7 @@ def restore(uffd, base, store_addr, resident):
         copy[2] = PAGE
         copy[3] = 0
         copy[4] = 0
-        if _nbsys.ioctl(uffd, UFFDIO_COPY, _nbsys.voidptr(copy.ctypes.data)) != 0 or copy[4] != PAGE:
+        if nbsys.ioctl(uffd, UFFDIO_COPY, nbsys.voidptr(copy.ctypes.data)) != 0 or copy[4] != PAGE:
             return -(p + 1)
         resident[p] = 1
         done += 1

@@ -23,7 +23,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from bench.kernel import _libc, pagemap, uffd
+from bench.kernel import libc, pagemap, uffd
 from bench.evict import _core as core
 
 # Trackers that register the arena with their own userfaultfd cannot share it with the eviction's.
@@ -78,7 +78,7 @@ class Variant:
             first, count = runs[-done - 1]
             arg = uffd.uffdio_writeprotect(range=uffd.uffdio_range(self.ctx.arena.addr + int(first) * core.PAGE,
                                                                    int(count) * core.PAGE), mode=mode)
-            _libc.ioctl(self.ctx.uffd.fd, request, arg, what)
+            libc.ioctl(self.ctx.uffd.fd, request, arg, what)
             raise OSError(f"{what} failed on run {-done - 1} and then succeeded when repeated")
         self.ioctls += done
 
@@ -190,7 +190,7 @@ class ShmemMinor(Variant):
 
     def arm(self) -> None:
         a = self.ctx.arena
-        _libc.madvise(a.addr, a.size, _libc.MADV_DONTNEED)  # shared memory: PTEs go, page cache stays
+        libc.madvise(a.addr, a.size, libc.MADV_DONTNEED)  # shared memory: PTEs go, page cache stays
 
     def freeze(self) -> None:
         self.ctx.command(core.HOLD)

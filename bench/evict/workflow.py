@@ -71,7 +71,7 @@ from bench.evict._stats import pct, round_rows, summarize
 from bench.evict.variants import UFFD_TRACKERS, VARIANTS, Variant
 from bench.arena import Arena, backing_unavailable, parse_size
 from bench.errors import HotbenchError
-from bench.kernel import _libc, pagemap, uffd, uffd_server
+from bench.kernel import libc, pagemap, uffd, uffd_server
 
 __all__ = ["EvictParams", "EvictResult", "VARIANTS", "variant_names", "unavailable", "detector_for", "placement_of",
            "run", "run_matrix", "summarize"]
@@ -202,19 +202,19 @@ class _Ctx:
         p, size = self.params, self.params.size
         self.arena = Arena(size, p.backing)
         a = self.arena
-        prot = _libc.PROT_READ | _libc.PROT_WRITE
+        prot = libc.PROT_READ | libc.PROT_WRITE
         if p.backing == "shmem":  # the VMM's own view: a second, never registered mapping of the memfd
-            self.io_addr = _libc.mmap(size, prot, _libc.MAP_SHARED, a.fd)
+            self.io_addr = libc.mmap(size, prot, libc.MAP_SHARED, a.fd)
             self._io_mapped = True
-            _libc.madvise(self.io_addr, size, _libc.MADV_NOHUGEPAGE)
+            libc.madvise(self.io_addr, size, libc.MADV_NOHUGEPAGE)
         else:
             self.io_addr = a.addr
         if p.store:
             self.store_fd = os.open(p.store, os.O_TMPFILE | os.O_RDWR | os.O_CLOEXEC, 0o600)
         else:
-            self.store_fd = _libc.memfd_create("hotbench-evict-store", _libc.MFD_CLOEXEC)
+            self.store_fd = libc.memfd_create("hotbench-evict-store", libc.MFD_CLOEXEC)
         os.ftruncate(self.store_fd, size)
-        self.store_addr = _libc.mmap(size, _libc.PROT_READ, _libc.MAP_SHARED, self.store_fd)
+        self.store_addr = libc.mmap(size, libc.PROT_READ, libc.MAP_SHARED, self.store_fd)
         self.resident = np.ones(a.npages, np.uint8)
         self.touched = np.zeros(a.npages, np.uint8)
         self.scanner = pagemap.Scanner()
@@ -272,13 +272,13 @@ class _Ctx:
             self.scanner.close()
             self.scanner = None
         if self.store_addr:
-            _libc.munmap(self.store_addr, self.params.size)
+            libc.munmap(self.store_addr, self.params.size)
             self.store_addr = 0
         if self.store_fd >= 0:
             os.close(self.store_fd)
             self.store_fd = -1
         if self._io_mapped:
-            _libc.munmap(self.io_addr, self.params.size)
+            libc.munmap(self.io_addr, self.params.size)
             self._io_mapped = False
         self.io_addr = 0
         for fd in (self.cmd_fd, self.ack_fd):

@@ -16,8 +16,8 @@ import os
 
 import numpy as np
 
-from bench.kernel import _libc
-from bench.kernel._libc import _IOWR
+from bench.kernel import libc
+from bench.kernel.libc import _IOWR
 
 __all__ = ["Scanner", "open_pagemap", "pagemap_path", "read_entries", "regions_to_bitmap", "supported_categories",
            "page_region_dtype", "warmup"]
@@ -109,7 +109,7 @@ class Scanner:
         chunks = []
         found = 0
         while True:
-            n = _libc.ioctl(self.fd, PAGEMAP_SCAN, arg, "PAGEMAP_SCAN")
+            n = libc.ioctl(self.fd, PAGEMAP_SCAN, arg, "PAGEMAP_SCAN")
             self.calls += 1
             if n:
                 chunks.append(self.vec[:n].copy())
@@ -168,7 +168,7 @@ def entry_pfns(entries: np.ndarray) -> np.ndarray:
 
 def supported_categories() -> int:
     """Mask of ``PAGE_IS_*`` bits this kernel's ``PAGEMAP_SCAN`` accepts (OSError ENOTTY: no PAGEMAP_SCAN)."""
-    probe_area = _libc.mmap(PAGE_SIZE, _libc.PROT_READ, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
+    probe_area = libc.mmap(PAGE_SIZE, libc.PROT_READ, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
     try:
         with Scanner(vec_len=4) as scanner:
             scanner.scan(probe_area, probe_area + PAGE_SIZE)  # ENOTTY here: no PAGEMAP_SCAN at all
@@ -183,4 +183,4 @@ def supported_categories() -> int:
                 mask |= 1 << bit
             return mask
     finally:
-        _libc.munmap(probe_area, PAGE_SIZE)
+        libc.munmap(probe_area, PAGE_SIZE)

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.kernel import _libc, procfs, tracefs
+from bench.kernel import libc, procfs, tracefs
 
 __all__ = ["perf_event_attr", "PERF_TYPE_SOFTWARE", "PERF_TYPE_TRACEPOINT", "PERF_FORMAT_TOTAL_TIME_ENABLED",
            "PERF_FORMAT_TOTAL_TIME_RUNNING", "PERF_FORMAT_GROUP", "PERF_EVENT_IOC_ENABLE", "PERF_EVENT_IOC_DISABLE",
@@ -86,10 +86,10 @@ PERF_FORMAT_ID = 1 << 2
 PERF_FORMAT_GROUP = 1 << 3
 
 # ioctls on an event fd ('$' = 0x24); enum perf_event_ioc_flags
-PERF_EVENT_IOC_ENABLE = _libc._IO(0x24, 0)
-PERF_EVENT_IOC_DISABLE = _libc._IO(0x24, 1)
-PERF_EVENT_IOC_RESET = _libc._IO(0x24, 3)
-PERF_EVENT_IOC_SET_FILTER = _libc._IOW(0x24, 6, ctypes.sizeof(ctypes.c_void_p))
+PERF_EVENT_IOC_ENABLE = libc._IO(0x24, 0)
+PERF_EVENT_IOC_DISABLE = libc._IO(0x24, 1)
+PERF_EVENT_IOC_RESET = libc._IO(0x24, 3)
+PERF_EVENT_IOC_SET_FILTER = libc._IOW(0x24, 6, ctypes.sizeof(ctypes.c_void_p))
 PERF_IOC_FLAG_GROUP = 1 << 0
 
 PERF_FLAG_FD_CLOEXEC = 1 << 3  # perf_event_open flags
@@ -140,7 +140,7 @@ PERF_ATTR_SIZE_VER7 = 128
 def perf_event_open(attr: perf_event_attr, pid: int, cpu: int, group_fd: int, what: str) -> int:
     """The new event's fd (close-on-exec). *pid* 0 = the calling thread, *cpu* -1 = any CPU."""
     attr.size = ctypes.sizeof(attr)
-    return _libc.syscall5(__NR_perf_event_open, ctypes.addressof(attr), pid, cpu, group_fd, PERF_FLAG_FD_CLOEXEC,
+    return libc.syscall5(__NR_perf_event_open, ctypes.addressof(attr), pid, cpu, group_fd, PERF_FLAG_FD_CLOEXEC,
                           f"perf_event_open({what})")
 
 
@@ -189,7 +189,7 @@ class Tracepoint:
     def setup(self, fd: int) -> None:
         if self.filter:
             text = ctypes.create_string_buffer(self.filter.encode())
-            _libc.ioctl(fd, PERF_EVENT_IOC_SET_FILTER, ctypes.addressof(text),
+            libc.ioctl(fd, PERF_EVENT_IOC_SET_FILTER, ctypes.addressof(text),
                         f"PERF_EVENT_IOC_SET_FILTER({self.filter!r}) on {self.system}:{self.event}")
 
 
@@ -342,10 +342,10 @@ class Sampler:
         self._data_offset, self._data_size = struct.unpack_from("<QQ", self._map, MMAP_PAGE_DATA_OFFSET)
 
     def enable(self) -> None:
-        _libc.ioctl(self.fd, PERF_EVENT_IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE (sampling)")
+        libc.ioctl(self.fd, PERF_EVENT_IOC_ENABLE, 0, "PERF_EVENT_IOC_ENABLE (sampling)")
 
     def disable(self) -> None:
-        _libc.ioctl(self.fd, PERF_EVENT_IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE (sampling)")
+        libc.ioctl(self.fd, PERF_EVENT_IOC_DISABLE, 0, "PERF_EVENT_IOC_DISABLE (sampling)")
 
     def take(self) -> Samples:
         """The records between the buffer's tail and head, decoded; the tail moves to the head

@@ -30,7 +30,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from bench.kernel import _libc, damon_sysfs, mglru, page_idle, pagemap, procfs, uffd, uffd_rfc
+from bench.kernel import libc, damon_sysfs, mglru, page_idle, pagemap, procfs, uffd, uffd_rfc
 from bench.kernel.procfs import MAX_MAP_COUNT, NUMA_BALANCING, UNPRIVILEGED_USERFAULTFD
 
 __all__ = ["Probe", "verdict", "raw_facts", "clear_cache", "probe_rwp", "probe_rwp_rfc", "probe_idle_page",
@@ -87,13 +87,13 @@ def _uffd() -> _Uffd:
     errors = []
     flags = os.O_CLOEXEC | os.O_NONBLOCK
     try:  # both doors, separately, to name each errno
-        os.close(_libc.syscall(uffd.__NR_userfaultfd, flags, "userfaultfd(2)"))
+        os.close(libc.syscall(uffd.__NR_userfaultfd, flags, "userfaultfd(2)"))
     except OSError as e:
         errors.append(("userfaultfd(2)", _errname(e)))
     try:
         dev = os.open("/dev/userfaultfd", os.O_RDWR | os.O_CLOEXEC)
         try:
-            os.close(_libc.ioctl(dev, uffd.USERFAULTFD_IOC_NEW, flags, "USERFAULTFD_IOC_NEW"))
+            os.close(libc.ioctl(dev, uffd.USERFAULTFD_IOC_NEW, flags, "USERFAULTFD_IOC_NEW"))
         finally:
             os.close(dev)
     except OSError as e:
@@ -143,26 +143,26 @@ def _categories_note() -> str:
 @contextlib.contextmanager
 def _anon_page() -> Iterator[int]:
     """One populated private anonymous page, unmapped on exit."""
-    addr = _libc.mmap(PAGE_SIZE, _libc.PROT_READ | _libc.PROT_WRITE, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
+    addr = libc.mmap(PAGE_SIZE, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
     try:
         ctypes.memset(addr, 0x5A, PAGE_SIZE)
         yield addr
     finally:
-        _libc.munmap(addr, PAGE_SIZE)
+        libc.munmap(addr, PAGE_SIZE)
 
 
 @contextlib.contextmanager
 def _memfd_page() -> Iterator[int]:
     """One populated page of a memfd (shmem) mapped shared; fd closed and page unmapped on exit."""
-    fd = _libc.memfd_create("hotbench-probe", _libc.MFD_CLOEXEC)
+    fd = libc.memfd_create("hotbench-probe", libc.MFD_CLOEXEC)
     try:
         os.ftruncate(fd, PAGE_SIZE)
-        addr = _libc.mmap(PAGE_SIZE, _libc.PROT_READ | _libc.PROT_WRITE, _libc.MAP_SHARED, fd)
+        addr = libc.mmap(PAGE_SIZE, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_SHARED, fd)
         try:
             ctypes.memset(addr, 0x5A, PAGE_SIZE)
             yield addr
         finally:
-            _libc.munmap(addr, PAGE_SIZE)
+            libc.munmap(addr, PAGE_SIZE)
     finally:
         os.close(fd)
 
@@ -226,7 +226,7 @@ def probe_rwp_rfc() -> Probe:
     try:
         with _anon_page() as addr, uffd.Userfaultfd(uffd_rfc.UFFD_FEATURE_MINOR_ANON | uffd_rfc.UFFD_FEATURE_MINOR_ASYNC) as u:
             u.register(addr, PAGE_SIZE, uffd.UFFDIO_REGISTER_MODE_MINOR)
-            _libc.ioctl(u.fd, uffd_rfc.UFFDIO_DEACTIVATE, uffd.uffdio_range(addr, PAGE_SIZE), "UFFDIO_DEACTIVATE")
+            libc.ioctl(u.fd, uffd_rfc.UFFDIO_DEACTIVATE, uffd.uffdio_range(addr, PAGE_SIZE), "UFFDIO_DEACTIVATE")
     except OSError as e:
         return Probe(False, f"bits 17/18 set but the RFC check failed: {_failed(e)}; {_UNTESTED}", details)
     return Probe(True, f"{_features_note()}: MINOR_ANON, MINOR_ASYNC; MODE_MINOR on private anon + "
@@ -293,7 +293,7 @@ def probe_shmem_zap() -> Probe:
         with _memfd_page() as addr, pagemap.Scanner(vec_len=4) as s:
             scan = dict(category_mask=pagemap.PAGE_IS_PRESENT, return_mask=pagemap.PAGE_IS_PRESENT)
             before = len(s.scan(addr, addr + PAGE_SIZE, **scan))
-            _libc.madvise(addr, PAGE_SIZE, _libc.MADV_DONTNEED)
+            libc.madvise(addr, PAGE_SIZE, libc.MADV_DONTNEED)
             after = len(s.scan(addr, addr + PAGE_SIZE, **scan))
     except OSError as e:
         if e.filename and "memfd_create" in str(e.filename):
@@ -337,8 +337,8 @@ def probe_mprotect() -> Probe:
     max_map_count = procfs.read_text(MAX_MAP_COUNT)
     details = {"max_map_count": int(max_map_count) if max_map_count and max_map_count.isdigit() else None}
     with _anon_page() as addr:
-        _libc.mprotect(addr, PAGE_SIZE, _libc.PROT_NONE)
-        _libc.mprotect(addr, PAGE_SIZE, _libc.PROT_READ | _libc.PROT_WRITE)
+        libc.mprotect(addr, PAGE_SIZE, libc.PROT_NONE)
+        libc.mprotect(addr, PAGE_SIZE, libc.PROT_READ | libc.PROT_WRITE)
     return Probe(True, f"mprotect(PROT_NONE) + SIGSEGV; vm.max_map_count {max_map_count} bounds scattered "
                        f"protections (each protected run splits a VMA)", details)
 

@@ -254,10 +254,10 @@ def soft_dirty_unavailable() -> str | None:
     process: every soft-dirty bit of it is cleared (do not run this while a soft-dirty
     tracker is active in the same process) and the mapping is unmapped.
     """
-    from bench.kernel import _libc, pagemap
+    from bench.kernel import libc, pagemap
 
     size = pagemap.PAGE_SIZE
-    addr = _libc.mmap(size, _libc.PROT_READ | _libc.PROT_WRITE, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
+    addr = libc.mmap(size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
     try:
         ctypes.memset(addr, 1, 1)  # present before the clear
         clear_refs(CLEAR_REFS_SOFT_DIRTY)
@@ -265,7 +265,7 @@ def soft_dirty_unavailable() -> str | None:
         ctypes.memset(addr, 2, 1)
         after = int(pagemap.read_entries(addr, 1)[0])
     finally:
-        _libc.munmap(addr, size)
+        libc.munmap(addr, size)
     if after & pagemap.PM_SOFT_DIRTY and not before & pagemap.PM_SOFT_DIRTY:
         return None
     if before & pagemap.PM_SOFT_DIRTY:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-from bench.kernel import _libc
+from bench.kernel import libc
 
 __all__ = [
     "SIGSEGV", "SIG_DFL", "SIG_IGN", "SA_SIGINFO", "SA_ONSTACK", "SA_RESTART", "SA_NODEFER",
@@ -151,14 +151,14 @@ UCONTEXT_REG_ERR = _greg_offset(REG_ERR)
 UCONTEXT_REG_TRAPNO = _greg_offset(REG_TRAPNO)
 UCONTEXT_REG_CR2 = _greg_offset(REG_CR2)
 
-_sigaction = _libc._declare("sigaction", _libc.c_int,
-                            [_libc.c_int, ctypes.POINTER(struct_sigaction), ctypes.POINTER(struct_sigaction)])
+_sigaction = libc._declare("sigaction", libc.c_int,
+                            [libc.c_int, ctypes.POINTER(struct_sigaction), ctypes.POINTER(struct_sigaction)])
 
 
 def sigaction(signum: int, new: struct_sigaction | None = None) -> struct_sigaction:
     """sigaction(2): install *new* (if given) for *signum*; return the action that was in place."""
     old = struct_sigaction()
-    _libc._check(_sigaction(signum, ctypes.byref(new) if new is not None else None, ctypes.byref(old)),
+    libc._check(_sigaction(signum, ctypes.byref(new) if new is not None else None, ctypes.byref(old)),
                  f"sigaction({signum})")
     return old
 

@@ -35,7 +35,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.kernel import _libc, procfs, sysfs
+from bench.kernel import libc, procfs, sysfs
 
 __all__ = ["Event", "Session", "unavailable", "NR_ioctl", "parse", "FUNCTION_PROFILE_ENABLED", "mountpoint",
            "private_mount", "mounted", "event_id", "event_ids", "probe", "ProfileLine", "parse_function_stat",
@@ -191,11 +191,11 @@ def private_mount(journal=None) -> Iterator[str]:
     where = tempfile.mkdtemp(prefix="hotbench-tracefs-")
     entry = journal.record(journal_mod.MOUNT, target=where, fstype="tracefs", made_dir=True)
     try:
-        _libc.mount("nodev", where, "tracefs")
+        libc.mount("nodev", where, "tracefs")
         try:
             yield where
         finally:
-            _libc.umount2(where, MNT_DETACH)  # lazy: a file still open elsewhere cannot make it fail
+            libc.umount2(where, MNT_DETACH)  # lazy: a file still open elsewhere cannot make it fail
     finally:
         os.rmdir(where)
         journal.remove(entry)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.kernel import _libc
-from bench.kernel._libc import _IO, _IOR, _IOW, _IOWR
+from bench.kernel import libc
+from bench.kernel.libc import _IO, _IOR, _IOW, _IOWR
 
 __all__ = [
     "UFFD_API", "UFFD_USER_MODE_ONLY", "Userfaultfd", "api_features", "UffdFeatures",
@@ -159,14 +159,14 @@ class UffdFeatures:
 def _open_fd(flags: int) -> tuple[int, str]:
     """A new userfaultfd: the syscall first, else /dev/userfaultfd (6.1+, gated by file mode only)."""
     try:
-        return _libc.syscall(__NR_userfaultfd, flags, "userfaultfd(2)"), "syscall"
+        return libc.syscall(__NR_userfaultfd, flags, "userfaultfd(2)"), "syscall"
     except OSError as syscall_err:
         try:
             dev = os.open("/dev/userfaultfd", os.O_RDWR | os.O_CLOEXEC)
         except OSError:
             raise syscall_err from None
         try:
-            return _libc.ioctl(dev, USERFAULTFD_IOC_NEW, flags, "USERFAULTFD_IOC_NEW"), "/dev/userfaultfd"
+            return libc.ioctl(dev, USERFAULTFD_IOC_NEW, flags, "USERFAULTFD_IOC_NEW"), "/dev/userfaultfd"
         finally:
             os.close(dev)
 
@@ -176,7 +176,7 @@ def api_features() -> UffdFeatures:
     fd, via = _open_fd(os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         api = uffdio_api(api=UFFD_API, features=0)
-        _libc.ioctl(fd, UFFDIO_API, api, "UFFDIO_API")
+        libc.ioctl(fd, UFFDIO_API, api, "UFFDIO_API")
         return UffdFeatures(api.features, api.ioctls, via)
     finally:
         os.close(fd)
@@ -194,7 +194,7 @@ class Userfaultfd:
         self.fd, self.via = _open_fd(flags)
         try:
             api = uffdio_api(api=UFFD_API, features=features)
-            _libc.ioctl(self.fd, UFFDIO_API, api, f"UFFDIO_API(features={features:#x})")
+            libc.ioctl(self.fd, UFFDIO_API, api, f"UFFDIO_API(features={features:#x})")
         except BaseException:
             os.close(self.fd)
             self.fd = -1
@@ -216,25 +216,25 @@ class Userfaultfd:
     def register(self, start: int, length: int, mode: int) -> int:
         """``UFFDIO_REGISTER``; returns the range-ioctl mask the kernel allows on it."""
         reg = uffdio_register(range=uffdio_range(start, length), mode=mode)
-        _libc.ioctl(self.fd, UFFDIO_REGISTER, reg, f"UFFDIO_REGISTER(mode={mode:#x})")
+        libc.ioctl(self.fd, UFFDIO_REGISTER, reg, f"UFFDIO_REGISTER(mode={mode:#x})")
         return reg.ioctls
 
     def unregister(self, start: int, length: int) -> None:
-        _libc.ioctl(self.fd, UFFDIO_UNREGISTER, uffdio_range(start, length), "UFFDIO_UNREGISTER")
+        libc.ioctl(self.fd, UFFDIO_UNREGISTER, uffdio_range(start, length), "UFFDIO_UNREGISTER")
 
     def wake(self, start: int, length: int) -> None:
-        _libc.ioctl(self.fd, UFFDIO_WAKE, uffdio_range(start, length), "UFFDIO_WAKE")
+        libc.ioctl(self.fd, UFFDIO_WAKE, uffdio_range(start, length), "UFFDIO_WAKE")
 
     def writeprotect(self, start: int, length: int, protect: bool, *, dontwake: bool = False) -> None:
         mode = (UFFDIO_WRITEPROTECT_MODE_WP if protect else 0) | (UFFDIO_WRITEPROTECT_MODE_DONTWAKE if dontwake else 0)
         arg = uffdio_writeprotect(range=uffdio_range(start, length), mode=mode)
-        _libc.ioctl(self.fd, UFFDIO_WRITEPROTECT, arg, "UFFDIO_WRITEPROTECT")
+        libc.ioctl(self.fd, UFFDIO_WRITEPROTECT, arg, "UFFDIO_WRITEPROTECT")
 
     def continue_(self, start: int, length: int, mode: int = 0) -> int:
         """``UFFDIO_CONTINUE``: map the page-cache pages of a MINOR fault; returns bytes mapped."""
         arg = uffdio_continue(range=uffdio_range(start, length), mode=mode)
         try:
-            _libc.ioctl(self.fd, UFFDIO_CONTINUE, arg, "UFFDIO_CONTINUE")
+            libc.ioctl(self.fd, UFFDIO_CONTINUE, arg, "UFFDIO_CONTINUE")
         except OSError as e:
             if e.errno != errno.EEXIST:  # already mapped by a racing fault: fine
                 raise
@@ -244,7 +244,7 @@ class Userfaultfd:
         """``UFFDIO_COPY``; the kernel reports bytes copied (or -errno) in the struct itself."""
         arg = uffdio_copy(dst=dst, src=src, len=length, mode=mode)
         try:
-            _libc.ioctl(self.fd, UFFDIO_COPY, arg, "UFFDIO_COPY")
+            libc.ioctl(self.fd, UFFDIO_COPY, arg, "UFFDIO_COPY")
         except OSError as e:
             if e.errno != errno.EEXIST:
                 raise
@@ -254,11 +254,11 @@ class Userfaultfd:
         """7.3 ``UFFDIO_RWPROTECT``: arm (protect) or resolve (unprotect and wake) a range."""
         mode = (UFFDIO_RWPROTECT_MODE_RWP if protect else 0) | (UFFDIO_RWPROTECT_MODE_DONTWAKE if dontwake else 0)
         arg = uffdio_rwprotect(range=uffdio_range(start, length), mode=mode)
-        _libc.ioctl(self.fd, UFFDIO_RWPROTECT, arg, "UFFDIO_RWPROTECT")
+        libc.ioctl(self.fd, UFFDIO_RWPROTECT, arg, "UFFDIO_RWPROTECT")
 
     def set_mode(self, enable: int = 0, disable: int = 0) -> None:
         """``UFFDIO_SET_MODE``: flip toggleable features (7.3: only ``UFFD_FEATURE_RWP_ASYNC``)."""
-        _libc.ioctl(self.fd, UFFDIO_SET_MODE, uffdio_set_mode(enable, disable), "UFFDIO_SET_MODE")
+        libc.ioctl(self.fd, UFFDIO_SET_MODE, uffdio_set_mode(enable, disable), "UFFDIO_SET_MODE")
 
     def read_messages(self, buf: np.ndarray) -> np.ndarray:
         """Read pending ``struct uffd_msg``s into *buf* (dtype ``uffd_msg_dtype``); empty when none."""

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import ctypes
 
-from bench.kernel import _libc
-from bench.kernel._libc import _IOR, _IOW
+from bench.kernel import libc
+from bench.kernel.libc import _IOR, _IOW
 from bench.kernel.uffd import UFFDIO, uffdio_range, uffdio_set_mode
 
 UFFD_FEATURE_MINOR_ANON = 1 << 17  # == 7.3 UFFD_FEATURE_RWP
@@ -33,4 +33,4 @@ def deactivate(u, start: int, length: int) -> None:
     Private anon: PROT_NONE via change_protection, page and PFN kept; shmem/hugetlbfs: PTEs
     zapped. ENOENT when the range is not MINOR-registered. Untested on a live kernel.
     """
-    _libc.ioctl(u.fd, UFFDIO_DEACTIVATE, uffdio_range(start, length), "UFFDIO_DEACTIVATE")
+    libc.ioctl(u.fd, UFFDIO_DEACTIVATE, uffdio_range(start, length), "UFFDIO_DEACTIVATE")

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 from numba import njit
 
-from bench.kernel import _nbsys
+from bench.kernel import nbsys
 from bench.kernel.uffd import (UFFD_EVENT_PAGEFAULT, UFFDIO_CONTINUE, UFFDIO_WAKE, Userfaultfd,
                                uffd_msg_dtype)
 
@@ -34,25 +34,25 @@ def wait_either(uffd: int, other_fd: int, pfd: np.ndarray) -> tuple[bool, bool]:
     pfd[1] = POLLIN
     pfd[2] = other_fd
     pfd[3] = POLLIN
-    _nbsys.poll(_nbsys.voidptr(pfd.ctypes.data), 2, -1)
+    nbsys.poll(nbsys.voidptr(pfd.ctypes.data), 2, -1)
     return bool((pfd[1] >> 16) & POLLIN), bool((pfd[3] >> 16) & POLLIN)
 
 
 @njit(inline="always")
 def read_messages(uffd: int, msgs: np.ndarray) -> int:
     """Read pending ``struct uffd_msg``s (4 x u64 each) into *msgs*; returns the byte count (<= 0: none)."""
-    return _nbsys.read(uffd, _nbsys.voidptr(msgs.ctypes.data), msgs.size * 8)
+    return nbsys.read(uffd, nbsys.voidptr(msgs.ctypes.data), msgs.size * 8)
 
 
 @njit(inline="always")
 def resolve_or_wake(uffd: int, request: int, arg: np.ndarray, rng: np.ndarray, addr: int, length: int) -> bool:
     """Issue the resolving ioctl (*arg* already filled); if it fails (raced: EEXIST, EAGAIN) wake the
     range so the faulting thread retries. Returns False on failure."""
-    if _nbsys.ioctl(uffd, request, _nbsys.voidptr(arg.ctypes.data)) == 0:
+    if nbsys.ioctl(uffd, request, nbsys.voidptr(arg.ctypes.data)) == 0:
         return True
     rng[0] = addr
     rng[1] = length
-    _nbsys.ioctl(uffd, UFFDIO_WAKE, _nbsys.voidptr(rng.ctypes.data))
+    nbsys.ioctl(uffd, UFFDIO_WAKE, nbsys.voidptr(rng.ctypes.data))
     return False
 
 

@@ -45,7 +45,7 @@ from functools import partial
 import numpy as np
 
 from bench.arena import BASE_PAGE, Arena, backing_unavailable
-from bench.kernel import _libc, procfs
+from bench.kernel import libc, procfs
 
 __all__ = ["Case", "plain_cases", "ordered", "fault_cases", "PERCENTS", "STATE_PERCENTS", "ARM_FRACTION", "PLACEMENTS",
            "new_arena", "touch", "pages", "timed", "fault_arena", "timed_touch", "touch_after", "placed", "zap_refault"]
@@ -185,7 +185,7 @@ def touch_after(loops, arena: Arena, rearm: Callable[[], object]) -> Callable[[]
 def zap_refault(size, stack, backing, prefault=True):
     """Refault after MADV_DONTNEED: shmem keeps its pages in the page cache, anon frees them."""
     arena, loops = fault_arena(stack, size, backing, prefault)
-    return touch_after(loops, arena, partial(_libc.madvise, arena.addr, arena.size, _libc.MADV_DONTNEED))
+    return touch_after(loops, arena, partial(libc.madvise, arena.addr, arena.size, libc.MADV_DONTNEED))
 
 
 def fault_cases(kind: str, mechanism: str | None, backings: tuple[str, ...], what: str, setup,

@@ -5,7 +5,7 @@ shmem-zap, shmem-zap-minor and uffd-minor arm with (``Tracker.cost_model``)."""
 
 from __future__ import annotations
 
-from bench.kernel import _libc, procfs
+from bench.kernel import libc, procfs
 from bench.micro import kit
 from bench.trackers._base import BEFORE, FIRST, LATER, CostMatch, RawPrimitive
 
@@ -21,7 +21,7 @@ def category_scan(name: str, category: int) -> RawPrimitive:
 def mprotect_whole(name: str, prot: int) -> RawPrimitive:
     def make(tracker, scanner):
         arena = tracker.arena
-        return lambda: _libc.mprotect(arena.addr, arena.size, prot)
+        return lambda: libc.mprotect(arena.addr, arena.size, prot)
     return RawPrimitive(name, make)
 
 
@@ -31,7 +31,7 @@ def clear_refs(name: str, value: int) -> RawPrimitive:
 
 def _zap(tracker, scanner):
     arena = tracker.arena
-    return lambda: _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)
+    return lambda: libc.madvise(arena.addr, arena.size, libc.MADV_DONTNEED)
 
 
 ZAP = RawPrimitive("MADV_DONTNEED whole arena", _zap)

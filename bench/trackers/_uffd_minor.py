@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench.kernel import _libc, probe, uffd
+from bench.kernel import libc, probe, uffd
 from bench.micro import kit
 from bench.trackers._base import Tracker
 
@@ -62,7 +62,7 @@ class MinorServed(Tracker):
     def _zap(self) -> None:
         """Drop the arena's PTEs; the pages stay in the page cache, the next access is a MINOR fault."""
         self._counters_at_arm = (int(self._server.counters[0]), int(self._server.counters[1]))
-        _libc.madvise(self.arena.addr, self.arena.size, _libc.MADV_DONTNEED)
+        libc.madvise(self.arena.addr, self.arena.size, libc.MADV_DONTNEED)
 
     def _served_since_arm(self) -> dict:
         """Faults the server resolved since the last zap, and CONTINUEs that failed (then retried)."""
@@ -93,4 +93,4 @@ def _fault_served(size, stack, backing, placement="unpinned"):
                                           kit.placed(stack, placement).server)
     stack.callback(server.stop)
     stack.callback(u.close)  # unregister first, so no fault can wait with nobody to resolve it
-    return kit.touch_after(loops, arena, partial(_libc.madvise, arena.addr, arena.size, _libc.MADV_DONTNEED))
+    return kit.touch_after(loops, arena, partial(libc.madvise, arena.addr, arena.size, libc.MADV_DONTNEED))

@@ -13,7 +13,7 @@ arena. ``release`` undoes it (the kernel may merge the neighbour back: as it was
 
 from __future__ import annotations
 
-from bench.kernel import _libc, procfs
+from bench.kernel import libc, procfs
 
 
 def isolate(arena) -> bool:
@@ -21,7 +21,7 @@ def isolate(arena) -> bool:
     vma = procfs.smaps_vma(arena.addr) or {}
     if "dc" in vma.get("VmFlags", ()):
         return False
-    _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTFORK)
+    libc.madvise(arena.addr, arena.size, libc.MADV_DONTFORK)
     return True
 
 
@@ -29,6 +29,6 @@ def release(arena, isolated: bool) -> None:
     """Undo ``isolate`` (``MADV_DOFORK``); a no-op when it did nothing or the arena is gone."""
     if isolated and arena is not None and arena.addr:
         try:
-            _libc.madvise(arena.addr, arena.size, _libc.MADV_DOFORK)
+            libc.madvise(arena.addr, arena.size, libc.MADV_DOFORK)
         except OSError:  # unmapped under us: nothing left to restore
             pass

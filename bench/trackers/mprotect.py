@@ -11,9 +11,9 @@ as a write. ``collect`` re-opens the arena before reading the marks.
 
 The handler is async-signal-safe: no allocation, no Python, no libc. It reads ``si_addr``,
 ``si_code`` and ``gregs[REG_ERR]`` at the offsets in ``bench.kernel.signals`` and makes
-raw ``mprotect``/``rt_sigaction``/``tgkill`` syscalls (``bench.kernel._nbsys.syscall4``, an
+raw ``mprotect``/``rt_sigaction``/``tgkill`` syscalls (``bench.kernel.nbsys.syscall4``, an
 inline ``syscall`` instruction), so it never clobbers the interrupted thread's ``errno``; marks
-and counters are atomic (``_nbsys``' relaxed atomics), so
+and counters are atomic (``nbsys``' relaxed atomics), so
 concurrent threads faulting at once lose nothing. It finds its state through a JIT
 symbol: the process's one state block (int64 slots, never freed) is registered once with
 ``llvmlite.binding.add_symbol`` and the handler refers to it as an external global, so its
@@ -49,7 +49,7 @@ from functools import partial
 import numpy as np
 
 from bench.errors import HotbenchError
-from bench.kernel import _libc, mm_events, probe, procfs, signals
+from bench.kernel import libc, mm_events, probe, procfs, signals
 from bench.micro import kit
 from bench.trackers import _primitives
 from bench.trackers._base import PAGE, READS_AND_WRITES, RUNS, CostMatch, Observation, Tracker, TrackerUnavailable
@@ -64,7 +64,7 @@ _H_OLD = 10
 _H_SLOTS = 16
 _SYMBOL = "hotbench_mprotect_state"
 _SHIFT = 12  # base pages: the marks are per 4 KiB whatever the backing
-_RW = _libc.PROT_READ | _libc.PROT_WRITE
+_RW = libc.PROT_READ | libc.PROT_WRITE
 
 _state: np.ndarray | None = None  # this process's state block; a JIT symbol names it, so never freed
 _handler = None  # the compiled handler (numba CFunc), built or loaded from cache once per process
@@ -75,7 +75,7 @@ def _compile_handler():
     """Register the state block's symbol, then build (or load from the disk cache) the handler.
 
     numba is imported here, not at module level, so the registry and ``probe`` stay fast.
-    The helpers (``bench.kernel._nbsys``: raw syscalls, relaxed atomics) become module globals
+    The helpers (``bench.kernel.nbsys``: raw syscalls, relaxed atomics) become module globals
     rather than closure cells: numba keys its disk cache on the pickled closure, which differs
     per process.
     """
@@ -86,15 +86,15 @@ def _compile_handler():
     import llvmlite.binding as llvm
     from numba import cfunc, types
 
-    from bench.kernel import _nbsys
+    from bench.kernel import nbsys
 
     if _state is None:
         _state = np.zeros(_H_SLOTS, np.int64)
         llvm.add_symbol(_SYMBOL, _state.ctypes.data)
-    _nb_state = _nbsys.external_global(_SYMBOL)
-    _nb_address, _nb_load_i32, _nb_syscall4 = _nbsys.address, _nbsys.load_i32, _nbsys.syscall4
-    _nb_load_i64, _nb_store_i64 = _nbsys.atomic_load, _nbsys.atomic_store
-    _nb_add_i64, _nb_or_u8 = _nbsys.atomic_add, _nbsys.atomic_or_u8
+    _nb_state = nbsys.external_global(_SYMBOL)
+    _nb_address, _nb_load_i32, _nb_syscall4 = nbsys.address, nbsys.load_i32, nbsys.syscall4
+    _nb_load_i64, _nb_store_i64 = nbsys.atomic_load, nbsys.atomic_store
+    _nb_add_i64, _nb_or_u8 = nbsys.atomic_add, nbsys.atomic_or_u8
     _handler = cfunc(types.void(types.int32, types.voidptr, types.voidptr), cache=True)(_handle_sigsegv)
     return _handler
 
@@ -103,7 +103,7 @@ def _compile_handler():
 _NR_mprotect, _NR_rt_sigaction = signals.__NR_mprotect, signals.__NR_rt_sigaction
 _NR_getpid, _NR_gettid, _NR_tgkill = signals.__NR_getpid, signals.__NR_gettid, signals.__NR_tgkill
 _SI_CODE, _SI_ADDR, _REG_ERR = signals.SIGINFO_SI_CODE, signals.SIGINFO_SI_ADDR, signals.UCONTEXT_REG_ERR
-_SEGV_ACCERR, _X86_PF_WRITE, _PROT_READ = signals.SEGV_ACCERR, signals.X86_PF_WRITE, _libc.PROT_READ
+_SEGV_ACCERR, _X86_PF_WRITE, _PROT_READ = signals.SEGV_ACCERR, signals.X86_PF_WRITE, libc.PROT_READ
 
 
 def _handle_sigsegv(signum, info, ctx):  # compiled by _compile_handler; never called from Python
@@ -164,7 +164,7 @@ class MprotectTracker(Tracker):
 
     kernel_probe = staticmethod(probe.probe_mprotect)
     kconfig = ()  # plain mprotect and signals: every kernel
-    raw_primitives = {"arm": _primitives.mprotect_whole("mprotect(NONE) whole arena", _libc.PROT_NONE),
+    raw_primitives = {"arm": _primitives.mprotect_whole("mprotect(NONE) whole arena", libc.PROT_NONE),
                       "collect": _primitives.mprotect_whole("mprotect(RW) whole arena", _RW)}
     interferences = {"tlb-flush": "keeps the arena PROT_NONE between faults; the round trip would make it "
                                   "accessible again"}
@@ -247,11 +247,11 @@ class MprotectTracker(Tracker):
             self._install()
         self._marks[:] = 0
         _state[_H_FAULTS:_H_OLD] = 0
-        _libc.mprotect(arena.addr, arena.size, _libc.PROT_NONE)
+        libc.mprotect(arena.addr, arena.size, libc.PROT_NONE)
 
     def collect(self) -> Observation:
         arena = self._arena()
-        _libc.mprotect(arena.addr, arena.size, _RW)  # first: no more faults, VMAs merged again
+        libc.mprotect(arena.addr, arena.size, _RW)  # first: no more faults, VMAs merged again
         marks = self._marks
         accessed = marks != 0
         extra = {"faults": int(_state[_H_FAULTS]), "read_faults": int(_state[_H_READ_FAULTS]),
@@ -282,7 +282,7 @@ class MprotectTracker(Tracker):
             arena = self.arena
             if self._marks is not None and arena is not None and arena.addr:
                 try:
-                    _libc.mprotect(arena.addr, arena.size, _RW)
+                    libc.mprotect(arena.addr, arena.size, _RW)
                 except OSError:  # unmapped under us (ENOMEM): nothing left to re-open
                     pass
             if self._previous is not None:
@@ -318,11 +318,11 @@ def _arm(size, stack, restore_timed=True):
     pages = kit.pages(arena.npages, kit.ARM_FRACTION)
 
     def once():
-        protect = kit.timed(_libc.mprotect, arena.addr, arena.size, _libc.PROT_NONE)
+        protect = kit.timed(libc.mprotect, arena.addr, arena.size, libc.PROT_NONE)
         kit.touch(arena, pages)  # each fault opens its page (splits the VMA)
         if restore_timed:
-            return protect + kit.timed(_libc.mprotect, arena.addr, arena.size, _RW)
-        _libc.mprotect(arena.addr, arena.size, _RW)
+            return protect + kit.timed(libc.mprotect, arena.addr, arena.size, _RW)
+        libc.mprotect(arena.addr, arena.size, _RW)
         return protect
     return once
 
@@ -333,9 +333,9 @@ def _scan_restore(size, stack, fraction):
     pages = kit.pages(arena.npages, fraction)
 
     def once():
-        _libc.mprotect(arena.addr, arena.size, _libc.PROT_NONE)
+        libc.mprotect(arena.addr, arena.size, libc.PROT_NONE)
         kit.touch(arena, pages)  # each fault opens its page: a scattered page splits its VMA in three
-        return kit.timed(_libc.mprotect, arena.addr, arena.size, _RW)
+        return kit.timed(libc.mprotect, arena.addr, arena.size, _RW)
     return once
 
 

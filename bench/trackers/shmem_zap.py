@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from bench.kernel import _libc, mm_events, pagemap, probe
+from bench.kernel import libc, mm_events, pagemap, probe
 from bench.micro import kit
 from bench.trackers import _primitives
 from bench.trackers._base import PAGE, READS_AND_WRITES, REPORTED, CostMatch, Observation, Tracker
@@ -58,7 +58,7 @@ class ShmemZapTracker(Tracker):
         self._scanner = pagemap.Scanner()
 
     def arm(self) -> None:
-        _libc.madvise(self.arena.addr, self.arena.size, _libc.MADV_DONTNEED)
+        libc.madvise(self.arena.addr, self.arena.size, libc.MADV_DONTNEED)
 
     def _present(self):
         regions = self._scanner.scan(self.arena.addr, self.arena.end, category_mask=pagemap.PAGE_IS_PRESENT,
@@ -98,12 +98,12 @@ TRACKERS = [ShmemZapTracker, ShmemZapMinorTracker]
 
 def _arm_dontneed(size, stack, fraction=kit.ARM_FRACTION):
     arena = kit.new_arena(stack, size, "shmem")
-    _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)
+    libc.madvise(arena.addr, arena.size, libc.MADV_DONTNEED)
     pages = kit.pages(arena.npages, fraction)
 
     def once():
         kit.touch(arena, pages)  # refault the fraction (write faults: no fault-around)
-        return kit.timed(_libc.madvise, arena.addr, arena.size, _libc.MADV_DONTNEED)
+        return kit.timed(libc.madvise, arena.addr, arena.size, libc.MADV_DONTNEED)
     return once
 
 
@@ -118,7 +118,7 @@ def _arm_dontneed_fresh(size, stack):
 
     def once():
         arena.repopulate()  # punch the pages out of the page cache, then allocate and populate anew
-        return kit.timed(_libc.madvise, arena.addr, arena.size, _libc.MADV_DONTNEED)
+        return kit.timed(libc.madvise, arena.addr, arena.size, libc.MADV_DONTNEED)
     return once
 
 
@@ -126,7 +126,7 @@ def _scan_present(size, stack, fraction):
     """The collect: zapped shmem, P refaulted by writes (no fault-around), then who is present."""
     arena = kit.new_arena(stack, size, "shmem")
     scanner = stack.enter_context(pagemap.Scanner())
-    _libc.madvise(arena.addr, arena.size, _libc.MADV_DONTNEED)
+    libc.madvise(arena.addr, arena.size, libc.MADV_DONTNEED)
     kit.touch(arena, kit.pages(arena.npages, fraction))  # the scan changes nothing: state set up once
 
     def once():

@@ -208,11 +208,11 @@ def test_report_section():
     samples, pages = SWEEP
     data = Data(runs=[], labels=["k"], samples=samples.assign(label="k"), concurrent=pd.DataFrame(),
                 micro=_micro().assign(label="k"), pages=pages.assign(label="k"))
-    table = report._micro_match(data)
+    table = report.micro_match_table(data)
     assert table.name == "micro_match" and table.headers[:3] == ["tracker", "phase", "slope"]
     row = next(r for r in table.rows if r[:3] == ["uffd-wp", "collect", "state (reported)"])
     assert row[4] == "30.0" and row[-1] == "within 1.3x (significant)"
-    assert report._micro_match(Data(runs=[], labels=["k"], samples=data.samples, concurrent=pd.DataFrame())) is None
+    assert report.micro_match_table(Data(runs=[], labels=["k"], samples=data.samples, concurrent=pd.DataFrame())) is None
 
 
 def _micro_at(sizes_gib, fixed_ms, true=TRUE):

@@ -472,20 +472,20 @@ def test_tlb_flush_that_cannot_restore_write_access_ends_the_cell(monkeypatch):
     """A half-done round trip would leave the arena read-only and the workload's next write
     would SIGSEGV: that failure must end the cell (an OSError run_cell records), not degrade
     one interval."""
-    from bench.kernel import _libc
+    from bench.kernel import libc
 
     calls = []
 
     def mprotect(addr, size, prot):
         calls.append(prot)
-        if prot & _libc.PROT_WRITE:
+        if prot & libc.PROT_WRITE:
             raise OSError(errno.ENOMEM, "Cannot allocate memory")
 
-    monkeypatch.setattr(_libc, "mprotect", mprotect)
+    monkeypatch.setattr(libc, "mprotect", mprotect)
 
     class _Arena:
         addr, size = 1 << 30, 1 << 20
 
     with pytest.raises(interference.ArenaLeftChanged, match="left the arena read-only"):
         interference.get("tlb-flush")().hook("after_arm", _Arena())
-    assert calls == [_libc.PROT_READ, _libc.PROT_READ | _libc.PROT_WRITE]
+    assert calls == [libc.PROT_READ, libc.PROT_READ | libc.PROT_WRITE]

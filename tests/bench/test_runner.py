@@ -44,7 +44,7 @@ def test_the_warmup_loads_the_version_a_real_scan_uses():
     """numba keeps one compiled version per array layout: warming with another layout than the
     scanner's answers left the first collect to load the right one (107 ms in a sweep)."""
     from bench.arena import Arena
-    from bench.kernel import _libc, pagemap
+    from bench.kernel import libc, pagemap
     from bench.kernel._ranges import fill_ranges
 
     pagemap.warmup()
@@ -52,7 +52,7 @@ def test_the_warmup_loads_the_version_a_real_scan_uses():
     with Arena(8 << 20, "anon") as a, pagemap.Scanner() as scanner:
         for holes in (False, True):  # one region, then several
             if holes:  # drop every page, then fault every 8th back in
-                _libc.madvise(a.addr, a.size, _libc.MADV_DONTNEED)
+                libc.madvise(a.addr, a.size, libc.MADV_DONTNEED)
                 a.view[::8 << 12] = 1
             regions = scanner.scan(a.addr, a.end, category_mask=pagemap.PAGE_IS_PRESENT,
                                    return_mask=pagemap.PAGE_IS_PRESENT)

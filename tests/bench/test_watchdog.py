@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from bench import results, runner, trackers
-from bench.kernel import _libc, uffd
+from bench.kernel import libc, uffd
 from bench.trackers._base import Observation, Tracker
 from bench.watchdog import Watchdog
 
@@ -54,7 +54,7 @@ class FaultHang(Tracker):
         self.fd = None
 
     def arm(self):
-        _libc.madvise(self.arena.addr, self.arena.size, _libc.MADV_DONTNEED)
+        libc.madvise(self.arena.addr, self.arena.size, libc.MADV_DONTNEED)
         self.fd = uffd.Userfaultfd(0)
         self.fd.register(self.arena.addr, self.arena.size, uffd.UFFDIO_REGISTER_MODE_MISSING)
 

@@ -76,12 +76,12 @@ def test_pagemap_scan_rejects_bad_struct_size():
     """The ABI's refusal: a wrong pm_scan_arg.size is EINVAL (so our size field is what the kernel checks)."""
     import errno
 
-    from bench.kernel import _libc
+    from bench.kernel import libc
 
     with pagemap.Scanner(vec_len=4) as scanner:
         arg = pagemap.pm_scan_arg(size=88, start=0, end=4096)
         try:
-            _libc.ioctl(scanner.fd, pagemap.PAGEMAP_SCAN, arg, "PAGEMAP_SCAN")
+            libc.ioctl(scanner.fd, pagemap.PAGEMAP_SCAN, arg, "PAGEMAP_SCAN")
         except OSError as e:
             if e.errno == errno.ENOTTY:
                 pytest.skip("kernel has no PAGEMAP_SCAN (6.7+)")

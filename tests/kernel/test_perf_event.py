@@ -13,7 +13,7 @@ import threading
 import numpy as np
 import pytest
 
-from bench.kernel import _libc, mm_events
+from bench.kernel import libc, mm_events
 from bench.kernel import perf_event as pe
 from tests.conftest import skip_unless_in_vm
 
@@ -74,14 +74,14 @@ class Region:
 
     def __init__(self, npages):
         self.size = npages * PAGE
-        self.addr = _libc.mmap(self.size, _libc.PROT_READ | _libc.PROT_WRITE, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
-        _libc.madvise(self.addr, self.size, _libc.MADV_NOHUGEPAGE)
+        self.addr = libc.mmap(self.size, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
+        libc.madvise(self.addr, self.size, libc.MADV_NOHUGEPAGE)
 
     def touch(self):
         ctypes.memset(self.addr, 1, self.size)  # one C call: no Python allocation between the faults
 
     def close(self):
-        _libc.munmap(self.addr, self.size)
+        libc.munmap(self.addr, self.size)
 
 
 def _count(events, work, pid=0, inherit=False, inlined=()):
@@ -123,7 +123,7 @@ def test_mprotect_over_many_pages_is_one_local_flush():
     region = Region(16384)
     try:
         region.touch()
-        counts = _count(mm_events.COMMON, lambda: _libc.mprotect(region.addr, region.size, _libc.PROT_READ))
+        counts = _count(mm_events.COMMON, lambda: libc.mprotect(region.addr, region.size, libc.PROT_READ))
     finally:
         region.close()
         os.sched_setaffinity(0, allowed)
@@ -194,7 +194,7 @@ def test_mprotect_walks_one_page_table_per_512_pages():
     try:
         region.touch()
         counts = _count([mm_events.CHANGE_PROTECTION, mm_events.CHANGE_PTE_RANGE],
-                        lambda: _libc.mprotect(region.addr, region.size, _libc.PROT_READ),
+                        lambda: libc.mprotect(region.addr, region.size, libc.PROT_READ),
                         inlined=("change_pte_range",))
     finally:
         region.close()
@@ -215,9 +215,9 @@ def test_tracepoints_and_kprobes_count_every_phase_not_only_the_first():
     try:
         region.touch()
         seen = []
-        for prot in (_libc.PROT_READ, _libc.PROT_READ | _libc.PROT_WRITE, _libc.PROT_READ):
+        for prot in (libc.PROT_READ, libc.PROT_READ | libc.PROT_WRITE, libc.PROT_READ):
             counters.start()
-            _libc.mprotect(region.addr, region.size, prot)
+            libc.mprotect(region.addr, region.size, prot)
             seen.append(counters.stop())
     finally:
         counters.close()
@@ -236,7 +236,7 @@ def test_kprobe_counters_are_inherited_by_new_threads():
         region.touch()
 
         def in_a_thread():
-            t = threading.Thread(target=lambda: _libc.mprotect(region.addr, region.size, _libc.PROT_READ))
+            t = threading.Thread(target=lambda: libc.mprotect(region.addr, region.size, libc.PROT_READ))
             t.start()
             t.join()
         counts = _count([mm_events.CHANGE_PROTECTION], in_a_thread, inherit=True)
@@ -353,7 +353,7 @@ def test_sampler_sees_the_kernel_work_of_its_own_thread():
         sampler.enable()
         for _ in range(200):  # fault 256 pages in, give them back: kernel work, ~1 ms each
             region.touch()
-            _libc.madvise(region.addr, region.size, _libc.MADV_DONTNEED)
+            libc.madvise(region.addr, region.size, libc.MADV_DONTNEED)
         sampler.disable()
         samples = sampler.take()
         after = sampler.take()

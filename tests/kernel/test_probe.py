@@ -316,19 +316,19 @@ def test_mglru_enabled_parses_hex(tmp_path, monkeypatch):
 
 def test_smaps_field_of_a_touched_page():
     size = pagemap.PAGE_SIZE
-    from bench.kernel import _libc
+    from bench.kernel import libc
     # Three pages, the outer two PROT_NONE: the middle one is a VMA of its own, never merged
     # with a neighbouring anonymous mapping (a thread stack, another test's memory).
-    base = _libc.mmap(3 * size, _libc.PROT_NONE, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
+    base = libc.mmap(3 * size, libc.PROT_NONE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
     addr = base + size
     try:
-        _libc.mprotect(addr, size, _libc.PROT_READ | _libc.PROT_WRITE)
+        libc.mprotect(addr, size, libc.PROT_READ | libc.PROT_WRITE)
         ctypes.memset(addr, 1, size)
         assert procfs.smaps_field(addr, "Rss") == size
         assert procfs.smaps_field(addr, "Referenced") == size
         assert procfs.smaps_field(addr, "NoSuchField") is None
     finally:
-        _libc.munmap(base, 3 * size)
+        libc.munmap(base, 3 * size)
 
 
 # ------------------------------------------------------------------ CLI

@@ -1,4 +1,4 @@
-"""A recording stand-in for the ctypes door (``bench.kernel._libc.ioctl`` / ``.syscall``), to check
+"""A recording stand-in for the ctypes door (``bench.kernel.libc.ioctl`` / ``.syscall``), to check
 the exact ioctls a tracker issues — numbers, struct contents, order — without a kernel that
 implements them. It answers like the documented ABI would (UFFDIO_API grants what was asked,
 PAGEMAP_SCAN returns the regions the test chose) but proves nothing about a live kernel.
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.kernel import _libc, pagemap, uffd, uffd_rfc
+from bench.kernel import libc, pagemap, uffd, uffd_rfc
 
 NAMES = {
     uffd.UFFDIO_API: "UFFDIO_API", uffd.UFFDIO_REGISTER: "UFFDIO_REGISTER",
@@ -59,8 +59,8 @@ class FakeKernel:
     fds: list = field(default_factory=list)
 
     def install(self, monkeypatch) -> FakeKernel:
-        monkeypatch.setattr(_libc, "ioctl", self.ioctl)
-        monkeypatch.setattr(_libc, "syscall", self.syscall)
+        monkeypatch.setattr(libc, "ioctl", self.ioctl)
+        monkeypatch.setattr(libc, "syscall", self.syscall)
         return self
 
     def syscall(self, number, arg, what):

@@ -280,7 +280,7 @@ def test_missed_retouches_come_back_after_a_tlb_flush():
     """The bound's explanation, checked: pages re-touched after an aging are partly missed, and all
     seen when the arena's TLB entries were flushed (mprotect round trip) before the touches."""
     from bench.arena import Arena
-    from bench.kernel import _libc
+    from bench.kernel import libc
 
     memcg = cgroup.ScratchMemcg("hotbench-mglru-tlb")
     memcg.create()
@@ -303,8 +303,8 @@ def test_missed_retouches_come_back_after_a_tlb_flush():
             for flush in (False, False, True):
                 since = age()
                 if flush:
-                    _libc.mprotect(a.addr, a.size, _libc.PROT_READ)
-                    _libc.mprotect(a.addr, a.size, _libc.PROT_READ | _libc.PROT_WRITE)
+                    libc.mprotect(a.addr, a.size, libc.PROT_READ)
+                    libc.mprotect(a.addr, a.size, libc.PROT_READ | libc.PROT_WRITE)
                 int(hot.sum())
                 age()
                 seen.append(sum(g.anon + g.file for g in ours().nodes[0] if g.seq >= since))

@@ -23,7 +23,7 @@ import pytest
 
 from bench.arena import Arena, backing_unavailable
 from bench.errors import HotbenchError
-from bench.kernel import _libc, _nbsys, signals
+from bench.kernel import libc, nbsys, signals
 from bench.trackers import TrackerUnavailable
 from bench.trackers.mprotect import TRACKERS, MprotectTracker
 
@@ -164,14 +164,14 @@ def recorder():
 
         @numba.cfunc(numba.types.void(numba.types.int32, numba.types.voidptr, numba.types.voidptr))
         def handler(signum, info, ctx):
-            rec = numba.carray(_nbsys.voidptr(rec_addr), 16, np.int64)
+            rec = numba.carray(nbsys.voidptr(rec_addr), 16, np.int64)
             ints = numba.carray(info, 8, np.int32)
             longs = numba.carray(info, 4, np.int64)
             gregs = numba.carray(ctx, 32, np.int64)
             rec[0] += 1
             rec[1], rec[2] = ints[si_code], longs[si_addr]
             rec[3], rec[4], rec[5] = gregs[err], gregs[trapno], gregs[cr2]
-            _nbsys.mprotect(_nbsys.voidptr(longs[si_addr] & ~4095), 4096, 3)
+            nbsys.mprotect(nbsys.voidptr(longs[si_addr] & ~4095), 4096, 3)
 
         _recorder = handler
     return _recorder
@@ -187,12 +187,12 @@ def installed(handler_address, flags=signals.SA_SIGINFO | signals.SA_NODEFER):
 
 
 @contextlib.contextmanager
-def scratch(npages=4, prot=_libc.PROT_NONE):
-    addr = _libc.mmap(npages * PAGE, prot, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
+def scratch(npages=4, prot=libc.PROT_NONE):
+    addr = libc.mmap(npages * PAGE, prot, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
     try:
         yield addr, np.ctypeslib.as_array((ctypes.c_uint8 * (npages * PAGE)).from_address(addr))
     finally:
-        _libc.munmap(addr, npages * PAGE)
+        libc.munmap(addr, npages * PAGE)
 
 
 def test_fault_offsets_live():
@@ -374,18 +374,18 @@ def map_count_ballast(headroom):
     if pairs > 200_000:
         pytest.skip(f"vm.max_map_count {limit} is too large to fill quickly")
     size = (2 * pairs + 1) * PAGE
-    addr = _libc.mmap(size, _libc.PROT_NONE, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS | _libc.MAP_NORESERVE)
+    addr = libc.mmap(size, libc.PROT_NONE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_NORESERVE)
     try:
         _split_every_other(addr, pairs)  # PROT_NONE, no memory: each opened page costs 2 VMAs
         yield limit
     finally:
-        _libc.munmap(addr, size)
+        libc.munmap(addr, size)
 
 
 @numba.njit(nogil=True)
 def _split_every_other(addr, pairs):
     for i in range(pairs):
-        if _nbsys.mprotect(_nbsys.voidptr(addr + (2 * i + 1) * PAGE), PAGE, 1) != 0:
+        if nbsys.mprotect(nbsys.voidptr(addr + (2 * i + 1) * PAGE), PAGE, 1) != 0:
             return i
     return pairs
 

@@ -28,7 +28,7 @@ PLUGIN = f'''
 """A hotbench tracker shipped outside hotbench: MADV_DONTNEED on shmem, then PAGEMAP_SCAN for
 the pages present again."""
 
-from bench.kernel import _libc, pagemap, probe
+from bench.kernel import libc, pagemap, probe
 from bench.trackers import Observation, RawPrimitive, Tracker
 
 
@@ -38,7 +38,7 @@ def probe_plugin_zap() -> probe.Probe:
 
 
 def _zap(tracker, scanner):
-    return lambda: _libc.madvise(tracker.arena.addr, tracker.arena.size, _libc.MADV_DONTNEED)
+    return lambda: libc.madvise(tracker.arena.addr, tracker.arena.size, libc.MADV_DONTNEED)
 
 
 def _present(tracker, scanner):

@@ -153,13 +153,13 @@ def test_a_merged_neighbour_is_split_off_and_merged_back():
     pages would count. The tracker splits the arena off while it runs and leaves it as found."""
     import types
 
-    from bench.kernel import _libc
+    from bench.kernel import libc
 
     mib = 1 << 20
-    base = _libc.mmap(2 * mib, _libc.PROT_READ | _libc.PROT_WRITE, _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS)
+    base = libc.mmap(2 * mib, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
     try:
-        _libc.madvise(base, 2 * mib, _libc.MADV_NOHUGEPAGE)
-        _libc.madvise(base, 2 * mib, _libc.MADV_POPULATE_WRITE)
+        libc.madvise(base, 2 * mib, libc.MADV_NOHUGEPAGE)
+        libc.madvise(base, 2 * mib, libc.MADV_POPULATE_WRITE)
         found = procfs.smaps_vma(base)["range"]
         assert found[0] <= base and found[1] >= base + 2 * mib  # one VMA, like arena + stack
         arena = types.SimpleNamespace(addr=base, size=mib, end=base + mib, npages=256, backing="anon")
@@ -176,7 +176,7 @@ def test_a_merged_neighbour_is_split_off_and_merged_back():
             t.stop()
         assert procfs.smaps_vma(base)["range"] == found  # as found
     finally:
-        _libc.munmap(base, 2 * mib)
+        libc.munmap(base, 2 * mib)
 
 
 # ---- nothing left behind (clear_refs 1 has no state to undo; the checks are that it adds none)

@@ -12,7 +12,7 @@ import pytest
 import workloads
 
 from bench.arena import Arena, backing_unavailable
-from bench.kernel import _libc, pagemap, procfs
+from bench.kernel import libc, pagemap, procfs
 from bench.trackers.soft_dirty import SoftDirtyTracker
 from tests.trackers import _leftovers
 from tests.trackers._lockstep import run
@@ -104,16 +104,16 @@ def test_pitfall_arming_clears_every_other_mapping_of_the_process():
 
 
 def _mapping_with_free_tail(size):
-    prot = _libc.PROT_READ | _libc.PROT_WRITE
-    flags = _libc.MAP_PRIVATE | _libc.MAP_ANONYMOUS
-    addr = _libc.mmap(2 * size, prot, flags)
-    _libc.munmap(addr + size, size)  # keep the address after it free
+    prot = libc.PROT_READ | libc.PROT_WRITE
+    flags = libc.MAP_PRIVATE | libc.MAP_ANONYMOUS
+    addr = libc.mmap(2 * size, prot, flags)
+    libc.munmap(addr + size, size)  # keep the address after it free
     ctypes.memset(addr, 1, size)
     return addr, prot, flags
 
 
 def _map_tail(addr, size, prot, flags):
-    if _libc._mmap(addr + size, size, prot, flags | MAP_FIXED_NOREPLACE, -1, 0) != addr + size:
+    if libc._mmap(addr + size, size, prot, flags | MAP_FIXED_NOREPLACE, -1, 0) != addr + size:
         pytest.skip("the address after the mapping was taken in between")
 
 
@@ -135,7 +135,7 @@ def test_new_neighbours_are_kept_out_of_the_arena_vma():
     finally:
         t.stop()
         assert "dc" not in procfs.smaps_vma(addr)["VmFlags"]  # isolation undone
-        _libc.munmap(addr, 2 * size)
+        libc.munmap(addr, 2 * size)
 
 
 def test_vma_level_flag_is_reported():
@@ -143,7 +143,7 @@ def test_vma_level_flag_is_reported():
     says so. (Forced here: the neighbour is given the arena's flags, isolation included.)"""
     size = 16 * PAGE
     addr, prot, flags = _mapping_with_free_tail(size)
-    _libc.madvise(addr, size, _libc.MADV_DONTFORK)  # already isolated: the tracker leaves it so
+    libc.madvise(addr, size, libc.MADV_DONTFORK)  # already isolated: the tracker leaves it so
     arena = types.SimpleNamespace(addr=addr, size=size, end=addr + size, npages=16, backing="anon")
     t = SoftDirtyTracker(source="scan")
     try:
@@ -153,14 +153,14 @@ def test_vma_level_flag_is_reported():
         assert t.collect().status == "ok"
         t.arm()
         _map_tail(addr, size, prot, flags)
-        _libc.madvise(addr + size, size, _libc.MADV_DONTFORK)  # same flags now: merges, brings 'sd'
+        libc.madvise(addr + size, size, libc.MADV_DONTFORK)  # same flags now: merges, brings 'sd'
         assert procfs.smaps_vma(addr)["range"] == (addr, addr + 2 * size)
         obs = t.collect()
         assert obs.written.all() and obs.status.startswith("vma-soft-dirty")
     finally:
         t.stop()
         assert "dc" in procfs.smaps_vma(addr)["VmFlags"]  # not ours to undo
-        _libc.munmap(addr, 2 * size)
+        libc.munmap(addr, 2 * size)
 
 
 def test_unknown_source_is_refused():

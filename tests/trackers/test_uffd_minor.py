@@ -18,7 +18,7 @@ import pytest
 import workloads
 
 from bench.arena import Arena
-from bench.kernel import _libc, uffd, uffd_server
+from bench.kernel import libc, uffd, uffd_server
 from bench.trackers.uffd_minor import UffdMinorTracker
 from tests.trackers import _leftovers
 from tests.trackers._lockstep import run
@@ -144,9 +144,9 @@ def measure_fault_cost(size_mb: int = 64, rounds: int = 5) -> dict:
         _touch_pages(a.view, 4096)  # compile
         for _ in range(rounds):
             results["present"].append(_time_touch(a.view) / n)
-            _libc.madvise(a.addr, a.size, _libc.MADV_DONTNEED)
+            libc.madvise(a.addr, a.size, libc.MADV_DONTNEED)
             results["refault_no_uffd"].append(_time_touch(a.view) / n)
-            _libc.madvise(a.addr, a.size, _libc.MADV_DONTNEED)  # one page per fault-around window:
+            libc.madvise(a.addr, a.size, libc.MADV_DONTNEED)  # one page per fault-around window:
             results["refault_per_fault"].append(_time_touch(a.view, 16 * 4096) / (n // 16))  # one fault each
         with uffd.Userfaultfd(uffd.UFFD_FEATURE_MINOR_SHMEM) as u:
             u.register(a.addr, a.size, uffd.UFFDIO_REGISTER_MODE_MINOR)
@@ -155,7 +155,7 @@ def measure_fault_cost(size_mb: int = 64, rounds: int = 5) -> dict:
             th.start()
             try:
                 for _ in range(rounds):
-                    _libc.madvise(a.addr, a.size, _libc.MADV_DONTNEED)
+                    libc.madvise(a.addr, a.size, libc.MADV_DONTNEED)
                     results["minor_python"].append(_time_touch(a.view) / n)
             finally:
                 u.unregister(a.addr, a.size)
