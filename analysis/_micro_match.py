@@ -123,14 +123,14 @@ def _micro_frame(micro):
 
 def sizes_text(sizes) -> str:
     """How a micro value was measured: 'slope 256M-16G (4 sizes)', 'at 1G', or '' when unknown."""
-    from bench.arena import format_size
+    from bench.arena import size_token
 
     sizes = sorted(s for s in sizes if s == s)
     if not sizes:
         return ""
     if len(sizes) == 1:
-        return f"at {format_size(sizes[0])}"
-    return f"slope {format_size(sizes[0])}-{format_size(sizes[-1])} ({len(sizes)} sizes)"
+        return f"at {size_token(sizes[0])}"
+    return f"slope {size_token(sizes[0])}-{size_token(sizes[-1])} ({len(sizes)} sizes)"
 
 
 def _share(case: str) -> float:

@@ -149,10 +149,10 @@ def _clock_label(clock) -> str:
 
 
 def _cell_key(frame):
-    from bench.arena import format_size
+    from bench.arena import size_token
 
     return (frame["tracker"].astype(str) + "/" + frame["workload_spec"].astype(str) + "/"
-            + frame["backing"].astype(str) + "/" + frame["size_bytes"].map(lambda s: format_size(int(s))))
+            + frame["backing"].astype(str) + "/" + frame["size_bytes"].map(lambda s: size_token(int(s))))
 
 
 def _micro_rows(run_dir: Path) -> list[dict]:

@@ -64,14 +64,14 @@ def _looks_numeric(text: str) -> bool:
 
 
 def summary_text(samples) -> str:
-    from bench.arena import format_size
+    from bench.arena import size_token
 
     table = summary(samples)
     if table.empty:
         return "(no completed intervals)"
     clk = clock.of_rows(samples)
     dims = [("tracker", "tracker", str), ("workload", "workload", str), ("backing", "backing", str),
-            ("size_bytes", "size", lambda v: format_size(int(v)))]
+            ("size_bytes", "size", lambda v: size_token(int(v)))]
     if "params" in table and (table["params"] != "").any():
         dims.append(("params", "parameters", str))
     if "interfere" in table and table["interfere"].nunique() > 1:

@@ -18,7 +18,7 @@ import numpy as np
 from bench.errors import HotbenchError
 from bench.kernel import libc, procfs
 
-__all__ = ["Arena", "BACKINGS", "parse_size", "format_size", "backing_unavailable", "size_problem"]
+__all__ = ["Arena", "BACKINGS", "parse_size", "size_token", "backing_unavailable", "size_problem"]
 
 BACKINGS = ("anon", "shmem", "thp", "hugetlb")
 BASE_PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -37,7 +37,9 @@ def parse_size(text: str | int) -> int:
     return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
 
 
-def format_size(nbytes: int) -> str:
+def size_token(nbytes: int) -> str:
+    """The spelling ``--size`` takes and cell keys use (16M, 1G: ``parse_size``'s inverse), bytes
+    when no unit divides; prose says sizes with ``analysis.data.format_size`` (16 MiB)."""
     for unit in ("T", "G", "M", "K"):
         if nbytes >= _UNITS[unit] and nbytes % _UNITS[unit] == 0:
             return f"{nbytes // _UNITS[unit]}{unit}"
@@ -48,7 +50,7 @@ def size_problem(size: int, backing: str) -> str | None:
     """None when *size* bytes make an arena of *backing*, else what is wrong (one line)."""
     align = HUGE_PAGE if backing in ("thp", "hugetlb") else BASE_PAGE
     if size <= 0 or size % align:
-        return f"arena size {size} must be a positive multiple of {format_size(align)} for {backing}"
+        return f"arena size {size} must be a positive multiple of {size_token(align)} for {backing}"
     return None
 
 
@@ -114,7 +116,7 @@ class Arena:
     def _check_memory(self) -> None:
         available = procfs.meminfo().get("MemAvailable", 0)
         if self.backing != "hugetlb" and self.size > available * 0.9:
-            raise HotbenchError(f"arena of {format_size(self.size)} does not fit: only "
+            raise HotbenchError(f"arena of {size_token(self.size)} does not fit: only "
                                 f"{available >> 20} MiB available; choose a smaller --size")
 
     def _map(self) -> None:

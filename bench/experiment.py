@@ -106,7 +106,7 @@ def _filter_sizes(options: dict, record: StepRecord) -> dict:
     keep = [s for s in sizes if arena.parse_size(s) <= room]
     for s in sizes:
         if s not in keep:
-            record.skipped[f"size {s}"] = f"more than 90 % of MemAvailable ({arena.format_size(int(room / 0.9))})"
+            record.skipped[f"size {s}"] = f"more than 90 % of MemAvailable ({arena.size_token(int(room / 0.9))})"
     return {**options, "size": ",".join(keep)} if keep else {}
 
 

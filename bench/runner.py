@@ -104,7 +104,7 @@ def _check_sizes_for(backing: str, sizes: list[int]) -> None:
     for size in sizes:
         problem = arena_mod.size_problem(size, backing)
         if problem:
-            raise HotbenchError(f"--size {arena_mod.format_size(size)}: {problem}")
+            raise HotbenchError(f"--size {arena_mod.size_token(size)}: {problem}")
 
 
 def make_plan(tracker_names: list[str] | None, workload_specs: list[str], backings: list[str], sizes: list[int],
@@ -171,7 +171,7 @@ def check_sizes(sizes: list[int]) -> None:
         if size <= 0:
             raise HotbenchError(f"--size must be positive, got {size}")
         if size > available * 0.9:
-            raise HotbenchError(f"--size {arena_mod.format_size(size)} is more than this machine can give "
+            raise HotbenchError(f"--size {arena_mod.size_token(size)} is more than this machine can give "
                                 f"({available >> 20} MiB available); choose a smaller --size")
 
 
@@ -264,7 +264,7 @@ def run_cell(cell: Cell, run_id: str = "adhoc", progress: Progress | None = None
 def _label(cell: Cell) -> str:
     """The cell as progress names it: every dimension a plan can sweep, e.g.
     ``uffd-wp · hotcold · anon · 256M · rep 1`` (+ threads, accesses, cycle, interference when set)."""
-    parts = [cell.tracker, cell.workload, cell.backing, arena_mod.format_size(cell.size_bytes)]
+    parts = [cell.tracker, cell.workload, cell.backing, arena_mod.size_token(cell.size_bytes)]
     parts += [f"{name} {value}" for name, value in (("threads", cell.threads), ("accesses", cell.accesses),
                                                     ("cycle", cell.cycle and f"{cell.cycle * 1000:g}ms"))
               if value is not None]

@@ -52,7 +52,7 @@ def _human(nbytes: int) -> str:
 
 def _cells(manifest: dict) -> list[str]:
     """Each dimension of the cells with the values it takes (sizes in MiB/GiB)."""
-    from bench.arena import format_size
+    from bench.arena import size_token
 
     cells = manifest.get("cells") or []
     lines = [f"{len(cells)} cell(s), {manifest.get('mode') or 'lockstep'} mode"]
@@ -64,7 +64,7 @@ def _cells(manifest: dict) -> list[str]:
         if not values or (key == "interfere" and values == ["none"]) or (key == "mode" and len(values) == 1):
             continue
         if key == "size_bytes":
-            values = [format_size(int(v)) for v in sorted(values)]
+            values = [size_token(int(v)) for v in sorted(values)]
         if key == "repeat":
             values = [str(len(values))]
         lines.append(f"  {name}: {', '.join(map(str, values))}")

@@ -51,7 +51,7 @@ import sys
 from pathlib import Path
 
 from bench import __version__, clock, interrupts
-from bench.arena import BASE_PAGE, HUGE_PAGE, format_size, parse_size
+from bench.arena import BASE_PAGE, HUGE_PAGE, size_token, parse_size
 from bench.errors import HotbenchError, Interrupted
 from bench.kernel import sysfs
 
@@ -142,10 +142,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("hotbench micro options")
     group.add_argument("--bench", metavar="REGEX", help="only the benchmarks whose name matches REGEX (re.search)")
     group.add_argument("--size", type=_sizes, help=f"arena of the per-GiB arm and scan primitives (default "
-                       f"{format_size(DEFAULT_SIZE)}, {format_size(FAST_SIZE)} with --fast); a list such as "
+                       f"{size_token(DEFAULT_SIZE)}, {size_token(FAST_SIZE)} with --fast); a list such as "
                        "256M,16G runs each per-GiB case at every size, named CASE@SIZE")
     group.add_argument("--fault-size", type=_size, help=f"arena of the per-page fault costs (default "
-                       f"{format_size(DEFAULT_FAULT_SIZE)}, {format_size(FAST_FAULT_SIZE)} with --fast)")
+                       f"{size_token(DEFAULT_FAULT_SIZE)}, {size_token(FAST_FAULT_SIZE)} with --fast)")
     group.add_argument("--cold", nargs="?", const="auto", type=_cold_size, metavar="BYTES",
                        help="start every timed call cache-cold: write one byte per 64-byte line of a BYTES "
                        "scratch buffer (default 2 x the last-level cache) right before it, untimed; implies "
@@ -332,7 +332,7 @@ def _check_memory(size: int) -> None:
 
     available = procfs.meminfo().get("MemAvailable", 0)
     if size > available * 0.9:
-        raise HotbenchError(f"an arena of {format_size(size)} does not fit: {available >> 20} MiB available; "
+        raise HotbenchError(f"an arena of {size_token(size)} does not fit: {available >> 20} MiB available; "
                             f"choose a smaller --size / --fault-size / --cold (or --fast)")
 
 
@@ -345,7 +345,7 @@ def plan(cases, sizes: list[int], fault_size: int) -> list[tuple[str, object, in
         elif len(sizes) == 1:
             out.append((case.name, case, sizes[0]))
         else:
-            out += [(f"{case.name}@{format_size(size)}", case, size) for size in sizes]
+            out += [(f"{case.name}@{size_token(size)}", case, size) for size in sizes]
     return out
 
 
@@ -366,14 +366,14 @@ def _too_big(planned: tuple[str, object, int], skipped: list[tuple[str, str]]) -
     name, case, arena = planned
     reason = case.too_big(arena)
     if reason:
-        skipped.append((name, f"not at {format_size(arena)}: {reason}"))
+        skipped.append((name, f"not at {size_token(arena)}: {reason}"))
     return bool(reason)
 
 
 def _print_list(chosen, fault_size: int, sizes: list[int]) -> None:
     for case in chosen:
         reason = unavailable(case)
-        arena = ", ".join(format_size(s) for s in sizes) if case.per == "GiB" else format_size(fault_size)
+        arena = ", ".join(size_token(s) for s in sizes) if case.per == "GiB" else size_token(fault_size)
         status = f"skip: {reason}" if reason else f"{UNITS[case.per]}, {case.backing} arena of {arena}"
         print(f"{case.name:42} {status}")
 
@@ -427,13 +427,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         elif accel != "native":
             print(f"note: accel={accel}: timings are not comparable to native", file=sys.stderr)
         if args.cold:
-            print(f"cold: {format_size(args.cold)} scratch written (one byte per {COLD_STRIDE} B) before every "
+            print(f"cold: {size_token(args.cold)} scratch written (one byte per {COLD_STRIDE} B) before every "
                   "timed call, untimed" + ("" if args.loops else "; --loops 1 (each value one call)"),
                   file=sys.stderr)
             if not args.loops:  # 0: pyperf would calibrate, i.e. repeat the primitive warm
                 args.loops = 1
         elif per_gib and max(sizes) >= SINGLE_CALL_SIZE and not args.loops:
-            print(f"--loops 1: arenas of {format_size(SINGLE_CALL_SIZE)} and more (each call is long; pyperf "
+            print(f"--loops 1: arenas of {size_token(SINGLE_CALL_SIZE)} and more (each call is long; pyperf "
                   "would calibrate loops without the untimed re-preparation of each call)", file=sys.stderr)
             args.loops = 1
         _worker_environment(args)
